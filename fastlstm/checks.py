@@ -1,0 +1,71 @@
+"""Validation done in Python before any kernel runs: Numba does not check bounds, so
+shapes, dtypes and token ids are refused here with messages that name the bad value."""
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def weights_dtype(**weights):
+    """The one float dtype that all the named weight arrays share."""
+    for name, w in weights.items():
+        if not isinstance(w, np.ndarray):
+            raise TypeError(f"{name} must be a NumPy array, got {type(w).__name__}")
+        if w.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{name} must be float32 or float64, got {w.dtype}")
+    dtypes = {w.dtype for w in weights.values()}
+    if len(dtypes) > 1:
+        listed = ", ".join(f"{name} {w.dtype}" for name, w in weights.items())
+        raise TypeError(f"weights must share one dtype, got {listed}")
+    return dtypes.pop()
+
+
+def check_ndim(w, ndim, name):
+    """Refuse an array that does not have `ndim` dimensions."""
+    if w.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {w.shape}")
+
+
+def as_floats(x, ndim, dtype, name):
+    """x as a C-contiguous array of `dtype` (the weights'), refusing other ranks and non-float data."""
+    x = np.asarray(x)
+    if x.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {x.shape}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name} must hold floats, got {x.dtype}")
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def as_token_ids(ids, vocab_size, name, ignore_label=None):
+    """ids as intp, refusing non-integers and ids outside [0, vocab_size) (other than ignore_label)."""
+    ids = np.asarray(ids)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer token ids, got {ids.dtype}")
+    flat = ids.reshape(-1)
+    bad = (flat >= vocab_size) | (flat < 0)
+    if ignore_label is not None:
+        bad &= flat != ignore_label
+    if bad.any():
+        first = flat[np.argmax(bad)]
+        allowed = f"[0, {vocab_size})" + ("" if ignore_label is None else f" or {ignore_label}")
+        raise IndexError(f"{name} holds token id {first}, outside {allowed}")
+    return np.ascontiguousarray(ids, dtype=np.intp)
+
+
+def check_shape(x, shape, name):
+    """Refuse an array whose shape is not `shape`."""
+    if x.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {x.shape}")
+
+
+def c_order_view(grad):
+    """(buffer, transposed): a C-contiguous view of a gradient array for BLAS to write into.
+
+    A gradient shaped like a tied, transposed weight is F-contiguous; its transpose is
+    C-contiguous and the kernel then writes the transposed product.
+    """
+    if grad.flags.c_contiguous:
+        return grad, False
+    if grad.flags.f_contiguous:
+        return grad.T, True
+    raise ValueError(f"gradient buffers must be contiguous, got strides {grad.strides}")

@@ -1,0 +1,253 @@
+"""The book's `common.layers`, with Embedding, Affine, SoftmaxWithLoss and Dropout on
+fastlstm's kernels; the time layers build on these four.
+
+Every layer keeps the book's contract: `params` holds the very arrays passed in,
+`grads` arrays of the same shapes that backward overwrites in place, and outputs carry
+the weights' dtype.
+"""
+
+import numpy as np
+
+from fastlstm.checks import as_floats, as_token_ids, c_order_view, check_ndim, check_shape, weights_dtype
+from fastlstm.functions import cross_entropy_error, sigmoid, softmax
+from fastlstm.kernels.affine import affine_backward, affine_forward
+from fastlstm.kernels.dropout import dropout_backward, dropout_forward
+from fastlstm.kernels.embedding import embedding_backward, embedding_forward
+from fastlstm.kernels.softmax import softmax_cross_entropy_backward, softmax_cross_entropy_forward
+
+
+def _require_forward(saved, layer):
+    if saved is None:
+        raise RuntimeError(f"{type(layer).__name__}.backward called before forward")
+
+
+def _draw_seed():
+    """A dropout seed from NumPy's global generator, so np.random.seed governs the masks."""
+    return np.uint64(np.random.randint(0, 2**63 - 1, dtype=np.int64))
+
+
+class MatMul:
+    """x @ W."""
+
+    def __init__(self, W):
+        self.params = [W]
+        self.grads = [np.zeros_like(W)]
+        self.x = None
+
+    def forward(self, x):
+        W, = self.params
+        self.x = x
+        return np.dot(x, W)
+
+    def backward(self, dout):
+        W, = self.params
+        self.grads[0][...] = np.dot(self.x.T, dout)
+        return np.dot(dout, W.T)
+
+
+class Affine:
+    """x @ W + b over the last axis of x; W is read where it lies (a tied W is a transposed view)."""
+
+    _ndim = 2
+
+    def __init__(self, W, b):
+        weights_dtype(W=W, b=b)
+        check_ndim(W, 2, "W")
+        check_shape(b, (W.shape[1],), "b")
+        self.params = [W, b]
+        self.grads = [np.zeros_like(W), np.zeros_like(b)]
+        self.x = None
+
+    def forward(self, x):
+        W, b = self.params
+        dtype = weights_dtype(W=W, b=b)
+        x = as_floats(x, self._ndim, dtype, "x")
+        if x.shape[-1] != W.shape[0]:
+            raise ValueError(f"x has width {x.shape[-1]} but W has shape {W.shape}")
+        out = np.empty(x.shape[:-1] + (W.shape[1],), dtype=dtype)
+        affine_forward(x.reshape(-1, W.shape[0]), W, b, out.reshape(-1, W.shape[1]))
+        self.x = x
+        return out
+
+    def backward(self, dout):
+        _require_forward(self.x, self)
+        W, b = self.params
+        dout = as_floats(dout, self._ndim, W.dtype, "dout")
+        check_shape(dout, self.x.shape[:-1] + (W.shape[1],), "dout")
+        dx = np.empty_like(self.x)
+        dW, transposed = c_order_view(self.grads[0])
+        affine_backward(self.x.reshape(-1, W.shape[0]), W, dout.reshape(-1, W.shape[1]),
+                        dx.reshape(-1, W.shape[0]), dW, transposed, self.grads[1])
+        return dx
+
+
+class Softmax:
+    """Softmax over the last axis."""
+
+    def __init__(self):
+        self.params, self.grads = [], []
+        self.out = None
+
+    def forward(self, x):
+        self.out = softmax(x)
+        return self.out
+
+    def backward(self, dout):
+        dx = self.out * dout
+        dx -= self.out * dx.sum(axis=1, keepdims=True)
+        return dx
+
+
+class SoftmaxWithLoss:
+    """Mean softmax cross-entropy of scores (N, V) against ids (N,) or one-hot (N, V),
+    fused in one kernel pass per row; the probabilities are never stored."""
+
+    _ndim = 2
+    ignore_label = None
+
+    def __init__(self):
+        self.params, self.grads = [], []
+        self.cache = None
+
+    def forward(self, x, t):
+        x = np.asarray(x)
+        if x.dtype not in (np.float32, np.float64):
+            raise TypeError(f"scores must be float32 or float64, got {x.dtype}")
+        check_ndim(x, self._ndim, "scores")
+        t = np.asarray(t)
+        if t.shape == x.shape:
+            t = t.argmax(axis=-1)
+        check_shape(t, x.shape[:-1], "targets")
+        V = x.shape[-1]
+        ts = as_token_ids(t, V, "targets", self.ignore_label).reshape(-1)
+        x2 = np.ascontiguousarray(x).reshape(-1, V)
+        count = int(np.count_nonzero(ts >= 0))
+        if count == 0:
+            raise ValueError(f"every target equals ignore_label {self.ignore_label}: the mean loss is undefined")
+        row_lse = np.empty(x2.shape[0], dtype=x.dtype)
+        row_loss = np.empty(x2.shape[0], dtype=np.float64)
+        softmax_cross_entropy_forward(x2, ts, row_lse, row_loss)
+        self.cache = (x2, ts, row_lse, count, x.shape)
+        return row_loss.sum() / count
+
+    def backward(self, dout=1):
+        _require_forward(self.cache, self)
+        x2, ts, row_lse, count, shape = self.cache
+        dx = np.empty_like(x2)
+        scale = x2.dtype.type(dout / count)
+        softmax_cross_entropy_backward(x2, ts, row_lse, scale, dx)
+        return dx.reshape(shape)
+
+
+class Sigmoid:
+    """Logistic function."""
+
+    def __init__(self):
+        self.params, self.grads = [], []
+        self.out = None
+
+    def forward(self, x):
+        self.out = sigmoid(x)
+        return self.out
+
+    def backward(self, dout):
+        return dout * (1.0 - self.out) * self.out
+
+
+class SigmoidWithLoss:
+    """Binary cross-entropy of sigmoid(x) against 0/1 labels."""
+
+    def __init__(self):
+        self.params, self.grads = [], []
+        self.loss = None
+        self.y = None
+        self.t = None
+
+    def forward(self, x, t):
+        self.t = t
+        self.y = sigmoid(x)
+        self.loss = cross_entropy_error(np.c_[1 - self.y, self.y], self.t)
+        return self.loss
+
+    def backward(self, dout=1):
+        batch_size = self.t.shape[0]
+        return (self.y - self.t) * dout / batch_size
+
+
+def _check_ratio(dropout_ratio):
+    if not isinstance(dropout_ratio, (int, float, np.floating, np.integer)) or isinstance(dropout_ratio, bool):
+        raise TypeError(f"dropout_ratio must be a number, got {dropout_ratio!r}")
+    if not 0.0 <= dropout_ratio < 1.0:
+        raise ValueError(f"dropout_ratio must be in [0, 1), got {dropout_ratio}")
+    return float(dropout_ratio)
+
+
+def _dropout_mask_apply(x, ratio, scale):
+    """(x * mask, mask) with a fresh mask whose kept entries hold `scale`."""
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"dropout input must be float32 or float64, got {x.dtype}")
+    x = np.ascontiguousarray(x)
+    mask = np.empty_like(x)
+    out = np.empty_like(x)
+    dropout_forward(x.reshape(-1), _draw_seed(), ratio, scale, mask.reshape(-1), out.reshape(-1))
+    return out, mask
+
+
+def _dropout_backward(dout, mask):
+    dout = np.ascontiguousarray(as_floats(dout, mask.ndim, mask.dtype, "dout"))
+    check_shape(dout, mask.shape, "dout")
+    dx = np.empty_like(mask)
+    dropout_backward(dout.reshape(-1), mask.reshape(-1), dx.reshape(-1))
+    return dx
+
+
+class Dropout:
+    """The book's plain (not inverted) dropout: scales by (1 - ratio) at test time."""
+
+    def __init__(self, dropout_ratio=0.5):
+        self.params, self.grads = [], []
+        self.dropout_ratio = _check_ratio(dropout_ratio)
+        self.mask = None
+
+    def forward(self, x, train_flg=True):
+        if train_flg:
+            out, self.mask = _dropout_mask_apply(x, self.dropout_ratio, 1.0)
+            return out
+        return x * (1.0 - self.dropout_ratio)
+
+    def backward(self, dout):
+        _require_forward(self.mask, self)
+        return _dropout_backward(dout, self.mask)
+
+
+class Embedding:
+    """Rows of W picked by integer ids of any shape; backward scatter-adds into grads[0]."""
+
+    _ndim = None
+
+    def __init__(self, W):
+        weights_dtype(W=W)
+        check_ndim(W, 2, "W")
+        self.params = [W]
+        self.grads = [np.zeros_like(W)]
+        self.idx = None
+
+    def forward(self, idx):
+        W, = self.params
+        weights_dtype(W=W)
+        ids = as_token_ids(idx, W.shape[0], "token ids")
+        if self._ndim is not None:
+            check_ndim(ids, self._ndim, "token ids")
+        out = np.empty(ids.shape + (W.shape[1],), dtype=W.dtype)
+        embedding_forward(W, ids.reshape(-1), out.reshape(-1, W.shape[1]))
+        self.idx = ids
+        return out
+
+    def backward(self, dout):
+        _require_forward(self.idx, self)
+        W, = self.params
+        dout = as_floats(dout, self.idx.ndim + 1, W.dtype, "dout")
+        check_shape(dout, self.idx.shape + (W.shape[1],), "dout")
+        embedding_backward(self.idx.reshape(-1), dout.reshape(-1, W.shape[1]), self.grads[0])
+        return None

@@ -1,0 +1,197 @@
+"""The book's `common.optimizer`: update(params, grads) changes every param array in place.
+
+The formulas are the book's, expression for expression, so results match it to the last
+bit in float64. SGD runs on a compiled kernel (the step of every PTB training iteration);
+the others are in-place NumPy. Every optimizer adds `iter` (updates done so far) and
+`state_dict()` / `load_state_dict(d)`, so that a training run resumes exactly.
+"""
+
+import numbers
+
+import numpy as np
+
+from fastlstm.kernels import optim as _k
+from fastlstm.util import _check_params_grads, _flat_views
+
+
+def _real(name, value):
+    """value if it is a finite real number, else a TypeError or ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+class _Optimizer:
+    """Hyperparameters, the update count and the per-param state lists, with their checks."""
+
+    _hyper = ("lr",)  # hyperparameters, saved by state_dict
+    _slots = ()       # per-param state lists, zeros_like(param) on the first update (as in the book)
+
+    def __init__(self, **hyper):
+        for name, value in hyper.items():
+            setattr(self, name, _real(name, value))
+        self.iter = 0
+        for name in self._slots:
+            setattr(self, name, None)
+
+    def _begin(self, params, grads):
+        """Check the arguments and the state against them, create the state on first use, count the update."""
+        _check_params_grads(params, grads)
+        for name in self._slots:
+            state = getattr(self, name)
+            if state is None:
+                setattr(self, name, [np.zeros_like(p) for p in params])
+                continue
+            if len(state) != len(params):
+                raise ValueError(f"{type(self).__name__}.{name} holds state for {len(state)} params, "
+                                 f"but update got {len(params)}; use one optimizer per params list")
+            for i, (s, p) in enumerate(zip(state, params)):
+                if s.shape != p.shape or s.dtype != p.dtype:
+                    raise ValueError(f"{type(self).__name__}.{name}[{i}] is {s.dtype} {s.shape}, "
+                                     f"but params[{i}] is {p.dtype} {p.shape}")
+        self.iter += 1
+
+    def state_dict(self):
+        """Copies of the type name, hyperparameters, `iter` and per-param state lists (None before the first update)."""
+        d = {"type": type(self).__name__, "iter": self.iter}
+        for name in self._hyper:
+            d[name] = getattr(self, name)
+        for name in self._slots:
+            state = getattr(self, name)
+            d[name] = None if state is None else [s.copy(order="K") for s in state]
+        return d
+
+    def load_state_dict(self, d):
+        """Restore what state_dict returned (arrays copied); refuses another optimizer's dict or bad values."""
+        cls = type(self).__name__
+        if not isinstance(d, dict):
+            raise TypeError(f"{cls}.load_state_dict expects a dict, got {type(d).__name__}")
+        expected = {"type", "iter", *self._hyper, *self._slots}
+        if d.get("type") != cls:
+            raise ValueError(f"state dict is of {d.get('type')!r}, not {cls!r}")
+        if set(d) != expected:
+            raise ValueError(f"{cls} state dict must have keys {sorted(expected)}; "
+                             f"missing {sorted(expected - set(d))}, unexpected {sorted(set(d) - expected)}")
+        it = d["iter"]
+        if isinstance(it, bool) or not isinstance(it, numbers.Integral) or it < 0:
+            raise ValueError(f"state dict 'iter' must be an integer >= 0, got {it!r}")
+        hyper = {name: _real(name, d[name]) for name in self._hyper}
+        slots = {name: d[name] for name in self._slots}
+        lists = [s for s in slots.values() if s is not None]
+        if lists and len(lists) != len(slots):
+            raise ValueError(f"state dict has some of {list(slots)} set and others None")
+        for name, state in slots.items():
+            if state is None:
+                continue
+            if not isinstance(state, (list, tuple)) or not all(isinstance(s, np.ndarray) for s in state):
+                raise TypeError(f"state dict {name!r} must be a list of numpy arrays")
+            if [(s.shape, s.dtype) for s in state] != [(s.shape, s.dtype) for s in lists[0]]:
+                raise ValueError(f"state dict {name!r} differs in shapes or dtypes from {list(slots)[0]!r}")
+        self.iter = int(it)
+        for name, value in hyper.items():
+            setattr(self, name, value)
+        for name, state in slots.items():
+            setattr(self, name, None if state is None else [s.copy(order="K") for s in state])
+
+
+class SGD(_Optimizer):
+    """Stochastic gradient descent: p -= lr * g."""
+
+    def __init__(self, lr=0.01):
+        super().__init__(lr=lr)
+
+    def update(self, params, grads):
+        self._begin(params, grads)
+        for p, g in zip(params, grads):
+            flat = _flat_views(p, g)
+            if flat is None:
+                p -= self.lr * g
+            else:
+                _k.sgd(flat[0], flat[1], p.dtype.type(self.lr))
+
+
+class Momentum(_Optimizer):
+    """Momentum SGD: v = momentum * v - lr * g; p += v."""
+
+    _hyper = ("lr", "momentum")
+    _slots = ("v",)
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        super().__init__(lr=lr, momentum=momentum)
+
+    def update(self, params, grads):
+        self._begin(params, grads)
+        for p, g, v in zip(params, grads, self.v):
+            v *= self.momentum
+            v -= self.lr * g
+            p += v
+
+
+class Nesterov(_Optimizer):
+    """Nesterov's accelerated gradient (arXiv:1212.0901), in the book's form."""
+
+    _hyper = ("lr", "momentum")
+    _slots = ("v",)
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        super().__init__(lr=lr, momentum=momentum)
+
+    def update(self, params, grads):
+        self._begin(params, grads)
+        for p, g, v in zip(params, grads, self.v):
+            v *= self.momentum
+            v -= self.lr * g
+            p += self.momentum * self.momentum * v
+            p -= (1 + self.momentum) * self.lr * g
+
+
+class AdaGrad(_Optimizer):
+    """AdaGrad: h += g*g; p -= lr * g / (sqrt(h) + 1e-7)."""
+
+    _slots = ("h",)
+
+    def __init__(self, lr=0.01):
+        super().__init__(lr=lr)
+
+    def update(self, params, grads):
+        self._begin(params, grads)
+        for p, g, h in zip(params, grads, self.h):
+            h += g * g
+            p -= self.lr * g / (np.sqrt(h) + 1e-7)
+
+
+class RMSprop(_Optimizer):
+    """RMSprop: h = decay_rate * h + (1 - decay_rate) * g*g; p -= lr * g / (sqrt(h) + 1e-7)."""
+
+    _hyper = ("lr", "decay_rate")
+    _slots = ("h",)
+
+    def __init__(self, lr=0.01, decay_rate=0.99):
+        super().__init__(lr=lr, decay_rate=decay_rate)
+
+    def update(self, params, grads):
+        self._begin(params, grads)
+        for p, g, h in zip(params, grads, self.h):
+            h *= self.decay_rate
+            h += (1 - self.decay_rate) * g * g
+            p -= self.lr * g / (np.sqrt(h) + 1e-7)
+
+
+class Adam(_Optimizer):
+    """Adam (arXiv:1412.6980v8) with the book's bias correction folded into lr_t."""
+
+    _hyper = ("lr", "beta1", "beta2")
+    _slots = ("m", "v")
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999):
+        super().__init__(lr=lr, beta1=beta1, beta2=beta2)
+
+    def update(self, params, grads):
+        self._begin(params, grads)
+        lr_t = self.lr * np.sqrt(1.0 - self.beta2**self.iter) / (1.0 - self.beta1**self.iter)
+        for p, g, m, v in zip(params, grads, self.m, self.v):
+            m += (1 - self.beta1) * (g - m)
+            v += (1 - self.beta2) * (g**2 - v)
+            p -= lr_t * m / (np.sqrt(v) + 1e-7)

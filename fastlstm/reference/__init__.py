@@ -1,0 +1,1 @@
+"""Plain-NumPy reference implementations, for tests and benchmarks only."""

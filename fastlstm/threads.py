@@ -1,0 +1,41 @@
+"""One thread setting for Numba's parallel loops and for the BLAS libraries behind NumPy and SciPy."""
+
+import os
+
+import numba
+import threadpoolctl
+
+_ENV = "FASTLSTM_NUM_THREADS"
+
+
+def set_num_threads(n):
+    """Use `n` threads in Numba kernels and in every loaded BLAS, so the two never oversubscribe."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"number of threads must be an int, got {n!r}")
+    limit = numba.config.NUMBA_NUM_THREADS
+    if not 1 <= n <= limit:
+        raise ValueError(f"number of threads must be in [1, {limit}], got {n}")
+    numba.set_num_threads(n)
+    threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+
+
+def get_num_threads():
+    """The thread count that Numba kernels use now."""
+    return numba.get_num_threads()
+
+
+def blas_num_threads():
+    """The thread counts of the loaded BLAS libraries, one per library."""
+    return [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+
+
+def apply_env():
+    """Apply FASTLSTM_NUM_THREADS when it is set; the default is every core."""
+    value = os.environ.get(_ENV)
+    if value is None or value == "":
+        return
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"{_ENV} must be an integer, got {value!r}") from None
+    set_num_threads(n)

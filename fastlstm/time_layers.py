@@ -1,0 +1,141 @@
+"""The book's `common.time_layers` for chapter 6, on fastlstm's kernels.
+
+`from fastlstm.time_layers import *` also brings `np` and the plain layers, as the
+book's module does, so the book's model files run unchanged.
+"""
+
+from fastlstm.np import *  # noqa: F401,F403  (the book's model files expect `np` from here)
+from fastlstm.layers import *  # noqa: F401,F403
+from fastlstm.layers import Affine, Embedding, SoftmaxWithLoss, _check_ratio, _dropout_backward, _dropout_mask_apply
+from fastlstm.checks import as_floats, c_order_view, check_ndim, check_shape, weights_dtype
+from fastlstm.kernels.lstm import lstm_backward, lstm_forward
+
+
+class TimeEmbedding(Embedding):
+    """Embedding of token ids xs (N, T) into (N, T, D)."""
+
+    _ndim = 2
+
+
+class TimeAffine(Affine):
+    """Affine map of every time step: (N, T, D) -> (N, T, V)."""
+
+    _ndim = 3
+
+
+class TimeSoftmaxWithLoss(SoftmaxWithLoss):
+    """Mean softmax cross-entropy of scores (N, T, V) over the targets (N, T) that are
+    not `ignore_label` (-1)."""
+
+    _ndim = 3
+    ignore_label = -1
+
+
+class TimeDropout:
+    """Inverted dropout: kept entries are scaled by 1 / (1 - ratio) when `train_flg` is set."""
+
+    def __init__(self, dropout_ratio=0.5):
+        self.params, self.grads = [], []
+        self.dropout_ratio = _check_ratio(dropout_ratio)
+        self.mask = None
+        self.train_flg = True
+
+    def forward(self, xs):
+        if not self.train_flg:
+            self.mask = None
+            return xs
+        ratio = self.dropout_ratio
+        out, self.mask = _dropout_mask_apply(xs, ratio, 1.0 / (1.0 - ratio))
+        return out
+
+    def backward(self, dout):
+        if self.mask is None:
+            return dout
+        return _dropout_backward(dout, self.mask)
+
+
+class TimeLSTM:
+    """LSTM over T steps with the book's gate order f, g, i, o in the 4H axis.
+
+    With `stateful=True` the last h and c carry over to the next forward call;
+    `reset_state()` clears them, `set_state(h, c)` sets them. After backward, `dh` holds
+    the gradient w.r.t. the initial h.
+    """
+
+    def __init__(self, Wx, Wh, b, stateful=False):
+        _check_lstm_weights(Wx, Wh, b)
+        self.params = [Wx, Wh, b]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
+        self.h, self.c = None, None
+        self.dh = None
+        self.stateful = stateful
+        self._saved = None
+
+    def forward(self, xs):
+        Wx, Wh, b = self.params
+        dtype = _check_lstm_weights(Wx, Wh, b)
+        xs = as_floats(xs, 3, dtype, "xs")
+        N, T, D = xs.shape
+        H = Wh.shape[0]
+        if D != Wx.shape[0]:
+            raise ValueError(f"xs has width {D} but Wx has shape {Wx.shape}")
+        if not self.stateful or self.h is None:
+            self.h = np.zeros((N, H), dtype=dtype)
+        if not self.stateful or self.c is None:
+            self.c = np.zeros((N, H), dtype=dtype)
+        h0 = _as_state(self.h, N, H, dtype, "h")
+        c0 = _as_state(self.c, N, H, dtype, "c")
+        hs = np.empty((N, T, H), dtype=dtype)
+        cs = np.empty((N, T, H), dtype=dtype)
+        gates = np.empty((N, T, 4 * H), dtype=dtype)
+        lstm_forward(xs, Wx, Wh, b, h0, c0, hs, cs, gates)
+        self.h = hs[:, -1, :].copy()
+        self.c = cs[:, -1, :].copy()
+        self._saved = (xs, h0, c0, hs, cs, gates)
+        return hs
+
+    def backward(self, dhs):
+        if self._saved is None:
+            raise RuntimeError("TimeLSTM.backward called before forward")
+        xs, h0, c0, hs, cs, gates = self._saved
+        Wx, Wh, b = self.params
+        dhs = as_floats(dhs, 3, hs.dtype, "dhs")
+        check_shape(dhs, hs.shape, "dhs")
+        dxs = np.empty_like(xs)
+        dWx, dWx_t = c_order_view(self.grads[0])
+        dWh, dWh_t = c_order_view(self.grads[1])
+        dh0 = np.empty_like(h0)
+        lstm_backward(xs, Wx, Wh, h0, c0, hs, cs, gates, dhs, dxs, dWx, dWx_t, dWh, dWh_t, self.grads[2], dh0)
+        self.dh = dh0
+        return dxs
+
+    def set_state(self, h, c=None):
+        self.h, self.c = h, c
+
+    def reset_state(self):
+        self.h, self.c = None, None
+
+
+def _check_lstm_weights(Wx, Wh, b):
+    """The weights' dtype, after checking that Wx (D, 4H), Wh (H, 4H) and b (4H,) fit together."""
+    dtype = weights_dtype(Wx=Wx, Wh=Wh, b=b)
+    check_ndim(Wx, 2, "Wx")
+    check_ndim(Wh, 2, "Wh")
+    check_ndim(b, 1, "b")
+    H = Wh.shape[0]
+    if Wh.shape != (H, 4 * H) or H == 0:
+        raise ValueError(f"Wh must have shape (H, 4H) with H > 0, got {Wh.shape}")
+    if Wx.shape[1] != 4 * H:
+        raise ValueError(f"Wx must have shape (D, {4 * H}) to match Wh {Wh.shape}, got {Wx.shape}")
+    if b.shape != (4 * H,):
+        raise ValueError(f"b must have shape ({4 * H},) to match Wh {Wh.shape}, got {b.shape}")
+    return dtype
+
+
+def _as_state(s, N, H, dtype, name):
+    """A carried-over h or c as a C-contiguous (N, H) array of the weights' dtype."""
+    s = np.asarray(s)
+    if s.shape != (N, H):
+        raise ValueError(f"LSTM state {name} has shape {s.shape} but this batch needs {(N, H)};"
+                         " call reset_state() when the batch size changes")
+    return np.ascontiguousarray(s, dtype=dtype)

@@ -1,0 +1,38 @@
+"""Inverted dropout with a counter-based generator: the mask depends on (seed, index)
+only, so it is the same whatever the thread count, and a seed is all a resumed run needs."""
+
+import numpy as np
+from numba import njit, prange
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+@njit(inline="always")
+def _uniform(seed, i):
+    """A uniform float64 in [0, 1) from the SplitMix64 hash of seed + (i + 1) * golden."""
+    z = seed + np.uint64(i + 1) * _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z = z ^ (z >> np.uint64(31))
+    return np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(parallel=True, cache=True)
+def dropout_forward(x, seed, ratio, scale, mask, out):
+    """Keep each element where its uniform draw exceeds `ratio`, multiplied by `scale`
+    (1 / (1 - ratio) for inverted dropout, 1 for the book's plain Dropout).
+
+    x (K,) flat input; seed uint64. Out: mask (K,) holding 0 or scale; out (K,) = x * mask.
+    """
+    for k in prange(x.shape[0]):
+        mask[k] = scale if _uniform(seed, k) > ratio else 0.0
+        out[k] = x[k] * mask[k]
+
+
+@njit(parallel=True, cache=True)
+def dropout_backward(dout, mask, dx):
+    """dx = dout * mask, with the mask that forward drew. dout, mask, dx (K,)."""
+    for k in prange(dout.shape[0]):
+        dx[k] = dout[k] * mask[k]

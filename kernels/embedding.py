@@ -1,0 +1,40 @@
+"""Embedding gather and its race-free scatter-add backward."""
+
+from numba import njit, prange
+
+from fastlstm.kernels.linalg import COLUMN_BLOCK
+
+
+@njit(parallel=True, cache=True)
+def embedding_forward(W, ids, out):
+    """out[m] = W[ids[m]].
+
+    W (V, D) any layout; ids (M,) in [0, V), checked by the caller; out (M, D).
+    """
+    M, D = out.shape
+    for m in prange(M):
+        r = ids[m]
+        for d in range(D):
+            out[m, d] = W[r, d]
+
+
+@njit(parallel=True, cache=True)
+def embedding_backward(ids, dout, dW):
+    """dW = 0, then dW[ids[m]] += dout[m] for every m.
+
+    ids (M,) in [0, V); dout (M, D); dW (V, D). A word that repeats adds into one row
+    many times: each parallel task owns a block of columns, so no two threads ever write
+    the same element, and the sums come out in the same order whatever the thread count.
+    """
+    V, D = dW.shape
+    M = ids.shape[0]
+    for v in prange(V):
+        for d in range(D):
+            dW[v, d] = 0
+    for k in prange((D + COLUMN_BLOCK - 1) // COLUMN_BLOCK):
+        d0 = k * COLUMN_BLOCK
+        d1 = min(d0 + COLUMN_BLOCK, D)
+        for m in range(M):
+            r = ids[m]
+            for d in range(d0, d1):
+                dW[r, d] += dout[m, d]

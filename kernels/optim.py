@@ -1,0 +1,52 @@
+"""Kernels of the optimizer step and of gradient clipping, on flat (1-D, contiguous) arrays.
+
+Each kernel is compiled for float32 and float64; the scalar argument has the array's
+dtype, so a float32 update rounds exactly as the book's NumPy expression does.
+Callers pass 1-D views of contiguous parameters and gradients of equal size and dtype.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+# Elements per block of the sum of squares: blocks are fixed by the size alone, so the
+# result does not depend on the number of threads.
+_BLOCK = 1 << 14
+
+
+@njit(["float64(float32[::1])", "float64(float64[::1])"], parallel=True, cache=True, fastmath={"reassoc"})
+def sum_squares(x):
+    """Sum of x**2 accumulated in float64: per-block partial sums in parallel, added serially.
+
+    `reassoc` lets each block's loop vectorise; NaN and inf still propagate.
+    """
+    # x: (n,)
+    n = x.shape[0]
+    n_blocks = (n + _BLOCK - 1) // _BLOCK
+    partial = np.empty(n_blocks, dtype=np.float64)
+    for b in prange(n_blocks):
+        s = 0.0
+        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
+            v = np.float64(x[i])
+            s += v * v
+        partial[b] = s
+    total = 0.0
+    for b in range(n_blocks):
+        total += partial[b]
+    return total
+
+
+@njit(["void(float32[::1], float32)", "void(float64[::1], float64)"], parallel=True, cache=True)
+def scale(x, s):
+    """x *= s in place (gradient clipping)."""
+    # x: (n,)
+    for i in prange(x.shape[0]):
+        x[i] *= s
+
+
+@njit(["void(float32[::1], float32[::1], float32)", "void(float64[::1], float64[::1], float64)"],
+      parallel=True, cache=True)
+def sgd(p, g, lr):
+    """p -= lr * g in place (the book's SGD update)."""
+    # p: (n,)  g: (n,)
+    for i in prange(p.shape[0]):
+        p[i] -= lr * g[i]
