@@ -8,9 +8,10 @@ the weights' dtype.
 
 import numpy as np
 
-from fastlstm.checks import as_floats, as_token_ids, c_order_view, check_ndim, check_shape, weights_dtype
+from fastlstm.blas import matmul_tn_into
+from fastlstm.checks import as_floats, as_token_ids, check_ndim, check_shape, weights_dtype
 from fastlstm.functions import cross_entropy_error, sigmoid, softmax
-from fastlstm.kernels.affine import affine_backward, affine_forward
+from fastlstm.kernels.linalg import column_sums
 from fastlstm.kernels.dropout import dropout_backward, dropout_forward
 from fastlstm.kernels.embedding import embedding_backward, embedding_forward
 from fastlstm.kernels.softmax import softmax_cross_entropy_backward, softmax_cross_entropy_forward
@@ -64,21 +65,21 @@ class Affine:
         x = as_floats(x, self._ndim, dtype, "x")
         if x.shape[-1] != W.shape[0]:
             raise ValueError(f"x has width {x.shape[-1]} but W has shape {W.shape}")
-        out = np.empty(x.shape[:-1] + (W.shape[1],), dtype=dtype)
-        affine_forward(x.reshape(-1, W.shape[0]), W, b, out.reshape(-1, W.shape[1]))
+        out = np.dot(x.reshape(-1, W.shape[0]), W)
+        out += b
         self.x = x
-        return out
+        return out.reshape(x.shape[:-1] + (W.shape[1],))
 
     def backward(self, dout):
         _require_forward(self.x, self)
         W, b = self.params
         dout = as_floats(dout, self._ndim, W.dtype, "dout")
         check_shape(dout, self.x.shape[:-1] + (W.shape[1],), "dout")
-        dx = np.empty_like(self.x)
-        dW, transposed = c_order_view(self.grads[0])
-        affine_backward(self.x.reshape(-1, W.shape[0]), W, dout.reshape(-1, W.shape[1]),
-                        dx.reshape(-1, W.shape[0]), dW, transposed, self.grads[1])
-        return dx
+        x2 = self.x.reshape(-1, W.shape[0])
+        dout2 = dout.reshape(-1, W.shape[1])
+        matmul_tn_into(x2, dout2, self.grads[0])
+        column_sums(dout2, self.grads[1])
+        return np.dot(dout2, W.T).reshape(self.x.shape)
 
 
 class Softmax:

@@ -7,8 +7,10 @@ book's module does, so the book's model files run unchanged.
 from fastlstm.np import *  # noqa: F401,F403  (the book's model files expect `np` from here)
 from fastlstm.layers import *  # noqa: F401,F403
 from fastlstm.layers import Affine, Embedding, SoftmaxWithLoss, _check_ratio, _dropout_backward, _dropout_mask_apply
-from fastlstm.checks import as_floats, c_order_view, check_ndim, check_shape, weights_dtype
-from fastlstm.kernels.lstm import lstm_backward, lstm_forward
+from fastlstm.blas import matmul_tn_into
+from fastlstm.checks import as_floats, check_ndim, check_shape, weights_dtype
+from fastlstm.kernels.linalg import column_sums
+from fastlstm.kernels.lstm import lstm_step_backward, lstm_step_forward
 
 
 class TimeEmbedding(Embedding):
@@ -79,35 +81,52 @@ class TimeLSTM:
         H = Wh.shape[0]
         if D != Wx.shape[0]:
             raise ValueError(f"xs has width {D} but Wx has shape {Wx.shape}")
+        if N == 0 or T == 0:
+            raise ValueError(f"xs must hold at least one sequence of one step, got shape {xs.shape}")
         if not self.stateful or self.h is None:
             self.h = np.zeros((N, H), dtype=dtype)
         if not self.stateful or self.c is None:
             self.c = np.zeros((N, H), dtype=dtype)
-        h0 = _as_state(self.h, N, H, dtype, "h")
-        c0 = _as_state(self.c, N, H, dtype, "c")
-        hs = np.empty((N, T, H), dtype=dtype)
-        cs = np.empty((N, T, H), dtype=dtype)
-        gates = np.empty((N, T, 4 * H), dtype=dtype)
-        lstm_forward(xs, Wx, Wh, b, h0, c0, hs, cs, gates)
-        self.h = hs[:, -1, :].copy()
-        self.c = cs[:, -1, :].copy()
-        self._saved = (xs, h0, c0, hs, cs, gates)
-        return hs
+        # Time-major buffers: every step's slice is C-contiguous, as BLAS and the kernels want.
+        # hs[0] and cs[0] hold the initial state, hs[t + 1] and cs[t + 1] the state after step t.
+        xs_t = np.ascontiguousarray(xs.transpose(1, 0, 2))
+        gates = np.dot(xs_t.reshape(T * N, D), Wx).reshape(T, N, 4 * H)
+        hs = np.empty((T + 1, N, H), dtype=dtype)
+        cs = np.empty((T + 1, N, H), dtype=dtype)
+        hs[0] = _as_state(self.h, N, H, "h")
+        cs[0] = _as_state(self.c, N, H, "c")
+        tanh_cs = np.empty((T, N, H), dtype=dtype)
+        hA = np.empty((N, 4 * H), dtype=dtype)
+        for t in range(T):
+            np.dot(hs[t], Wh, out=hA)
+            lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
+        self.h = hs[T].copy()
+        self.c = cs[T].copy()
+        self._saved = (xs_t, hs, cs, tanh_cs, gates)
+        return hs[1:].transpose(1, 0, 2).copy()
 
     def backward(self, dhs):
         if self._saved is None:
             raise RuntimeError("TimeLSTM.backward called before forward")
-        xs, h0, c0, hs, cs, gates = self._saved
+        xs_t, hs, cs, tanh_cs, gates = self._saved
         Wx, Wh, b = self.params
+        T, N, D = xs_t.shape
+        H = Wh.shape[0]
         dhs = as_floats(dhs, 3, hs.dtype, "dhs")
-        check_shape(dhs, hs.shape, "dhs")
-        dxs = np.empty_like(xs)
-        dWx, dWx_t = c_order_view(self.grads[0])
-        dWh, dWh_t = c_order_view(self.grads[1])
-        dh0 = np.empty_like(h0)
-        lstm_backward(xs, Wx, Wh, h0, c0, hs, cs, gates, dhs, dxs, dWx, dWx_t, dWh, dWh_t, self.grads[2], dh0)
-        self.dh = dh0
-        return dxs
+        check_shape(dhs, (N, T, H), "dhs")
+        dhs_t = np.ascontiguousarray(dhs.transpose(1, 0, 2))
+        dA = np.empty_like(gates)
+        dh = np.zeros((N, H), dtype=hs.dtype)
+        dc = np.zeros((N, H), dtype=hs.dtype)
+        for t in range(T - 1, -1, -1):
+            lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs_t[t], dh, dc, dA[t])
+            np.dot(dA[t], Wh.T, out=dh)
+        dA2 = dA.reshape(T * N, 4 * H)
+        matmul_tn_into(xs_t.reshape(T * N, D), dA2, self.grads[0])
+        matmul_tn_into(hs[:T].reshape(T * N, H), dA2, self.grads[1])
+        column_sums(dA2, self.grads[2])
+        self.dh = dh
+        return np.dot(dA2, Wx.T).reshape(T, N, D).transpose(1, 0, 2).copy()
 
     def set_state(self, h, c=None):
         self.h, self.c = h, c
@@ -132,10 +151,10 @@ def _check_lstm_weights(Wx, Wh, b):
     return dtype
 
 
-def _as_state(s, N, H, dtype, name):
-    """A carried-over h or c as a C-contiguous (N, H) array of the weights' dtype."""
+def _as_state(s, N, H, name):
+    """A carried-over h or c, checked against the batch's (N, H)."""
     s = np.asarray(s)
     if s.shape != (N, H):
         raise ValueError(f"LSTM state {name} has shape {s.shape} but this batch needs {(N, H)};"
                          " call reset_state() when the batch size changes")
-    return np.ascontiguousarray(s, dtype=dtype)
+    return s

@@ -1,22 +1,6 @@
-"""Matrix-product helpers shared by the kernels: BLAS through np.dot, race-free column sums."""
+"""Reductions shared by the layers' backward passes."""
 
-import numpy as np
 from numba import njit, prange
-
-
-@njit(cache=True)
-def matmul_tn(a, b, out, out_transposed):
-    """out = a.T @ b, written into a C-contiguous buffer.
-
-    a (K, P), b (K, Q); out (P, Q), or (Q, P) holding the transpose when `out_transposed`:
-    a gradient buffer shaped like a transposed (tied) weight is F-contiguous, and BLAS
-    writes only C-contiguous outputs, so the caller passes its transpose instead.
-    """
-    if out_transposed:
-        np.dot(b.T, a, out)
-    else:
-        np.dot(a.T, b, out)
-
 
 COLUMN_BLOCK = 64
 

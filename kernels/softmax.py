@@ -4,8 +4,10 @@ gradient is written straight into its output, so no probability matrix is kept."
 import numpy as np
 from numba import njit, prange
 
+from fastlstm.kernels.vecmath import FASTMATH, exp
 
-@njit(parallel=True, cache=True)
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
 def softmax_cross_entropy_forward(x, ts, row_lse, row_loss):
     """Per-row log-sum-exp and loss -log softmax(x)[t]; rows with t < 0 (ignored) lose 0.
 
@@ -20,14 +22,14 @@ def softmax_cross_entropy_forward(x, ts, row_lse, row_loss):
                 mx = x[m, v]
         s = 0.0
         for v in range(V):
-            s += np.exp(x[m, v] - mx)
+            s += exp(x[m, v] - mx)
         lse = mx + np.log(s)
         row_lse[m] = lse
         t = ts[m]
         row_loss[m] = lse - x[m, t] if t >= 0 else 0.0
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
 def softmax_cross_entropy_backward(x, ts, row_lse, scale, dx):
     """dx = (softmax(x) - onehot(t)) * scale per row, and 0 for ignored rows.
 
@@ -43,5 +45,5 @@ def softmax_cross_entropy_backward(x, ts, row_lse, scale, dx):
             continue
         lse = row_lse[m]
         for v in range(V):
-            dx[m, v] = np.exp(x[m, v] - lse) * scale
+            dx[m, v] = exp(x[m, v] - lse) * scale
         dx[m, t] -= scale

@@ -1,0 +1,113 @@
+"""The book's chapter 6 language models, Rnnlm and BetterRnnlm, on fastlstm's layers.
+
+Initialisation scales, layer order and `params` order are the book's, and the weights
+come from NumPy's global generator as in the book, so `np.random.seed` fixes them.
+`dtype` is float32 as in the book; float64 trains like the study notebook.
+"""
+
+import numpy as np
+
+from fastlstm import time_layers
+from fastlstm.base_model import BaseModel
+
+
+class _LayerStack(BaseModel):
+    """A model that is a list of time layers followed by a loss layer."""
+
+    layer_kit = time_layers  # the module the layers come from; the reference models swap it
+
+    def _collect_params(self):
+        self.params, self.grads = [], []
+        for layer in self.layers:
+            self.params += layer.params
+            self.grads += layer.grads
+
+    def backward(self, dout=1):
+        dout = self.loss_layer.backward(dout)
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+
+class Rnnlm(_LayerStack):
+    """Embedding -> LSTM (stateful) -> Affine -> softmax loss."""
+
+    def __init__(self, vocab_size=10000, wordvec_size=100, hidden_size=100, dtype=np.float32):
+        V, D, H = vocab_size, wordvec_size, hidden_size
+        rn = np.random.randn
+        L = self.layer_kit
+        embed_W = (rn(V, D) / 100).astype(dtype)
+        lstm_Wx = (rn(D, 4 * H) / np.sqrt(D)).astype(dtype)
+        lstm_Wh = (rn(H, 4 * H) / np.sqrt(H)).astype(dtype)
+        lstm_b = np.zeros(4 * H, dtype=dtype)
+        affine_W = (rn(H, V) / np.sqrt(H)).astype(dtype)
+        affine_b = np.zeros(V, dtype=dtype)
+
+        self.layers = [
+            L.TimeEmbedding(embed_W),
+            L.TimeLSTM(lstm_Wx, lstm_Wh, lstm_b, stateful=True),
+            L.TimeAffine(affine_W, affine_b),
+        ]
+        self.loss_layer = L.TimeSoftmaxWithLoss()
+        self.lstm_layer = self.layers[1]
+        self.lstm_layers = [self.lstm_layer]
+        self._collect_params()
+
+    def predict(self, xs):
+        for layer in self.layers:
+            xs = layer.forward(xs)
+        return xs
+
+    def forward(self, xs, ts):
+        score = self.predict(xs)
+        return self.loss_layer.forward(score, ts)
+
+    def reset_state(self):
+        self.lstm_layer.reset_state()
+
+
+class BetterRnnlm(_LayerStack):
+    """Embedding -> Dropout -> LSTM -> Dropout -> LSTM -> Dropout -> Affine, with the
+    output weight tied to the embedding (the Affine holds `embed_W.T`)."""
+
+    def __init__(self, vocab_size=10000, wordvec_size=650, hidden_size=650, dropout_ratio=0.5, dtype=np.float32):
+        V, D, H = vocab_size, wordvec_size, hidden_size
+        rn = np.random.randn
+        L = self.layer_kit
+        embed_W = (rn(V, D) / 100).astype(dtype)
+        lstm_Wx1 = (rn(D, 4 * H) / np.sqrt(D)).astype(dtype)
+        lstm_Wh1 = (rn(H, 4 * H) / np.sqrt(H)).astype(dtype)
+        lstm_b1 = np.zeros(4 * H, dtype=dtype)
+        lstm_Wx2 = (rn(H, 4 * H) / np.sqrt(H)).astype(dtype)
+        lstm_Wh2 = (rn(H, 4 * H) / np.sqrt(H)).astype(dtype)
+        lstm_b2 = np.zeros(4 * H, dtype=dtype)
+        affine_b = np.zeros(V, dtype=dtype)
+
+        self.layers = [
+            L.TimeEmbedding(embed_W),
+            L.TimeDropout(dropout_ratio),
+            L.TimeLSTM(lstm_Wx1, lstm_Wh1, lstm_b1, stateful=True),
+            L.TimeDropout(dropout_ratio),
+            L.TimeLSTM(lstm_Wx2, lstm_Wh2, lstm_b2, stateful=True),
+            L.TimeDropout(dropout_ratio),
+            L.TimeAffine(embed_W.T, affine_b),  # weight tying
+        ]
+        self.loss_layer = L.TimeSoftmaxWithLoss()
+        self.lstm_layers = [self.layers[2], self.layers[4]]
+        self.drop_layers = [self.layers[1], self.layers[3], self.layers[5]]
+        self._collect_params()
+
+    def predict(self, xs, train_flg=False):
+        for layer in self.drop_layers:
+            layer.train_flg = train_flg
+        for layer in self.layers:
+            xs = layer.forward(xs)
+        return xs
+
+    def forward(self, xs, ts, train_flg=True):
+        score = self.predict(xs, train_flg)
+        return self.loss_layer.forward(score, ts)
+
+    def reset_state(self):
+        for layer in self.lstm_layers:
+            layer.reset_state()

@@ -1,0 +1,73 @@
+"""Compile (or load from Numba's cache) every kernel a training or evaluation step uses.
+
+`python -m fastlstm.warmup` prints how long that took and how many kernels came from
+the cache, which tells a cold first run (compiling) from a warm one (loading).
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+from fastlstm import kernels
+from fastlstm.kernels import dropout, embedding, linalg, lstm, optim, softmax
+from fastlstm.models import BetterRnnlm, Rnnlm
+from fastlstm.optimizer import SGD
+from fastlstm.util import clip_grads, remove_duplicate
+
+KERNEL_MODULES = (dropout, embedding, linalg, lstm, optim, softmax)
+
+
+def dispatchers():
+    """Every compiled kernel of fastlstm.kernels, by qualified name."""
+    found = {}
+    for module in KERNEL_MODULES:
+        for name, obj in vars(module).items():
+            if hasattr(obj, "stats") and hasattr(obj, "py_func") and obj.py_func.__module__ == module.__name__:
+                found[f"{module.__name__.rsplit('.', 1)[-1]}.{name}"] = obj
+    return found
+
+
+def warm_up(dtypes=(np.float32,)):
+    """Run one training step and one evaluation step of tiny Rnnlm and BetterRnnlm models per dtype."""
+    state = np.random.get_state()
+    try:
+        np.random.seed(0)
+        for dtype in dtypes:
+            for model in (Rnnlm(13, 5, 3, dtype=dtype), BetterRnnlm(13, 5, 5, dtype=dtype)):
+                xs = np.random.randint(0, 13, size=(2, 3))
+                model.forward(xs, xs)
+                model.backward()
+                params, grads = remove_duplicate(model.params, model.grads)
+                clip_grads(grads, 0.25)
+                SGD(0.1).update(params, grads)
+                model.reset_state()
+                model.predict(xs)
+    finally:
+        np.random.set_state(state)
+
+
+def cache_counts():
+    """(hits, misses) of Numba's on-disk cache over all kernels in this process."""
+    hits = misses = 0
+    for d in dispatchers().values():
+        hits += sum(d.stats.cache_hits.values())
+        misses += sum(d.stats.cache_misses.values())
+    return hits, misses
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--float64", action="store_true", help="also compile the float64 kernels")
+    args = parser.parse_args(argv)
+    dtypes = (np.float32, np.float64) if args.float64 else (np.float32,)
+    start = time.perf_counter()
+    warm_up(dtypes)
+    elapsed = time.perf_counter() - start
+    hits, misses = cache_counts()
+    print(f"warm-up {elapsed:.2f} s: {hits} kernels loaded from the cache, {misses} compiled "
+          f"({', '.join(np.dtype(d).name for d in dtypes)}; cache beside {kernels.__file__})")
+
+
+if __name__ == "__main__":
+    main()
