@@ -1,0 +1,222 @@
+"""The `fastlstm` command: train, evaluate and sample the book's chapter 6 language models on PTB.
+
+Each subcommand is registered by a small function `add_<name>(subparsers, common)` listed in
+COMMANDS: it adds its parser (with `parents=[common]` for --data and --threads) and sets
+`run`, a function of the parsed arguments that returns the exit status.
+"""
+
+import argparse
+import sys
+
+import numpy as np
+
+from fastlstm import generate as gen
+from fastlstm import training
+from fastlstm.dataset import ptb
+from fastlstm.threads import set_num_threads
+from fastlstm.training import RECIPES, UserError
+from fastlstm.util import eval_perplexity
+
+
+def _number(kind, low, low_ok, high=None):
+    """An argparse type: kind(text) within [low or (low, high)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a{'n integer' if kind is int else ' number'}: {text!r}") from None
+        if not (value >= low if low_ok else value > low) or (high is not None and not value < high):
+            bound = f"{'>=' if low_ok else '>'} {low}" + ("" if high is None else f" and < {high}")
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+    return parse
+
+
+positive_int = _number(int, 0, False)
+nonneg_int = _number(int, 0, True)
+positive_float = _number(float, 0, False)
+nonneg_float = _number(float, 0, True)
+dropout_ratio = _number(float, 0, True, 1)
+
+
+def _recipe(key):
+    """'(default: X)', or '(default: rnnlm X, better Y)', for a setting that the recipe decides."""
+    rnnlm, better = RECIPES["rnnlm"][key], RECIPES["better"][key]
+    return f"(default: {rnnlm})" if rnnlm == better else f"(default: rnnlm {rnnlm}, better {better})"
+
+
+# ---------------------------------------------------------------------------- train
+
+TRAIN_SETTINGS = ("model", "epochs", "max_iters", "batch_size", "time_size", "lr", "max_grad", "dropout",
+                  "wordvec_size", "hidden_size", "lr_decay", "eval_interval", "eval_iters", "save_every", "seed",
+                  "dtype")
+
+
+def add_train(subparsers, common):
+    p = subparsers.add_parser(
+        "train", parents=[common], help="train Rnnlm or BetterRnnlm on PTB with the book's recipe",
+        description="Train one of the book's chapter 6 models on PTB: stateful truncated BPTT (the data "
+                    "position and the LSTM state restart every epoch, as in the book's BetterRnnlm script), "
+                    "validation after every epoch keeping the best weights, the test perplexity of the best "
+                    "weights at the end. --out receives checkpoint.pkl (resumable), best.pkl (book format), "
+                    "log.csv and perplexity.png. Ctrl-C saves a checkpoint; --resume continues it exactly.")
+    p.add_argument("--model", choices=tuple(RECIPES),
+                   help="the recipe: rnnlm = the book's Rnnlm (train_rnnlm.py), better = BetterRnnlm "
+                        "(train_better_rnnlm.py) (default: rnnlm)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<model>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run saved in --out; its settings are kept, only --epochs, --max-iters, "
+                        "--eval-interval and --save-every may be changed")
+    p.add_argument("--epochs", type=positive_int, metavar="N", help=f"epochs to train {_recipe('epochs')}")
+    p.add_argument("--max-iters", type=positive_int, metavar="N",
+                   help="stop once N iterations in total are done (smoke runs; with --eval-iters they take "
+                        "seconds); a stop in mid-epoch validates and tests the weights as they are; a --resume "
+                        "does not keep it (default: no limit)")
+    p.add_argument("--batch-size", type=positive_int, metavar="N",
+                   help=f"rows of the stateful batch {_recipe('batch_size')}")
+    p.add_argument("--time-size", type=positive_int, metavar="T",
+                   help=f"time steps of truncated BPTT {_recipe('time_size')}")
+    p.add_argument("--lr", type=positive_float, help=f"SGD learning rate {_recipe('lr')}")
+    p.add_argument("--max-grad", type=nonneg_float, metavar="NORM",
+                   help=f"clip the gradient norm to NORM, 0 for no clipping {_recipe('max_grad')}")
+    p.add_argument("--dropout", type=dropout_ratio, metavar="RATIO",
+                   help=f"dropout ratio, better only (default: {RECIPES['better']['dropout']})")
+    p.add_argument("--wordvec-size", type=positive_int, metavar="D",
+                   help=f"embedding width {_recipe('wordvec_size')}")
+    p.add_argument("--hidden-size", type=positive_int, metavar="H",
+                   help=f"LSTM width (better ties the output weight to the embedding, so it needs D = H) "
+                        f"{_recipe('hidden_size')}")
+    p.add_argument("--lr-decay", action=argparse.BooleanOptionalAction,
+                   help=f"divide the lr by 4 when the validation perplexity does not improve {_recipe('lr_decay')}")
+    p.add_argument("--eval-interval", type=positive_int, metavar="N",
+                   help=f"iterations between progress lines (default: {training.DEFAULTS['eval_interval']})")
+    p.add_argument("--eval-iters", type=positive_int, metavar="N",
+                   help="validate and test on the first N batches of 10 x 35 only (smoke runs; default: the whole "
+                        "split)")
+    p.add_argument("--save-every", type=nonneg_int, metavar="N",
+                   help=f"also write the checkpoint every N iterations, 0 for epoch ends only "
+                        f"(default: {training.DEFAULTS['save_every']})")
+    p.add_argument("--seed", type=nonneg_int,
+                   help="seed NumPy's global RNG before the model is built: the initial weights and the dropout "
+                        "masks follow it (default: unseeded, as in the book)")
+    p.add_argument("--dtype", choices=("float32", "float64"),
+                   help="float32 as the book, or float64 as the study notebook (default: float32)")
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args):
+    options = {key: getattr(args, key) for key in TRAIN_SETTINGS if getattr(args, key) is not None}
+    out = args.out or f"runs/{args.model or 'rnnlm'}"
+    return training.Run(out, args.data, options, args.resume).run()
+
+
+# ---------------------------------------------------------------------------- eval
+
+def _add_params_flags(p):
+    """--params and --model, shared by eval and generate."""
+    p.add_argument("--params", required=True, metavar="FILE",
+                   help="weights: a pickle in the book's format (a list of float16 arrays, as the book's "
+                        "save_params and `fastlstm train`'s best.pkl write) or a fastlstm checkpoint.pkl; "
+                        "load only files you trust")
+    p.add_argument("--model", choices=tuple(RECIPES),
+                   help="the model the file must hold (default: inferred from the file: 6 arrays are Rnnlm, "
+                        "9 BetterRnnlm; sizes from their shapes)")
+
+
+def add_eval(subparsers, common):
+    p = subparsers.add_parser(
+        "eval", parents=[common], help="perplexity of saved weights on a PTB split",
+        description="Print the perplexity of saved weights on a PTB split with the book's eval_perplexity "
+                    "protocol (batch 10, time 35).")
+    _add_params_flags(p)
+    p.add_argument("--split", choices=("test", "valid"), default="test", help="the PTB split (default: test)")
+    p.add_argument("--eval-iters", type=positive_int, metavar="N",
+                   help="evaluate the first N batches of 10 x 35 only (default: the whole split)")
+    p.add_argument("--dtype", choices=("float32", "float64"),
+                   help="compute in this dtype (default: float32 for book files, the run's for checkpoints)")
+    p.set_defaults(run=_run_eval)
+
+
+def _run_eval(args):
+    model, description = training.load_model(args.params, args.model, args.dtype)
+    corpus, word_to_id, _ = ptb.load_data(args.split, args.data)
+    training.check_vocab(model, word_to_id, args.params)
+    print(description)
+    model.reset_state()
+    ppl = eval_perplexity(model, training.eval_slice(corpus, args.eval_iters),
+                          training.EVAL_BATCH, training.EVAL_TIME)
+    print(f"{args.split} perplexity: {ppl:.2f}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- generate
+
+def add_generate(subparsers, common):
+    p = subparsers.add_parser(
+        "generate", parents=[common], help="sample text from saved weights",
+        description="Sample text as the book's chapter 7 RnnlmGen does: one word at a time from the model's "
+                    "softmax, skipping " + ", ".join(gen.SKIP_WORDS) + "; <eos> becomes a line break.")
+    _add_params_flags(p)
+    p.add_argument("--start", required=True, metavar="WORD", help="the first word (a word of PTB's vocabulary)")
+    p.add_argument("--length", type=positive_int, default=100, metavar="N",
+                   help="words to produce, the start word included (default: 100)")
+    p.add_argument("--seed", type=nonneg_int, help="seed NumPy's global RNG for the sampling (default: unseeded)")
+    p.set_defaults(run=_run_generate)
+
+
+def _run_generate(args):
+    model, description = training.load_model(args.params, args.model)
+    word_to_id, id_to_word = ptb.load_vocab(args.data)
+    training.check_vocab(model, word_to_id, args.params)
+    if args.start not in word_to_id:
+        close = gen.close_words(args.start, word_to_id)
+        hint = f"close words: {', '.join(close)}" if close else "no word in it is close"
+        raise UserError(f"--start {args.start!r} is not in PTB's vocabulary; {hint}")
+    print(description, file=sys.stderr)
+    if args.seed is not None:
+        np.random.seed(args.seed)
+    skip_ids = [word_to_id[w] for w in gen.SKIP_WORDS]
+    model.reset_state()
+    word_ids = gen.generate(model, word_to_id[args.start], skip_ids, args.length)
+    print(gen.to_text(word_ids, id_to_word))
+    return 0
+
+
+# ---------------------------------------------------------------------------- main
+
+COMMANDS = [add_train, add_eval, add_generate]
+
+
+def build_parser():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data", metavar="DIR",
+                        help="folder holding ptb.train.txt, ptb.valid.txt and ptb.test.txt (default: "
+                             "$FASTLSTM_DATA, else the user cache, else a download into it)")
+    common.add_argument("--threads", type=positive_int, metavar="N",
+                        help="threads for the Numba kernels and BLAS together (default: every core, or "
+                             "$FASTLSTM_NUM_THREADS)")
+    parser = argparse.ArgumentParser(
+        prog="fastlstm", description="The LSTM language models of 'Deep Learning from Scratch 2', chapter 6, "
+                                     "fast on a CPU: train, evaluate and sample them on Penn Treebank.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in COMMANDS:
+        register(subparsers, common)
+    return parser
+
+
+def main(argv=None):
+    """Run the command line argv (default sys.argv[1:]); returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.threads is not None:
+            try:
+                set_num_threads(args.threads)
+            except ValueError as e:
+                raise UserError(f"--threads: {e}") from None
+        return args.run(args)
+    except (UserError, OSError, ptb.ChecksumError) as e:  # OSError includes ptb.DataNotFoundError
+        print(f"fastlstm {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,102 @@
+"""The book's `common.trainer` for chapter 6: RnnlmTrainer, and `remove_duplicate` (from fastlstm.util).
+
+The stateful batch layout (truncated BPTT with the hidden state carried across batches)
+cuts the token stream into batch_size rows `jump = data_size // batch_size` apart; each
+batch is the next time_size tokens of every row, so row i of one batch continues row i
+of the batch before::
+
+    stream:  |----- row 0 -----|----- row 1 -----| ... |--- row N-1 ---|
+    batch k:  [k*T, (k+1)*T)    jump + [k*T, ...)       (N-1)*jump + ...
+
+Positions wrap around the end of the stream (`% data_size`), as in the book.
+"""
+
+import time
+
+import numpy as np
+
+from fastlstm import plotting
+from fastlstm.util import clip_grads, remove_duplicate
+
+__all__ = ["RnnlmTrainer", "remove_duplicate", "stateful_batch"]
+
+
+def stateful_batch(x, t, batch_size, time_size, time_idx):
+    """(batch_x, batch_t), int32 arrays (batch_size, time_size): element [i, k] is x and t at
+    position `(i * jump + time_idx + k) % data_size`, the book's `get_batch` without its loops."""
+    x, t = np.asarray(x), np.asarray(t)
+    data_size = len(x)
+    jump = data_size // batch_size
+    pos = (np.arange(batch_size)[:, None] * jump + (time_idx + np.arange(time_size))[None, :]) % data_size
+    return x[pos].astype(np.int32), t[pos].astype(np.int32)
+
+
+class RnnlmTrainer:
+    """The book's training loop for the RNN language models: stateful batches, optional
+    gradient clipping, a perplexity line every `eval_interval` iterations."""
+
+    def __init__(self, model, optimizer):
+        self.model = model
+        self.optimizer = optimizer
+        self.time_idx = None
+        self.ppl_list = None
+        self.eval_interval = None
+        self.current_epoch = 0
+
+    def get_batch(self, x, t, batch_size, time_size):
+        """The next stateful batch (see the module docstring); advances time_idx by time_size."""
+        batch_x, batch_t = stateful_batch(x, t, batch_size, time_size, self.time_idx)
+        self.time_idx += time_size
+        return batch_x, batch_t
+
+    def fit(self, xs, ts, max_epoch=10, batch_size=20, time_size=35, max_grad=None, eval_interval=20):
+        """Train on the stream xs -> ts for max_epoch epochs of `len(xs) // (batch_size*time_size)` iterations.
+
+        time_idx and ppl_list start afresh at each call, as in the book (the book's BetterRnnlm
+        script calls fit once per epoch, so its data position restarts every epoch).
+        """
+        data_size = len(xs)
+        max_iters = data_size // (batch_size * time_size)
+        self.time_idx = 0
+        self.ppl_list = []
+        self.eval_interval = eval_interval
+        model, optimizer = self.model, self.optimizer
+        total_loss = 0.0
+        loss_count = 0
+
+        start_time = time.time()
+        for epoch in range(max_epoch):
+            for iters in range(max_iters):
+                batch_x, batch_t = self.get_batch(xs, ts, batch_size, time_size)
+
+                loss = model.forward(batch_x, batch_t)
+                model.backward()
+                params, grads = remove_duplicate(model.params, model.grads)  # merge the tied weights
+                if max_grad is not None:
+                    clip_grads(grads, max_grad)
+                optimizer.update(params, grads)
+                total_loss += float(loss)
+                loss_count += 1
+
+                if (eval_interval is not None) and (iters % eval_interval) == 0:
+                    ppl = np.exp(total_loss / loss_count)
+                    elapsed_time = time.time() - start_time
+                    print('| epoch %d |  iter %d / %d | time %d[s] | perplexity %.2f'
+                          % (self.current_epoch + 1, iters + 1, max_iters, elapsed_time, ppl))
+                    self.ppl_list.append(float(ppl))
+                    total_loss, loss_count = 0.0, 0
+
+            self.current_epoch += 1
+
+    def plot(self, ylim=None, path="perplexity.png"):
+        """Plot ppl_list against iterations (x eval_interval), as the book does: in a window where
+        there is a display, else saved to `path` (returned; None when shown)."""
+        plt = plotting.pyplot()
+        fig = plt.figure()
+        x = np.arange(len(self.ppl_list))
+        if ylim is not None:
+            plt.ylim(*ylim)
+        plt.plot(x, self.ppl_list, label='train')
+        plt.xlabel('iterations (x' + str(self.eval_interval) + ')')
+        plt.ylabel('perplexity')
+        return plotting.show_or_save(plt, fig, path)
