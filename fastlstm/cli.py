@@ -56,9 +56,9 @@ def add_train(subparsers, common):
     p = subparsers.add_parser(
         "train", parents=[common], help="train Rnnlm or BetterRnnlm on PTB with the book's recipe",
         description="Train one of the book's chapter 6 models on PTB: stateful truncated BPTT (the data "
-                    "position and the LSTM state restart every epoch, as in the book's BetterRnnlm script), "
-                    "validation after every epoch keeping the best weights, the test perplexity of the best "
-                    "weights at the end. --out receives checkpoint.pkl (resumable), best.pkl (book format), "
+                    "position and the LSTM state carry on across epochs in the rnnlm recipe and restart "
+                    "every epoch in the better recipe, as in the book's scripts), validation after every "
+                    "epoch keeping the best weights, the test perplexity of the best weights at the end. --out receives checkpoint.pkl (resumable), best.pkl (book format), "
                     "log.csv and perplexity.png. Ctrl-C saves a checkpoint; --resume continues it exactly.")
     p.add_argument("--model", choices=tuple(RECIPES),
                    help="the recipe: rnnlm = the book's Rnnlm (train_rnnlm.py), better = BetterRnnlm "

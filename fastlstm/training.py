@@ -1,9 +1,10 @@
 """`fastlstm train`: the book's chapter 6 recipes as a run that checkpoints, logs, plots and resumes exactly.
 
-An epoch is what the book's BetterRnnlm script does per epoch, `trainer.fit(..., max_epoch=1)`:
-the stateful batch layout of `fastlstm.trainer` with the data position (time_idx) starting
-from 0 and the LSTM state cleared at every epoch; then validation with `eval_perplexity`
-(batch 10, time 35). A better validation perplexity saves `best.pkl`; with lr decay on
+Batches follow the stateful layout of `fastlstm.trainer`. As in the book's scripts, the
+rnnlm recipe runs its epochs as one `trainer.fit(..., max_epoch=4)`: the data position
+(time_idx) and the LSTM state carry on from epoch to epoch. The better recipe calls
+`trainer.fit(..., max_epoch=1)` per epoch: both start afresh every epoch. After every
+epoch comes validation with `eval_perplexity` (batch 10, time 35), from a cleared state. A better validation perplexity saves `best.pkl`; with lr decay on
 (the better recipe) a worse one divides the lr by 4. The run ends by testing the best weights.
 
 The output folder holds:
@@ -45,9 +46,9 @@ MODELS = {"rnnlm": Rnnlm, "better": BetterRnnlm}
 # the book's ch06 train_rnnlm.py and train_better_rnnlm.py
 RECIPES = {
     "rnnlm": dict(wordvec_size=100, hidden_size=100, dropout=None, epochs=4, batch_size=20, time_size=35,
-                  lr=20.0, max_grad=0.25, lr_decay=False),
+                  lr=20.0, max_grad=0.25, lr_decay=False, continuous_epochs=True),
     "better": dict(wordvec_size=650, hidden_size=650, dropout=0.5, epochs=40, batch_size=20, time_size=35,
-                   lr=20.0, max_grad=0.25, lr_decay=True),
+                   lr=20.0, max_grad=0.25, lr_decay=True, continuous_epochs=False),
 }
 DEFAULTS = dict(eval_interval=20, eval_iters=None, save_every=200, seed=None, dtype="float32", max_iters=None)
 RESUME_MAY_CHANGE = ("epochs", "max_iters", "eval_interval", "save_every")  # none changes the arithmetic
@@ -411,15 +412,22 @@ class Run:
             note = "not improved"
         self._report("valid", ppl, note)
         self.epoch += 1
-        self.iteration = self.time_idx = 0
+        self.iteration = 0
+        if not self.config["continuous_epochs"]:
+            self.time_idx = 0
         self._save_checkpoint()
         self._write_reports()
 
     def _validate(self):
-        """eval_perplexity on the validation split, from a cleared LSTM state and clearing it after, as the book does."""
+        """eval_perplexity on the validation split from a cleared LSTM state; afterwards the
+        training state carries on (continuous epochs) or is cleared, as the book's scripts do."""
+        states = [(layer.h, layer.c) for layer in self.model.lstm_layers]
         self.model.reset_state()
         ppl = float(eval_perplexity(self.model, self.valid, EVAL_BATCH, EVAL_TIME))
         self.model.reset_state()
+        if self.config["continuous_epochs"]:
+            for layer, (h, c) in zip(self.model.lstm_layers, states):
+                layer.set_state(h, c)
         return ppl
 
     def _finish(self):
