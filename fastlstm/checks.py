@@ -37,19 +37,24 @@ def as_floats(x, ndim, dtype, name):
 
 
 def as_token_ids(ids, vocab_size, name, ignore_label=None):
-    """ids as intp, refusing non-integers and ids outside [0, vocab_size) (other than ignore_label)."""
-    ids = np.asarray(ids)
+    """ids as a C-contiguous integer array (no copy when it already is one), refusing
+    non-integers and ids outside [0, vocab_size) other than ignore_label."""
+    ids = np.ascontiguousarray(ids)
     if ids.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integer token ids, got {ids.dtype}")
+    if ids.size == 0:
+        return ids
+    if ids.max() < vocab_size:
+        lo = ids.min()
+        if lo >= 0 or (lo == ignore_label and not ((ids < 0) & (ids != ignore_label)).any()):
+            return ids
     flat = ids.reshape(-1)
     bad = (flat >= vocab_size) | (flat < 0)
     if ignore_label is not None:
         bad &= flat != ignore_label
-    if bad.any():
-        first = flat[np.argmax(bad)]
-        allowed = f"[0, {vocab_size})" + ("" if ignore_label is None else f" or {ignore_label}")
-        raise IndexError(f"{name} holds token id {first}, outside {allowed}")
-    return np.ascontiguousarray(ids, dtype=np.intp)
+    first = flat[np.argmax(bad)]
+    allowed = f"[0, {vocab_size})" + ("" if ignore_label is None else f" or {ignore_label}")
+    raise IndexError(f"{name} holds token id {first}, outside {allowed}")
 
 
 def check_shape(x, shape, name):

@@ -15,6 +15,7 @@ from fastlstm.kernels.linalg import column_sums
 from fastlstm.kernels.dropout import dropout_backward, dropout_forward
 from fastlstm.kernels.embedding import embedding_backward, embedding_forward
 from fastlstm.kernels.softmax import softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from fastlstm.workspace import Workspace, fresh
 
 
 def _require_forward(saved, layer):
@@ -58,17 +59,28 @@ class Affine:
         self.params = [W, b]
         self.grads = [np.zeros_like(W), np.zeros_like(b)]
         self.x = None
+        self._workspace = Workspace()
 
     def forward(self, x):
+        out, self.x = self._apply(x, fresh)
+        return out
+
+    def infer(self, x):
+        """forward into an array kept from call to call, saving nothing for backward (evaluation)."""
+        self.x = None
+        return self._apply(x, self._workspace.empty)[0]
+
+    def _apply(self, x, empty):
         W, b = self.params
         dtype = weights_dtype(W=W, b=b)
         x = as_floats(x, self._ndim, dtype, "x")
         if x.shape[-1] != W.shape[0]:
             raise ValueError(f"x has width {x.shape[-1]} but W has shape {W.shape}")
-        out = np.dot(x.reshape(-1, W.shape[0]), W)
-        out += b
-        self.x = x
-        return out.reshape(x.shape[:-1] + (W.shape[1],))
+        out = empty("out", x.shape[:-1] + (W.shape[1],), dtype)
+        out2 = out.reshape(-1, W.shape[1])
+        np.dot(x.reshape(-1, W.shape[0]), W, out=out2)
+        out2 += b
+        return out, x
 
     def backward(self, dout):
         _require_forward(self.x, self)
@@ -109,8 +121,18 @@ class SoftmaxWithLoss:
     def __init__(self):
         self.params, self.grads = [], []
         self.cache = None
+        self._workspace = Workspace()
 
     def forward(self, x, t):
+        loss, self.cache = self._loss(x, t, fresh)
+        return loss
+
+    def infer(self, x, t):
+        """The loss alone, computed in arrays kept from call to call (evaluation)."""
+        self.cache = None
+        return self._loss(x, t, self._workspace.empty)[0]
+
+    def _loss(self, x, t, empty):
         x = np.asarray(x)
         if x.dtype not in (np.float32, np.float64):
             raise TypeError(f"scores must be float32 or float64, got {x.dtype}")
@@ -121,15 +143,13 @@ class SoftmaxWithLoss:
         check_shape(t, x.shape[:-1], "targets")
         V = x.shape[-1]
         ts = as_token_ids(t, V, "targets", self.ignore_label).reshape(-1)
-        x2 = np.ascontiguousarray(x).reshape(-1, V)
-        count = int(np.count_nonzero(ts >= 0))
-        if count == 0:
+        if ts.size == 0 or ts.max() < 0:
             raise ValueError(f"every target equals ignore_label {self.ignore_label}: the mean loss is undefined")
-        row_lse = np.empty(x2.shape[0], dtype=x.dtype)
-        row_loss = np.empty(x2.shape[0], dtype=np.float64)
-        softmax_cross_entropy_forward(x2, ts, row_lse, row_loss)
-        self.cache = (x2, ts, row_lse, count, x.shape)
-        return row_loss.sum() / count
+        x2 = np.ascontiguousarray(x).reshape(-1, V)
+        row_lse = empty("row_lse", (x2.shape[0],), x.dtype)
+        row_loss = empty("row_loss", (x2.shape[0],), np.float64)
+        count = softmax_cross_entropy_forward(x2, ts, row_lse, row_loss)
+        return row_loss.sum() / count, (x2, ts, row_lse, count, x.shape)
 
     def backward(self, dout=1):
         _require_forward(self.cache, self)
@@ -233,17 +253,26 @@ class Embedding:
         self.params = [W]
         self.grads = [np.zeros_like(W)]
         self.idx = None
+        self._workspace = Workspace()
 
     def forward(self, idx):
+        out, self.idx = self._gather(idx, fresh)
+        return out
+
+    def infer(self, idx):
+        """forward into an array kept from call to call, saving nothing for backward (evaluation)."""
+        self.idx = None
+        return self._gather(idx, self._workspace.empty)[0]
+
+    def _gather(self, idx, empty):
         W, = self.params
         weights_dtype(W=W)
         ids = as_token_ids(idx, W.shape[0], "token ids")
         if self._ndim is not None:
             check_ndim(ids, self._ndim, "token ids")
-        out = np.empty(ids.shape + (W.shape[1],), dtype=W.dtype)
+        out = empty("out", ids.shape + (W.shape[1],), W.dtype)
         embedding_forward(W, ids.reshape(-1), out.reshape(-1, W.shape[1]))
-        self.idx = ids
-        return out
+        return out, ids
 
     def backward(self, dout):
         _require_forward(self.idx, self)

@@ -28,6 +28,16 @@ class _LayerStack(BaseModel):
             dout = layer.backward(dout)
         return dout
 
+    def _evaluate(self, xs, ts):
+        """The loss alone, through each layer's `infer`: nothing is kept for backward and,
+        after the first call, nothing is allocated. LSTM states advance as in forward."""
+        for layer in self.layers:
+            xs = layer.infer(xs)
+        return self.loss_layer.infer(xs, ts)
+
+    def _fast_evaluation(self, train_flg):
+        return not train_flg and self.layer_kit is time_layers
+
 
 class Rnnlm(_LayerStack):
     """Embedding -> LSTM (stateful) -> Affine -> softmax loss."""
@@ -58,7 +68,10 @@ class Rnnlm(_LayerStack):
             xs = layer.forward(xs)
         return xs
 
-    def forward(self, xs, ts):
+    def forward(self, xs, ts, train_flg=True):
+        """The mean loss; train_flg=False (as eval_perplexity passes) skips what backward needs."""
+        if self._fast_evaluation(train_flg):
+            return self._evaluate(xs, ts)
         score = self.predict(xs)
         return self.loss_layer.forward(score, ts)
 
@@ -105,6 +118,12 @@ class BetterRnnlm(_LayerStack):
         return xs
 
     def forward(self, xs, ts, train_flg=True):
+        """The mean loss; train_flg=False (as eval_perplexity passes) evaluates without dropout
+        and skips what backward needs."""
+        if self._fast_evaluation(train_flg):
+            for layer in self.drop_layers:
+                layer.train_flg = False
+            return self._evaluate(xs, ts)
         score = self.predict(xs, train_flg)
         return self.loss_layer.forward(score, ts)
 

@@ -1,6 +1,8 @@
 """One thread setting for Numba's parallel loops and for the BLAS libraries behind NumPy and SciPy."""
 
+import functools
 import os
+from contextlib import contextmanager
 
 import numba
 import threadpoolctl
@@ -17,11 +19,36 @@ def set_num_threads(n):
         raise ValueError(f"number of threads must be in [1, {limit}], got {n}")
     numba.set_num_threads(n)
     threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+    _blas_controllers.cache_clear()
 
 
 def get_num_threads():
     """The thread count that Numba kernels use now."""
     return numba.get_num_threads()
+
+
+@functools.lru_cache(maxsize=None)
+def _blas_controllers():
+    """threadpoolctl's handles on the loaded BLAS libraries: setting their threads through them takes microseconds."""
+    return tuple(c for c in threadpoolctl.ThreadpoolController().lib_controllers if c.user_api == "blas")
+
+
+@contextmanager
+def single_threaded_blas():
+    """Run the block's BLAS calls on one thread.
+
+    The per-step products of a recurrence are small: handing each to a second thread
+    costs more than it saves, and far more when another process holds the other core.
+    """
+    controllers = _blas_controllers()
+    before = [c.get_num_threads() for c in controllers]
+    for c in controllers:
+        c.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for c, n in zip(controllers, before):
+            c.set_num_threads(n)
 
 
 def blas_num_threads():

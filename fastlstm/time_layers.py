@@ -11,6 +11,8 @@ from fastlstm.blas import matmul_tn_into
 from fastlstm.checks import as_floats, check_ndim, check_shape, weights_dtype
 from fastlstm.kernels.linalg import column_sums
 from fastlstm.kernels.lstm import lstm_step_backward, lstm_step_forward
+from fastlstm.threads import single_threaded_blas
+from fastlstm.workspace import Workspace, fresh
 
 
 class TimeEmbedding(Embedding):
@@ -42,6 +44,11 @@ class TimeDropout:
         self.mask = None
         self.train_flg = True
 
+    def infer(self, xs):
+        """Evaluation passes xs through."""
+        self.mask = None
+        return xs
+
     def forward(self, xs):
         if not self.train_flg:
             self.mask = None
@@ -72,8 +79,16 @@ class TimeLSTM:
         self.dh = None
         self.stateful = stateful
         self._saved = None
+        self._workspace = Workspace()
 
     def forward(self, xs):
+        return self._run(xs, fresh, save=True)
+
+    def infer(self, xs):
+        """forward into arrays kept from call to call, saving nothing for backward (evaluation)."""
+        return self._run(xs, self._workspace.empty, save=False)
+
+    def _run(self, xs, empty, save):
         Wx, Wh, b = self.params
         dtype = _check_lstm_weights(Wx, Wh, b)
         xs = as_floats(xs, 3, dtype, "xs")
@@ -87,23 +102,30 @@ class TimeLSTM:
             self.h = np.zeros((N, H), dtype=dtype)
         if not self.stateful or self.c is None:
             self.c = np.zeros((N, H), dtype=dtype)
-        # Time-major buffers: every step's slice is C-contiguous, as BLAS and the kernels want.
+        # Time-major arrays: every step's slice is C-contiguous, as BLAS and the kernels want.
         # hs[0] and cs[0] hold the initial state, hs[t + 1] and cs[t + 1] the state after step t.
-        xs_t = np.ascontiguousarray(xs.transpose(1, 0, 2))
-        gates = np.dot(xs_t.reshape(T * N, D), Wx).reshape(T, N, 4 * H)
-        hs = np.empty((T + 1, N, H), dtype=dtype)
-        cs = np.empty((T + 1, N, H), dtype=dtype)
+        hs = empty("hs", (T + 1, N, H), dtype)
+        cs = empty("cs", (T + 1, N, H), dtype)
         hs[0] = _as_state(self.h, N, H, "h")
         cs[0] = _as_state(self.c, N, H, "c")
-        tanh_cs = np.empty((T, N, H), dtype=dtype)
-        hA = np.empty((N, 4 * H), dtype=dtype)
-        for t in range(T):
-            np.dot(hs[t], Wh, out=hA)
-            lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
-        self.h = hs[T].copy()
-        self.c = cs[T].copy()
-        self._saved = (xs_t, hs, cs, tanh_cs, gates)
-        return hs[1:].transpose(1, 0, 2).copy()
+        xs_t = empty("xs_t", (T, N, D), dtype)
+        np.copyto(xs_t, xs.transpose(1, 0, 2))
+        gates = empty("gates", (T, N, 4 * H), dtype)
+        np.dot(xs_t.reshape(T * N, D), Wx, out=gates.reshape(T * N, 4 * H))
+        tanh_cs = empty("tanh_cs", (T, N, H), dtype)
+        hA = empty("hA", (N, 4 * H), dtype)
+        with single_threaded_blas():
+            for t in range(T):
+                np.dot(hs[t], Wh, out=hA)
+                lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
+        self.h = empty("h", (N, H), dtype)
+        self.c = empty("c", (N, H), dtype)
+        np.copyto(self.h, hs[T])
+        np.copyto(self.c, cs[T])
+        self._saved = (xs_t, hs, cs, tanh_cs, gates) if save else None
+        out = empty("out", (N, T, H), dtype)
+        np.copyto(out, hs[1:].transpose(1, 0, 2))
+        return out
 
     def backward(self, dhs):
         if self._saved is None:
@@ -118,9 +140,10 @@ class TimeLSTM:
         dA = np.empty_like(gates)
         dh = np.zeros((N, H), dtype=hs.dtype)
         dc = np.zeros((N, H), dtype=hs.dtype)
-        for t in range(T - 1, -1, -1):
-            lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs_t[t], dh, dc, dA[t])
-            np.dot(dA[t], Wh.T, out=dh)
+        with single_threaded_blas():
+            for t in range(T - 1, -1, -1):
+                lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs_t[t], dh, dc, dA[t])
+                np.dot(dA[t], Wh.T, out=dh)
         dA2 = dA.reshape(T * N, 4 * H)
         matmul_tn_into(xs_t.reshape(T * N, D), dA2, self.grads[0])
         matmul_tn_into(hs[:T].reshape(T * N, H), dA2, self.grads[1])

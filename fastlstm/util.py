@@ -4,6 +4,8 @@
 helpers on params and grads, for the trainer to import.
 """
 
+import functools
+import inspect
 import sys
 
 import numpy as np
@@ -81,12 +83,23 @@ def clip_grads(grads, max_norm):
     return total_norm
 
 
+def _accepts_train_flg(function):
+    """Whether `function` takes a train_flg keyword."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: pass it, as the book's first try does
+        return True
+    return any(p.name == "train_flg" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
 def eval_perplexity(model, corpus, batch_size=10, time_size=35):
     """Perplexity of `model` on `corpus` with the book's protocol: batch_size streams
     `jump` tokens apart, time_size steps per batch, exp of the mean batch loss.
 
-    Calls `model.forward(xs, ts, train_flg=False)`, or `model.forward(xs, ts)` when that
-    raises TypeError (models without dropout), exactly as the book does.
+    Calls `model.forward(xs, ts, train_flg=False)`, or `model.forward(xs, ts)` for a model
+    whose forward takes no train_flg (the book's Rnnlm). The book tells the two apart by
+    catching TypeError, which would also swallow a real TypeError raised inside forward
+    and silently evaluate in training mode; the signature tells them apart instead.
     """
     for name, value in (("batch_size", batch_size), ("time_size", time_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -102,6 +115,9 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
                          f"it needs at least {batch_size * time_size + 1} tokens")
     jump = (corpus_size - 1) // batch_size
 
+    forward = model.forward
+    if _accepts_train_flg(forward):
+        forward = functools.partial(forward, train_flg=False)
     print('evaluating perplexity ...')
     # position of xs[i, t] in the first batch; later batches shift it by time_size each
     base = np.arange(batch_size)[:, None] * jump + np.arange(time_size)[None, :]
@@ -110,11 +126,7 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
         pos = base + iters * time_size
         xs = corpus[pos % corpus_size].astype(np.int32)
         ts = corpus[(pos + 1) % corpus_size].astype(np.int32)
-        try:
-            loss = model.forward(xs, ts, train_flg=False)
-        except TypeError:
-            loss = model.forward(xs, ts)
-        total_loss += loss
+        total_loss += forward(xs, ts)
 
         sys.stdout.write('\r%d / %d' % (iters, max_iters))
         sys.stdout.flush()

@@ -10,11 +10,13 @@ from fastlstm.kernels.vecmath import FASTMATH, exp
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def softmax_cross_entropy_forward(x, ts, row_lse, row_loss):
     """Per-row log-sum-exp and loss -log softmax(x)[t]; rows with t < 0 (ignored) lose 0.
+    Returns the number of rows that count (t >= 0).
 
     x (M, V) logits; ts (M,) targets in [0, V) or -1. Out: row_lse (M,) in x's dtype,
     row_loss (M,) float64. Sums are accumulated in float64.
     """
     M, V = x.shape
+    count = 0
     for m in prange(M):
         mx = x[m, 0]
         for v in range(1, V):
@@ -26,7 +28,12 @@ def softmax_cross_entropy_forward(x, ts, row_lse, row_loss):
         lse = mx + np.log(s)
         row_lse[m] = lse
         t = ts[m]
-        row_loss[m] = lse - x[m, t] if t >= 0 else 0.0
+        if t >= 0:
+            row_loss[m] = lse - x[m, t]
+            count += 1
+        else:
+            row_loss[m] = 0.0
+    return count
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)

@@ -1,0 +1,22 @@
+"""Arrays a layer keeps from call to call, so that evaluation allocates nothing after its first step."""
+
+import numpy as np
+
+
+def fresh(name, shape, dtype):
+    """A new array on every call: the training path, whose arrays backward still needs."""
+    return np.empty(shape, dtype=dtype)
+
+
+class Workspace:
+    """Named arrays reused while their shape and dtype stay the same."""
+
+    def __init__(self):
+        self._arrays = {}
+
+    def empty(self, name, shape, dtype):
+        """The array kept under `name`, made anew only when the shape or dtype changes."""
+        a = self._arrays.get(name)
+        if a is None or a.shape != tuple(shape) or a.dtype != dtype:
+            a = self._arrays[name] = np.empty(shape, dtype=dtype)
+        return a
