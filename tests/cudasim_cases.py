@@ -1,0 +1,324 @@
+"""Every CUDA kernel against its CPU twin, on Numba's CUDA simulator, kernel by kernel and
+in the layers' compositions (cuda_compositions.py).
+
+Not collected by itself (the name does not start with test_): test_cuda_kernels.py runs
+it in a pytest subprocess with NUMBA_ENABLE_CUDASIM=1, which must be set before numba.cuda
+is first imported and would otherwise leak into the CPU tests of the same run. Blocks are
+tiny (8 threads, 4x4 GEMM tiles) so that these small, odd shapes span many blocks.
+"""
+
+import numpy as np
+import pytest
+from numba import cuda
+
+from cuda_compositions import affine_cpu, affine_gpu, lstm_cpu, lstm_gpu
+from fastlstm import gpu
+from fastlstm.blas import matmul_tn_into
+from fastlstm.kernels import dropout, embedding, linalg, lstm, optim, softmax
+from fastlstm.kernels import dropout_cuda, embedding_cuda, linalg_cuda, lstm_cuda, optim_cuda, softmax_cuda
+
+if not gpu.simulated():
+    pytest.skip("run through test_cuda_kernels.py, which sets NUMBA_ENABLE_CUDASIM=1", allow_module_level=True)
+
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture(autouse=True)
+def tiny_blocks(monkeypatch):
+    monkeypatch.setattr(linalg_cuda, "THREADS_PER_BLOCK", 8)
+    monkeypatch.setattr(linalg_cuda, "TILE", 4)
+
+
+def tol(dtype):
+    return {"rtol": 2e-5, "atol": 2e-6} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-13}
+
+
+def rand(rng, shape, dtype, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+def dev(x):
+    return cuda.to_device(x)
+
+
+def dev_empty(shape, dtype):
+    return cuda.device_array(shape, dtype=dtype)
+
+
+def dev_f_order(shape, dtype):
+    """A device buffer of `shape` that is F-contiguous: the transposed view of a C buffer."""
+    return linalg_cuda.transpose_view(cuda.device_array(shape[::-1], dtype=dtype))
+
+
+def host(d):
+    return d.copy_to_host()
+
+
+# --- device helpers ---------------------------------------------------------------------
+
+def test_gpu_helpers():
+    assert gpu.available() and gpu.simulated()
+    assert gpu.require() is cuda
+    x = np.arange(6.0).reshape(2, 3)
+    d = gpu.to_device(x)
+    assert gpu.is_device_array(d) and not gpu.is_device_array(x)
+    assert gpu.to_device(d) is d
+    np.testing.assert_array_equal(gpu.to_host(d), x)
+    t = gpu.transpose(d)
+    assert t.shape == (3, 2)
+    t[2, 1] = -1.0  # a view: writes through to d
+    assert gpu.to_host(d)[1, 2] == -1.0
+
+
+# --- matrix products ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("out_f", [False, True])
+def test_matmul_layouts(dtype, ta, tb, out_f):
+    """Every layout of a, b and out (C, or F as a transposed view) on a product whose
+    every dimension spans partial 4-wide tiles."""
+    check_matmul(dtype, 5, 6, 7, ta, tb, out_f)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M,K,P", [(1, 1, 1), (1, 13, 3), (13, 17, 1), (5, 0, 3)])
+def test_matmul_shapes(dtype, M, K, P):
+    check_matmul(dtype, M, K, P, False, True, False)
+
+
+def check_matmul(dtype, M, K, P, ta, tb, out_f):
+    rng = np.random.default_rng(M * 100 + K * 10 + P)
+    a = rand(rng, (M, K), dtype)
+    b = rand(rng, (K, P), dtype)
+    da = linalg_cuda.transpose_view(dev(np.ascontiguousarray(a.T))) if ta else dev(a)
+    db = linalg_cuda.transpose_view(dev(np.ascontiguousarray(b.T))) if tb else dev(b)
+    out = dev_f_order((M, P), dtype) if out_f else dev_empty((M, P), dtype)
+    linalg_cuda.matmul(da, db, out)
+    np.testing.assert_allclose(host(out), np.dot(a, b), **tol(dtype))
+
+
+def test_matmul_strided_rows():
+    """A row slice of a 3-D array (h of one time step) as the left operand."""
+    rng = np.random.default_rng(0)
+    hs = rand(rng, (3, 5, 7), np.float64)
+    w = rand(rng, (7, 9), np.float64)
+    out = dev_empty((3, 9), np.float64)
+    linalg_cuda.matmul(dev(hs)[:, 2, :], dev(w), out)
+    np.testing.assert_allclose(host(out), hs[:, 2, :] @ w, **tol(np.float64))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("out_f", [False, True])
+def test_matmul_tn_into(dtype, out_f):
+    rng = np.random.default_rng(1)
+    a = rand(rng, (13, 3), dtype)
+    b = rand(rng, (13, 17), dtype)
+    want = np.empty((3, 17), dtype, order="F" if out_f else "C")
+    matmul_tn_into(a, b, want)
+    out = dev_f_order((3, 17), dtype) if out_f else dev_empty((3, 17), dtype)
+    linalg_cuda.matmul_tn_into(dev(a), dev(b), out)
+    np.testing.assert_allclose(host(out), want, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("K,P", [(1, 1), (13, 17), (3, 1)])
+def test_column_sums(dtype, K, P):
+    a = rand(np.random.default_rng(2), (K, P), dtype)
+    want = np.empty(P, dtype)
+    linalg.column_sums(a, want)
+    out = dev_empty(P, dtype)
+    linalg_cuda.column_sums(dev(a), out)
+    np.testing.assert_allclose(host(out), want, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("tied", [False, True])
+def test_affine(dtype, tied):
+    """The affine layer's products, bias add and column sums; `tied`: W is the transposed
+    view of a (V, D) weight and its gradient buffer F-ordered, as in the tied BetterRnnlm."""
+    rng = np.random.default_rng(3)
+    M, D, V = 5, 3, 7
+    x = rand(rng, (M, D), dtype)
+    W = rand(rng, (V, D), dtype).T if tied else rand(rng, (D, V), dtype)
+    b = rand(rng, V, dtype)
+    dout = rand(rng, (M, V), dtype)
+    want = affine_cpu(x, W, b, dout)
+    if tied:
+        got = affine_gpu(x, linalg_cuda.transpose_view(dev(W.T)), b, dout, dev_f_order((D, V), dtype))
+    else:
+        got = affine_gpu(x, dev(W), b, dout, dev_empty((D, V), dtype))
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], **tol(dtype), err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_zero_and_swap_01(dtype):
+    a = rand(np.random.default_rng(4), (3, 5, 2), dtype)
+    out = dev_empty((5, 3, 2), dtype)
+    linalg_cuda.swap_01(dev(a), out)
+    np.testing.assert_array_equal(host(out), a.transpose(1, 0, 2))
+    f = dev_f_order((3, 5), dtype)
+    linalg_cuda.zero(f)
+    np.testing.assert_array_equal(host(f), np.zeros((3, 5)))
+
+
+# --- LSTM ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N,H", [(1, 1), (3, 5), (2, 13)])
+def test_lstm_steps(dtype, N, H):
+    rng = np.random.default_rng(N * 100 + H)
+    a = rand(rng, (N, 4 * H), dtype)
+    hA = rand(rng, (N, 4 * H), dtype)
+    b = rand(rng, 4 * H, dtype)
+    c_prev = rand(rng, (N, H), dtype)
+    gates = a.copy()
+    c, tanh_c, h = (np.empty((N, H), dtype) for _ in range(3))
+    lstm.lstm_step_forward(gates, hA, b, c_prev, c, tanh_c, h)
+    d_gates = dev(a)
+    d_c, d_tanh_c, d_h = (dev_empty((N, H), dtype) for _ in range(3))
+    lstm_cuda.lstm_step_forward(d_gates, dev(hA), dev(b), dev(c_prev), d_c, d_tanh_c, d_h)
+    for got, want in [(d_gates, gates), (d_c, c), (d_tanh_c, tanh_c), (d_h, h)]:
+        np.testing.assert_allclose(host(got), want, **tol(dtype))
+
+    dh_out, dh_next, dc = (rand(rng, (N, H), dtype) for _ in range(3))
+    d_dc = dev(dc)
+    dA = np.empty((N, 4 * H), dtype)
+    lstm.lstm_step_backward(gates, c_prev, tanh_c, dh_out, dh_next, dc, dA)
+    d_dA = dev_empty((N, 4 * H), dtype)
+    lstm_cuda.lstm_step_backward(dev(gates), dev(c_prev), dev(tanh_c), dev(dh_out), dev(dh_next), d_dc, d_dA)
+    np.testing.assert_allclose(host(d_dc), dc, **tol(dtype))
+    np.testing.assert_allclose(host(d_dA), dA, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype,T,N,D,H,transposed", [
+    (np.float32, 3, 2, 5, 3, False),
+    (np.float64, 3, 2, 5, 3, True),
+    (np.float32, 1, 1, 1, 1, True),
+])
+def test_lstm_sequence(dtype, T, N, D, H, transposed):
+    """TimeLSTM's forward and backward over T steps on the step kernels and products;
+    `transposed`: Wx and Wh are transposed views (F-ordered), as a kernel may be handed."""
+    rng = np.random.default_rng(T * 1000 + N * 100 + D * 10 + H)
+    xs_t = rand(rng, (T, N, D), dtype)
+    Wx = rand(rng, (D, 4 * H), dtype, 0.5)
+    Wh = rand(rng, (H, 4 * H), dtype, 0.5)
+    b = rand(rng, 4 * H, dtype)
+    h0, c0 = rand(rng, (N, H), dtype), rand(rng, (N, H), dtype)
+    dhs_t = rand(rng, (T, N, H), dtype)
+    want = lstm_cpu(xs_t, Wx, Wh, b, h0, c0, dhs_t)
+    if transposed:
+        d_Wx = linalg_cuda.transpose_view(dev(np.ascontiguousarray(Wx.T)))
+        d_Wh = linalg_cuda.transpose_view(dev(np.ascontiguousarray(Wh.T)))
+    else:
+        d_Wx, d_Wh = dev(Wx), dev(Wh)
+    got = lstm_gpu(xs_t, d_Wx, d_Wh, b, h0, c0, dhs_t)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], **tol(dtype), err_msg=name)
+
+
+# --- softmax cross-entropy ---------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M,V", [(1, 1), (3, 13), (13, 17), (2, 40)])
+def test_softmax_cross_entropy(dtype, M, V):
+    """Per-row lse and loss, then the gradient; every other row is ignored (-1) where M > 1."""
+    rng = np.random.default_rng(M * 100 + V)
+    x = rand(rng, (M, V), dtype, 3.0)
+    ts = rng.integers(0, V, M).astype(np.intp)
+    ts[1::2] = -1
+    lse, loss = np.empty(M, dtype), np.empty(M, np.float64)
+    softmax.softmax_cross_entropy_forward(x, ts, lse, loss)
+    scale = dtype(1.0 / max(1, np.count_nonzero(ts >= 0)))
+    dx = np.empty_like(x)
+    softmax.softmax_cross_entropy_backward(x, ts, lse, scale, dx)
+
+    d_x, d_ts = dev(x), dev(ts)
+    d_lse, d_loss, d_dx = dev_empty(M, dtype), dev_empty(M, np.float64), dev_empty((M, V), dtype)
+    softmax_cuda.softmax_cross_entropy_forward(d_x, d_ts, d_lse, d_loss)
+    softmax_cuda.softmax_cross_entropy_backward(d_x, d_ts, d_lse, scale, d_dx)
+    np.testing.assert_allclose(host(d_lse), lse, **tol(dtype))
+    np.testing.assert_allclose(host(d_loss), loss, **tol(dtype))
+    np.testing.assert_allclose(host(d_dx), dx, **tol(dtype))
+    assert np.all(host(d_loss)[ts < 0] == 0) and np.all(host(d_dx)[ts < 0] == 0)
+
+
+def test_softmax_needs_power_of_two_blocks(monkeypatch):
+    monkeypatch.setattr(linalg_cuda, "THREADS_PER_BLOCK", 6)
+    x = dev(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="power of two"):
+        softmax_cuda.softmax_cross_entropy_forward(x, dev(np.zeros(2, np.intp)), dev_empty(2, np.float64),
+                                                   dev_empty(2, np.float64))
+
+
+# --- embedding -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("V,D,M", [(1, 1, 1), (17, 3, 13), (5, 3, 40)])
+@pytest.mark.parametrize("f_order", [False, True])
+def test_embedding(dtype, V, D, M, f_order):
+    """Gather, and a scatter-add where ids repeat many times (ids drawn from 3 rows at most)."""
+    rng = np.random.default_rng(V * 100 + D * 10 + M)
+    W = rand(rng, (V, D), dtype)
+    ids = rng.integers(0, min(V, 3), M).astype(np.intp)
+    dout = rand(rng, (M, D), dtype)
+    out = np.empty((M, D), dtype)
+    embedding.embedding_forward(W, ids, out)
+    dW = np.empty((V, D), dtype)
+    embedding.embedding_backward(ids, dout, dW)
+
+    d_out = dev_empty((M, D), dtype)
+    embedding_cuda.embedding_forward(dev(W), dev(ids), d_out)
+    np.testing.assert_array_equal(host(d_out), out)
+    d_dW = dev_f_order((V, D), dtype) if f_order else dev(np.full((V, D), np.nan, dtype))
+    embedding_cuda.embedding_backward(dev(ids), dev(dout), d_dW)
+    np.testing.assert_allclose(host(d_dW), dW, **tol(dtype))
+
+
+# --- dropout ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("K", [1, 3, 17, 61])
+@pytest.mark.parametrize("ratio,scale", [(0.5, 2.0), (0.3, 1.0), (0.0, 1.0)])
+def test_dropout_bit_identical(dtype, K, ratio, scale):
+    rng = np.random.default_rng(K)
+    x = rand(rng, K, dtype)
+    dout = rand(rng, K, dtype)
+    seed = np.uint64(rng.integers(0, 2**63 - 1))
+    mask, out, dx = np.empty(K, dtype), np.empty(K, dtype), np.empty(K, dtype)
+    dropout.dropout_forward(x, seed, ratio, scale, mask, out)
+    dropout.dropout_backward(dout, mask, dx)
+
+    d_mask, d_out, d_dx = dev_empty(K, dtype), dev_empty(K, dtype), dev_empty(K, dtype)
+    dropout_cuda.dropout_forward(dev(x), seed, ratio, scale, d_mask, d_out)
+    dropout_cuda.dropout_backward(dev(dout), d_mask, d_dx)
+    np.testing.assert_array_equal(host(d_mask), mask)
+    np.testing.assert_array_equal(host(d_out), out)
+    np.testing.assert_array_equal(host(d_dx), dx)
+
+
+# --- optimizer and clipping ------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [0, 1, 3, 17, 100])
+def test_optim(dtype, n, monkeypatch):
+    monkeypatch.setattr(optim_cuda, "MAX_BLOCKS", 4)  # 100 elements: threads stride over the array
+    rng = np.random.default_rng(n)
+    g = rand(rng, n, dtype)
+    p = rand(rng, n, dtype)
+    np.testing.assert_allclose(optim_cuda.sum_squares(dev(g)), optim.sum_squares(g), rtol=1e-12)
+
+    total = dev(np.zeros(1))
+    optim_cuda.add_sum_squares(dev(g), total)
+    optim_cuda.add_sum_squares(dev(p), total)
+    np.testing.assert_allclose(host(total)[0], optim.sum_squares(g) + optim.sum_squares(p), rtol=1e-12)
+
+    d_g, d_p = dev(g), dev(p)
+    optim_cuda.scale(d_g, 0.3)
+    optim.scale(g, dtype(0.3))
+    np.testing.assert_allclose(host(d_g), g, **tol(dtype))
+    optim_cuda.sgd(d_p, d_g, 20.0)
+    optim.sgd(p, g, dtype(20.0))
+    np.testing.assert_allclose(host(d_p), p, **tol(dtype))
