@@ -5,7 +5,9 @@ As on the CPU, the caller does the matrix products (linalg_cuda.matmul: `h @ Wh`
 each forward step, `dA @ Wh.T` after each backward step, the input projection and the
 weight gradients over all steps); these are the fused elementwise passes between them,
 one thread per (n, j). Arithmetic stays in the arrays' dtype (float32 math for float32),
-as in the CPU kernels, so the two agree to rounding.
+as in the CPU kernels, so the two agree to rounding. The element math is written here
+again rather than shared with kernels/lstm.py: the CPU kernels' vectorised exp is a
+Numba overload, which numba-cuda cannot type without a live GPU context.
 """
 
 import functools

@@ -5,6 +5,8 @@ The float32 exp is Cephes' expf (relative error about 1 ulp) with its argument c
 to [-87, 88], which keeps sigmoid and tanh exact to float32 rounding; NaN stays NaN.
 """
 
+import math
+
 import numpy as np
 from llvmlite import ir
 from numba import types
@@ -25,7 +27,9 @@ def _float32_from_bits(typingctx, bits):
 def _exp32(x):
     x = np.float32(-87.0) if x < np.float32(-87.0) else x
     x = np.float32(88.0) if x > np.float32(88.0) else x
-    n = np.floor(x * np.float32(1.44269504) + np.float32(0.5))
+    # round(x / ln 2): with x clamped the sum below is positive, where truncation is floor
+    k = np.int32(x * np.float32(1.44269504) + np.float32(128.5)) - np.int32(128)
+    n = np.float32(k)
     r = x - n * np.float32(0.693359375) + n * np.float32(2.12194440e-4)
     p = np.float32(1.9875691500e-4)
     p = p * r + np.float32(1.3981999507e-3)
@@ -34,22 +38,22 @@ def _exp32(x):
     p = p * r + np.float32(1.6666665459e-1)
     p = p * r + np.float32(5.0000001201e-1)
     p = p * (r * r) + r + np.float32(1.0)
-    return p * _float32_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
+    return p * _float32_from_bits((k + np.int32(127)) << np.int32(23))
 
 
 def exp(x):
     """e**x; in float32 a vectorisable polynomial."""
-    return np.exp(x)
+    return math.exp(x)
 
 
 def sigmoid(x):
     """1 / (1 + e**-x)."""
-    return 1.0 / (1.0 + np.exp(-x))
+    return 1.0 / (1.0 + math.exp(-x))
 
 
 def tanh(x):
     """Hyperbolic tangent; in float32 from the vectorisable exp."""
-    return np.tanh(x)
+    return math.tanh(x)
 
 
 def _is_float32(x):
@@ -60,21 +64,21 @@ def _is_float32(x):
 def _exp_impl(x):
     if _is_float32(x):
         return _exp32
-    return lambda x: np.exp(x)
+    return lambda x: math.exp(x)
 
 
 @overload(sigmoid, inline="always")
 def _sigmoid_impl(x):
     if _is_float32(x):
         return lambda x: np.float32(1.0) / (np.float32(1.0) + exp(-x))
-    return lambda x: 1.0 / (1.0 + np.exp(-x))
+    return lambda x: 1.0 / (1.0 + math.exp(-x))
 
 
 @overload(tanh, inline="always")
 def _tanh_impl(x):
     if _is_float32(x):
         return lambda x: np.float32(1.0) - np.float32(2.0) / (exp(x + x) + np.float32(1.0))
-    return lambda x: np.tanh(x)
+    return lambda x: math.tanh(x)
 
 
 def one_like(x):
