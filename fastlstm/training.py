@@ -30,13 +30,12 @@ import pickle
 import signal
 import sys
 import time
-import uuid
-from contextlib import suppress
 
 import numpy as np
 
 from fastlstm import plotting
 from fastlstm.dataset import ptb
+from fastlstm.files import atomic_write
 from fastlstm.models import BetterRnnlm, Rnnlm
 from fastlstm.optimizer import SGD
 from fastlstm.trainer import stateful_batch
@@ -99,22 +98,6 @@ def build_model(config, vocab_size):
     if config["model"] == "better":
         kwargs["dropout_ratio"] = config["dropout"]
     return MODELS[config["model"]](vocab_size, config["wordvec_size"], config["hidden_size"], **kwargs)
-
-
-def atomic_write(path, write):
-    """Call write(f) on a temporary binary file beside path, then rename it to path."""
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
 
 
 def read_pickle(path):

@@ -11,12 +11,12 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.request
-from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
+
+from fastlstm.files import atomic_write
 
 __all__ = ["load_data", "load_vocab", "cache_dir", "ChecksumError", "DataNotFoundError", "URL_BASE"]
 
@@ -144,18 +144,15 @@ def _download(file_name, path):
     """Fetch ``file_name`` into ``path`` through a temporary file that only a verified download replaces."""
     url = URL_BASE + file_name
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{file_name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                actual = _fetch(url, out, file_name)
-            except (OSError, http.client.HTTPException) as e:
-                raise DataNotFoundError(_not_found_message(file_name, url, e)) from e
+
+    def fetch_verified(out):
+        try:
+            actual = _fetch(url, out, file_name)
+        except (OSError, http.client.HTTPException) as e:
+            raise DataNotFoundError(_not_found_message(file_name, url, e)) from e
         _check_sum(file_name, actual, f"{url} (download discarded)")
-        os.replace(tmp, path)
-    finally:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
+
+    atomic_write(path, fetch_verified)
 
 
 def _fetch(url, out, file_name):
@@ -181,7 +178,7 @@ def _not_found_message(file_name, url, error):
     return (
         f"Penn Treebank file {file_name} is not on this machine and downloading {url} failed ({error}).\n"
         f"Provide {', '.join(SHA256)} in one of three ways:\n"
-        "  1. name their folder: load_data(..., data_dir=FOLDER), or `fastlstm --data FOLDER`;\n"
+        "  1. name their folder: load_data(..., data_dir=FOLDER), or the --data FOLDER option of the fastlstm command;\n"
         f"  2. set the environment variable {ENV_VAR}=FOLDER;\n"
         f"  3. put them in the cache folder {cache_dir()}."
     )
