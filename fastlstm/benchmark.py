@@ -1,10 +1,17 @@
 """Speed of fastlstm against the plain-NumPy reference of the book's layers, measured in
 one run as ratios (a shared machine is noisy; a ratio from one run is not).
 
-`python -m fastlstm.benchmark layers` times the three hot layers at the book's sizes.
+`python -m fastlstm.benchmark layers` times the three hot layers at the book's sizes;
+`fastlstm bench` (model_throughput) measures whole training and evaluation steps of both
+book models in tokens/s, against the machine's matrix-product peak measured in the same run.
 """
 
 import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -12,12 +19,18 @@ import numpy as np
 import fastlstm
 import fastlstm.reference.numpy_layers as ref
 import fastlstm.time_layers as fast
+from fastlstm import models
+from fastlstm.optimizer import SGD
+from fastlstm.reference import models as ref_models
+from fastlstm.util import clip_grads, remove_duplicate
 from fastlstm.warmup import warm_up
 
 
-def best_time(fn, repeat=5, min_time=0.2):
-    """Best per-call seconds of fn() over `repeat` rounds, each of at least `min_time` seconds."""
-    fn()
+def best_time(fn, repeat=5, min_time=0.2, warm=True):
+    """Best per-call seconds of fn() over `repeat` rounds, each of at least `min_time` seconds,
+    after one untimed call when `warm`."""
+    if warm:
+        fn()
     best = float("inf")
     for _ in range(repeat):
         calls, start = 0, time.perf_counter()
@@ -78,9 +91,234 @@ def layer_speedups(repeat=5):
     return rows
 
 
+# ---------------------------------------------------------------------------- whole models
+
+# The book's two configurations: model classes (fastlstm, NumPy reference), constructor sizes,
+# LSTM layers, and the keyword arguments of the forward of its eval_perplexity.
+MODELS = {
+    "rnnlm": {"classes": {"fastlstm": models.Rnnlm, "numpy": ref_models.Rnnlm},
+              "sizes": {"vocab_size": 10000, "wordvec_size": 100, "hidden_size": 100},
+              "layers": 1, "eval_kwargs": {}},
+    "better": {"classes": {"fastlstm": models.BetterRnnlm, "numpy": ref_models.BetterRnnlm},
+               "sizes": {"vocab_size": 10000, "wordvec_size": 650, "hidden_size": 650, "dropout_ratio": 0.5},
+               "layers": 2, "eval_kwargs": {"train_flg": False}},
+}
+IMPLEMENTATIONS = ("fastlstm", "numpy")
+# (N, T) of a step: the book's training batch, and the batch of its eval_perplexity
+STEPS = {"train": (20, 35), "eval": (10, 35)}
+LR, MAX_GRAD = 20.0, 0.25  # SGD learning rate and gradient clipping of the book's recipes
+PEAK_SIZE = 4096  # side of the float32 np.dot whose GFLOP/s is the peak
+# The full and the --quick (True) measurement: best_time's arguments per implementation (--quick
+# skips NumPy's untimed call: it compiles nothing), np.dot rounds of the peak, implementations
+# whose memory is measured (--quick skips NumPy's: its BetterRnnlm step takes seconds).
+TIMING = {False: {"fastlstm": {"repeat": 5, "min_time": 0.2, "warm": True},
+                  "numpy": {"repeat": 3, "min_time": 0.2, "warm": True},
+                  "peak": 5, "memory": IMPLEMENTATIONS},
+          True: {"fastlstm": {"repeat": 2, "min_time": 0.1, "warm": True},
+                 "numpy": {"repeat": 1, "min_time": 0.0, "warm": False},
+                 "peak": 2, "memory": ("fastlstm",)}}
+MEMORY_METHOD = ("resident memory (RSS) in a fresh subprocess, glibc's mmap threshold fixed so freed arrays "
+                 "go back to the OS: 'step' = high-water growth over one steady-state step (after a warm one), "
+                 "'total' = that high water minus the RSS before the model was built")
+
+
+def describe_timing(quick=False):
+    """How TIMING[quick] times each implementation, in words."""
+    def one(t):
+        rounds = "a single round" if t["repeat"] == 1 else f"the best of {t['repeat']} rounds"
+        length = f"of >= {t['min_time']} s" if t["min_time"] else "of one call"
+        return ("an untimed call, then " if t["warm"] else "") + f"{rounds} {length}"
+    timing = TIMING[quick]
+    return (f"fastlstm: {one(timing['fastlstm'])}; NumPy: {one(timing['numpy'])}; "
+            f"peak: best of {timing['peak']} np.dot calls; memory: {', '.join(timing['memory'])}")
+
+
+def flop_per_token(step, vocab_size, wordvec_size, hidden_size, layers):
+    """Matrix-product FLOPs per token of a training ('train') or evaluation ('eval') step.
+
+    Per LSTM layer of input width D and width H the forward products cost 8H(D+H)
+    (x @ Wx and h @ Wh, 2 FLOPs a multiply-add), the output layer 2HV; backward costs
+    twice the forward (data and weight gradients): so 24H(D+H) + 6HV to train.
+    Elementwise work is left out: it is memory traffic, not arithmetic.
+    """
+    V, D, H = vocab_size, wordvec_size, hidden_size
+    lstm = H * (D + H) + (layers - 1) * H * (H + H)
+    factor = {"train": 3, "eval": 1}[step]
+    return factor * (8 * lstm + 2 * H * V)
+
+
+def _model_flop_per_token(model, step, sizes=None):
+    spec = MODELS[model]
+    s = {**spec["sizes"], **(sizes or {})}
+    return flop_per_token(step, s["vocab_size"], s["wordvec_size"], s["hidden_size"], spec["layers"])
+
+
+def make_step(model, implementation, step, sizes=None, seed=0):
+    """(fn, tokens): one training or evaluation step of a freshly built float32 model, as a call.
+
+    Weights come from np.random.seed(seed) (the global generator, as in the book), the token
+    ids and targets from default_rng(seed); the model is stateful as built and never reset,
+    so repeated calls continue its state as truncated BPTT does. `sizes` overrides the
+    book's constructor sizes (tests use tiny ones).
+    """
+    spec = MODELS[model]
+    kwargs = {**spec["sizes"], **(sizes or {})}
+    np.random.seed(seed)
+    net = spec["classes"][implementation](**kwargs, dtype=np.float32)
+    N, T = STEPS[step]
+    xs, ts = np.random.default_rng(seed).integers(0, kwargs["vocab_size"], size=(2, N, T))
+    if step == "eval":
+        return (lambda: net.forward(xs, ts, **spec["eval_kwargs"])), N * T
+    optimizer = SGD(LR)
+
+    def train():
+        net.forward(xs, ts)
+        net.backward()
+        params, grads = remove_duplicate(net.params, net.grads)
+        clip_grads(grads, MAX_GRAD)
+        optimizer.update(params, grads)
+    return train, N * T
+
+
+def peak_gflops(size=PEAK_SIZE, repeat=3):
+    """Best GFLOP/s of a float32 size^3 np.dot over `repeat` calls, with the current BLAS threads."""
+    a, b = np.random.default_rng(0).standard_normal((2, size, size), dtype=np.float32)
+    out = np.empty((size, size), np.float32)
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        np.dot(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best / 1e9
+
+
+def _proc_status_kib(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+def _reset_peak_rss():
+    """Reset the high-water mark VmHWM to the current RSS (Linux >= 4.0); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _measure_step_memory(cases, sizes):
+    """In this process: {"model/implementation/step": {"step": MiB, "total": MiB}} of MEMORY_METHOD
+    for each case; None for a case where the peak RSS cannot be reset. The untimed first call
+    loads the kernels and touches what the model keeps from step to step."""
+    result = {}
+    for model, implementation, step in cases:
+        gc.collect()
+        before_model = _proc_status_kib("VmRSS")
+        fn, _ = make_step(model, implementation, step, sizes)
+        fn()
+        gc.collect()
+        key = f"{model}/{implementation}/{step}"
+        result[key] = None
+        if _reset_peak_rss():
+            before_step = _proc_status_kib("VmRSS")
+            fn()
+            high = _proc_status_kib("VmHWM")
+            result[key] = {"step": (high - before_step) / 1024, "total": (high - before_model) / 1024}
+        del fn
+    return result
+
+
+def _memory_child():
+    """Entry of the memory subprocess: cases and sizes as JSON on stdin, the result as JSON on stdout."""
+    spec = json.load(sys.stdin)
+    print(json.dumps(_measure_step_memory([tuple(c) for c in spec["cases"]], spec["sizes"])))
+
+
+def step_memory(cases, sizes=None):
+    """{"model/implementation/step": {"step": MiB, "total": MiB} or None} of MEMORY_METHOD for
+    (model, implementation, step) cases, measured in a fresh Python process with this process's
+    thread count. RSS also counts Numba's and BLAS's allocations, which tracemalloc would miss."""
+    env = {**os.environ, "FASTLSTM_NUM_THREADS": str(fastlstm.get_num_threads()),
+           "MALLOC_MMAP_THRESHOLD_": "131072"}
+    out = subprocess.run([sys.executable, "-c", "from fastlstm.benchmark import _memory_child; _memory_child()"],
+                         input=json.dumps({"cases": [list(c) for c in cases], "sizes": sizes or {}}),
+                         capture_output=True, text=True, env=env, check=True).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_size=PEAK_SIZE, memory=True, log=None):
+    """Rows (dicts), one per model and step ('train', 'eval'): tokens/s of fastlstm and of the
+    NumPy reference (float32, the thread setting in force, JIT compiled before any timing) and
+    their ratio; FLOPs per token; achieved GFLOP/s; the limit peak / FLOP-per-token in tokens/s
+    and each figure's fraction of it; with `memory`, MEMORY_METHOD's figures in MiB (None when
+    not measured).
+
+    Timing as TIMING[quick] says. `sizes` overrides the models' sizes, `peak_size` the side of
+    the np.dot; `log`, a print-like callable, receives progress.
+    """
+    log = log or (lambda *a: None)
+    timing = TIMING[quick]
+    warm_up()
+    log(f"peak: float32 {peak_size}^3 np.dot, best of {timing['peak']}")
+    peak = peak_gflops(peak_size, timing["peak"])
+    state = np.random.get_state()
+    rows = []
+    try:
+        for model in model_names:
+            for step, (N, T) in STEPS.items():
+                flop = _model_flop_per_token(model, step, sizes)
+                limit = peak * 1e9 / flop
+                row = {"model": model, "step": step, "batch": N, "time": T, "dtype": "float32",
+                       "threads": fastlstm.get_num_threads(), "flop_per_token": flop, "peak_gflops": peak,
+                       "limit_tokens_per_s": limit}
+                for impl in IMPLEMENTATIONS:
+                    log(f"{model} {step} {impl}")
+                    fn, tokens = make_step(model, impl, step, sizes)
+                    rate = tokens / best_time(fn, **timing[impl])
+                    row[f"{impl}_tokens_per_s"] = rate
+                    row[f"{impl}_gflops"] = rate * flop / 1e9
+                    row[f"{impl}_fraction"] = rate / limit
+                    del fn
+                row["speedup"] = row["fastlstm_tokens_per_s"] / row["numpy_tokens_per_s"]
+                rows.append(row)
+    finally:
+        np.random.set_state(state)
+    if memory:
+        log("memory, in a fresh subprocess")
+        mib = step_memory([(r["model"], impl, r["step"]) for r in rows for impl in timing["memory"]], sizes)
+        for r in rows:
+            for impl in IMPLEMENTATIONS:
+                figures = mib.get(f"{r['model']}/{impl}/{r['step']}") or {}
+                r[f"{impl}_step_mib"] = figures.get("step")
+                r[f"{impl}_total_mib"] = figures.get("total")
+    return rows
+
+
+def format_throughput(rows):
+    """The rows of model_throughput as a fixed-width table (text)."""
+    def mem(r, impl):
+        step, total = r.get(f"{impl}_step_mib"), r.get(f"{impl}_total_mib")
+        return "n/a" if step is None else f"{step:.0f}/{total:.0f}"
+    head = (f"{'model':7s}{'step':6s}{'N x T':>7s}{'MFLOP/tok':>10s}{'limit tok/s':>12s} |"
+            f"{'fastlstm tok/s':>15s}{'GFLOP/s':>8s}{'of lim':>7s}{'MiB':>9s} |"
+            f"{'NumPy tok/s':>12s}{'GFLOP/s':>8s}{'of lim':>7s}{'MiB':>9s} |{'ratio':>7s}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['model']:7s}{r['step']:6s}{r['batch']:>3d} x{r['time']:>3d}{r['flop_per_token'] / 1e6:10.2f}"
+            f"{r['limit_tokens_per_s']:12.0f} |{r['fastlstm_tokens_per_s']:15.0f}{r['fastlstm_gflops']:8.1f}"
+            f"{r['fastlstm_fraction']:7.1%}{mem(r, 'fastlstm'):>9s} |{r['numpy_tokens_per_s']:12.0f}"
+            f"{r['numpy_gflops']:8.1f}{r['numpy_fraction']:7.1%}{mem(r, 'numpy'):>9s} |{r['speedup']:6.1f}x")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Time fastlstm against the NumPy reference layers.")
-    parser.add_argument("what", choices=["layers"], help="what to measure")
+    parser.add_argument("what", choices=["layers"], help="what to measure (whole models: `fastlstm bench`)")
     parser.add_argument("--threads", type=int, help="threads for Numba and BLAS (default: all cores)")
     parser.add_argument("--repeat", type=int, default=5, help="timing rounds; the best round counts")
     args = parser.parse_args(argv)

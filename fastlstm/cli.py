@@ -182,9 +182,72 @@ def _run_generate(args):
     return 0
 
 
+# ---------------------------------------------------------------------------- bench
+
+def add_bench(subparsers, common):
+    from fastlstm.benchmark import MODELS, describe_timing  # imported here: only `fastlstm bench` needs it
+
+    def model_list(text):
+        names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+        if not names or any(n not in MODELS for n in names):
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(MODELS)}, got {text!r}")
+        return names
+
+    p = subparsers.add_parser(
+        "bench", parents=[common], help="tokens/s of training and evaluation steps, fastlstm vs NumPy",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Measure in one run the tokens/s (tokens = batch x time steps) of a whole training step\n"
+                    "(forward, backward, remove_duplicate, clipping at 0.25, SGD lr 20; batch 20 x 35) and of an\n"
+                    "evaluation step (the forward of eval_perplexity; batch 10 x 35) of the book's Rnnlm and\n"
+                    "BetterRnnlm in float32, for fastlstm and for the plain-NumPy reference, warm; their ratio;\n"
+                    "the achieved matrix-product GFLOP/s and its fraction of the limit set by this machine's\n"
+                    "float32 np.dot peak (measured first, same threads); memory in MiB, from RSS in a fresh\n"
+                    "subprocess: step = high-water growth over one step, total = with the model. --data is unused.",
+        epilog="Run it as\n"
+               "  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE fastlstm bench\n"
+               "where those variables are set: they slow a current OpenBLAS on the development machine.")
+    p.add_argument("--quick", action="store_true",
+                   help=f"under a minute on 2 cores: {describe_timing(True)} (default, a few minutes: "
+                        f"{describe_timing(False)})")
+    p.add_argument("--models", type=model_list, default=list(MODELS), metavar="LIST",
+                   help=f"comma-separated models to measure (default: {','.join(MODELS)})")
+    p.add_argument("--json", metavar="FILE", help="also write the command line and the rows as JSON to FILE")
+    p.set_defaults(run=_run_bench)
+
+
+def _run_bench(args):
+    import json
+    import os
+
+    import threadpoolctl
+
+    from fastlstm import benchmark
+    from fastlstm.threads import blas_num_threads, get_num_threads
+
+    command = (f"fastlstm bench{' --quick' if args.quick else ''} --threads {get_num_threads()} "
+               f"--models {','.join(args.models)}" + (f" --json {args.json}" if args.json else ""))
+    blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i.get('architecture')})"
+                     for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas")
+    print(f"command: {command}")
+    print(f"threads: Numba {get_num_threads()}, BLAS {blas_num_threads()} ({blas})")
+    slowing = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ]
+    if slowing:
+        print(f"note: {' and '.join(slowing)} set; they may slow OpenBLAS (see fastlstm bench --help)")
+    print(f"timing (float32): {benchmark.describe_timing(args.quick)}", flush=True)
+    rows = benchmark.model_throughput(args.models, quick=args.quick,
+                                      log=lambda msg: print(f"  measuring {msg}", file=sys.stderr, flush=True))
+    print(f"peak: {rows[0]['peak_gflops']:.1f} GFLOP/s (float32 {benchmark.PEAK_SIZE}^3 np.dot)")
+    print(f"memory: {benchmark.MEMORY_METHOD}")
+    print(benchmark.format_throughput(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"command": command, "rows": rows}, f, indent=1)
+    return 0
+
+
 # ---------------------------------------------------------------------------- main
 
-COMMANDS = [add_train, add_eval, add_generate]
+COMMANDS = [add_train, add_eval, add_generate, add_bench]
 
 
 def build_parser():

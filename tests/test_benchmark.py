@@ -1,0 +1,127 @@
+"""The throughput benchmark (fastlstm.benchmark, `fastlstm bench`) and the asv suite, on tiny sizes."""
+
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastlstm
+from fastlstm import benchmark, cli
+
+ASV_DIR = Path(__file__).resolve().parents[1] / "asv_benchmarks"
+TINY = {"vocab_size": 50, "wordvec_size": 8, "hidden_size": 8}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny kernels on one thread (threads this small only wait for each other); restored afterwards."""
+    threads = fastlstm.get_num_threads()
+    fastlstm.set_num_threads(1)
+    yield
+    fastlstm.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("model, step, mflop", [("better", "train", 79.6), ("better", "eval", 26.5),
+                                                ("rnnlm", "train", 6.48), ("rnnlm", "eval", 2.16)])
+def test_flop_per_token_at_the_books_sizes(model, step, mflop):
+    s, layers = benchmark.MODELS[model]["sizes"], benchmark.MODELS[model]["layers"]
+    flop = benchmark.flop_per_token(step, s["vocab_size"], s["wordvec_size"], s["hidden_size"], layers)
+    assert flop / 1e6 == pytest.approx(mflop, rel=1e-3)
+
+
+def test_model_throughput_on_tiny_models():
+    rows = benchmark.model_throughput(["rnnlm", "better"], quick=True, sizes=TINY, peak_size=64,
+                                      memory=False)
+    assert [(r["model"], r["step"]) for r in rows] == [(m, s) for m in ("rnnlm", "better") for s in ("train", "eval")]
+    for r in rows:
+        assert r["threads"] == 1 and r["peak_gflops"] > 0
+        assert r["limit_tokens_per_s"] == pytest.approx(r["peak_gflops"] * 1e9 / r["flop_per_token"])
+        for impl in benchmark.IMPLEMENTATIONS:
+            rate = r[f"{impl}_tokens_per_s"]
+            assert rate > 0
+            assert r[f"{impl}_fraction"] == pytest.approx(rate / r["limit_tokens_per_s"])
+            assert r[f"{impl}_gflops"] == pytest.approx(rate * r["flop_per_token"] / 1e9)
+        assert r["speedup"] == pytest.approx(r["fastlstm_tokens_per_s"] / r["numpy_tokens_per_s"])
+    assert "better" in benchmark.format_throughput(rows)
+
+
+def test_step_memory_in_a_fresh_process():
+    mib = benchmark.step_memory([("better", "fastlstm", "train"), ("better", "numpy", "eval")], TINY)
+    assert set(mib) == {"better/fastlstm/train", "better/numpy/eval"}
+    if sys.platform.startswith("linux"):
+        for figures in mib.values():
+            assert 0 <= figures["step"] <= figures["total"]
+
+
+@pytest.mark.parametrize("model", ["rnnlm", "better"])
+def test_steps_run_the_models_on_the_books_batches(model):
+    for step, (N, T) in benchmark.STEPS.items():
+        fn, tokens = benchmark.make_step(model, "fastlstm", step, TINY)
+        assert tokens == N * T
+        loss = fn()
+        if step == "eval":  # the loss of untrained weights on random ids: about log V
+            assert abs(loss - np.log(TINY["vocab_size"])) < 0.5
+
+
+def test_bench_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["bench", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "--quick" in out and "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE fastlstm bench" in out
+
+
+def test_bench_refuses_unknown_models(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--models", "rnnlm,gpt"])
+    assert "rnnlm, better" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def asv_suite():
+    sys.path.insert(0, str(ASV_DIR))
+    try:
+        yield lambda name: importlib.import_module(f"benchmarks.{name}")
+    finally:
+        sys.path.remove(str(ASV_DIR))
+
+
+def test_asv_model_benchmarks_run_on_tiny_sizes(asv_suite, monkeypatch):
+    bench = asv_suite("bench_models")
+    assert bench.Throughput.track_tokens_per_s.unit == "tokens/s"
+    assert bench.Throughput.params == (["rnnlm", "better"], ["train", "eval"])
+    monkeypatch.setitem(bench.CONFIGS, "better", (*bench.CONFIGS["better"][:1], {**TINY, "dropout_ratio": 0.5},
+                                                  bench.CONFIGS["better"][2]))
+    monkeypatch.setattr(bench, "ROUNDS", 1)
+    for step in ("train", "eval"):
+        b = bench.Throughput()
+        b.setup("better", step)
+        assert b.track_tokens_per_s("better", step) > 0
+    m = bench.TrainingMemory()
+    m.setup()
+    m.peakmem_better_train_step()
+
+
+def test_asv_kernel_benchmarks_run_on_tiny_sizes(asv_suite, monkeypatch):
+    bench = asv_suite("bench_kernels")
+    monkeypatch.setattr(bench, "V", 50)
+    for cls in (bench.LSTM, bench.SoftmaxCrossEntropy, bench.EmbeddingBackward):
+        assert cls.params[0] == ["float32", "float64"]
+        for dtype in cls.params[0]:
+            args = (dtype, 8) if len(cls.params) == 2 else (dtype,)
+            b = cls()
+            b.setup(*args)
+            for name in dir(cls):
+                if name.startswith("time_"):
+                    getattr(b, name)(*args)
+    assert bench.LSTM.params[1] == bench.EmbeddingBackward.params[1] == [100, 650]
+
+
+def test_asv_compile_benchmarks_parse_the_warmup_line(asv_suite):
+    bench = asv_suite("bench_compile")
+    assert bench.FirstCall.unit == "seconds"
+    assert {"track_warm_cache", "track_cold_cache"} <= set(dir(bench.FirstCall))
+    line = "warm-up 0.91 s: 27 kernels loaded from the cache, 0 compiled (float32; cache beside x)"
+    assert bench.WARMUP_LINE.search(line).groups() == ("0.91", "27", "0")
