@@ -12,4 +12,16 @@ from fastlstm.threads import apply_env as _apply_env, get_num_threads, set_num_t
 
 _apply_env()
 
-__all__ = ["get_num_threads", "set_num_threads"]
+from fastlstm.models import BetterRnnlm, Rnnlm  # noqa: E402
+from fastlstm.optimizer import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop  # noqa: E402
+from fastlstm.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeLSTM, TimeSoftmaxWithLoss  # noqa: E402
+from fastlstm.trainer import RnnlmTrainer  # noqa: E402
+from fastlstm.util import clip_grads, eval_perplexity  # noqa: E402
+
+__all__ = [
+    "TimeEmbedding", "TimeLSTM", "TimeAffine", "TimeSoftmaxWithLoss", "TimeDropout",
+    "Rnnlm", "BetterRnnlm",
+    "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam",
+    "RnnlmTrainer", "eval_perplexity", "clip_grads",
+    "set_num_threads", "get_num_threads",
+]
