@@ -9,14 +9,13 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from fastlstm.threads import apply_env as _apply_env, get_num_threads, set_num_threads  # noqa: E402
-
-_apply_env()
-
 from fastlstm.models import BetterRnnlm, Rnnlm  # noqa: E402
 from fastlstm.optimizer import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop  # noqa: E402
 from fastlstm.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeLSTM, TimeSoftmaxWithLoss  # noqa: E402
 from fastlstm.trainer import RnnlmTrainer  # noqa: E402
 from fastlstm.util import clip_grads, eval_perplexity  # noqa: E402
+
+_apply_env()  # last: importing the modules above loads a second BLAS (SciPy's), which must be set too
 
 __all__ = [
     "TimeEmbedding", "TimeLSTM", "TimeAffine", "TimeSoftmaxWithLoss", "TimeDropout",
