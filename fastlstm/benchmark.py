@@ -192,6 +192,30 @@ def peak_gflops(size=PEAK_SIZE, repeat=3):
     return 2 * size ** 3 / best / 1e9
 
 
+def training_memory_floor(model, sizes=None, itemsize=4):
+    """MiB that a training step of `model` cannot do without, as {"params", "grads",
+    "activations", "total"}: the weights (the tied one once); the gradients as the book's
+    models hold them (the tied weight has one in each of its two layers); and what backward
+    needs of the forward pass: the scores (for the softmax gradient), the output layer's
+    input, each LSTM's input, hidden states, cell states and gates, the dropout masks."""
+    spec = MODELS[model]
+    sz = {**spec["sizes"], **(sizes or {})}
+    V, D, H = sz["vocab_size"], sz["wordvec_size"], sz["hidden_size"]
+    N, T = STEPS["train"]
+    M = N * T
+    tied = "dropout_ratio" in sz  # BetterRnnlm: tied output weight, dropout before and after each LSTM
+    widths = [D] + [H] * (spec["layers"] - 1)
+    params = V * D + sum(d * 4 * H + H * 4 * H + 4 * H for d in widths) + (0 if tied else H * V) + V
+    grads = params + (V * D if tied else 0)
+    activations = M * V + M * H + sum(M * (d + 2 * H + 4 * H) for d in widths)
+    if tied:
+        activations += M * (D + sum(widths[1:]) + H)
+    mib = {k: v * itemsize / 2**20 for k, v in
+           {"params": params, "grads": grads, "activations": activations}.items()}
+    mib["total"] = sum(mib.values())
+    return mib
+
+
 def _proc_status_kib(key):
     with open("/proc/self/status") as f:
         for line in f:
@@ -284,6 +308,8 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
                     row[f"{impl}_fraction"] = rate / limit
                     del fn
                 row["speedup"] = row["fastlstm_tokens_per_s"] / row["numpy_tokens_per_s"]
+                if step == "train":
+                    row["floor_mib"] = training_memory_floor(model, sizes)["total"]
                 rows.append(row)
     finally:
         np.random.set_state(state)
@@ -313,6 +339,9 @@ def format_throughput(rows):
             f"{r['limit_tokens_per_s']:12.0f} |{r['fastlstm_tokens_per_s']:15.0f}{r['fastlstm_gflops']:8.1f}"
             f"{r['fastlstm_fraction']:7.1%}{mem(r, 'fastlstm'):>9s} |{r['numpy_tokens_per_s']:12.0f}"
             f"{r['numpy_gflops']:8.1f}{r['numpy_fraction']:7.1%}{mem(r, 'numpy'):>9s} |{r['speedup']:6.1f}x")
+    floors = [f"{r['model']} {r['floor_mib']:.0f}" for r in rows if "floor_mib" in r]
+    lines.append("MiB: step/total; the floor of a training step (params + grads + activations backward needs, "
+                 f"training_memory_floor): {', '.join(floors)}")
     return "\n".join(lines)
 
 
