@@ -3,7 +3,8 @@
 The file is a pickled list of float16 arrays, one per entry of `params` (a tied weight
 appears twice, once transposed), so weights move freely between the book's code and
 fastlstm. Saving writes a temporary file and renames it; loading checks the whole file
-against the model before writing into the existing arrays.
+against the model before writing into the existing arrays. A model on the GPU saves host
+copies in the same format, and loads through the host, so files move freely between the two.
 """
 
 import os
@@ -12,6 +13,7 @@ import uuid
 
 import numpy as np
 
+from fastlstm import gpu
 from fastlstm.util import to_cpu
 
 
@@ -94,4 +96,7 @@ class BaseModel:
             if not np.isfinite(a).all():
                 raise ValueError(f"{file_name}: array {i} holds NaN or inf values")
         for p, a in zip(params, loaded):
-            p[...] = a
+            if gpu.is_device_array(p):
+                p.copy_to_device(np.asarray(a, dtype=p.dtype))  # in p's memory order, F for a tied W.T
+            else:
+                p[...] = a

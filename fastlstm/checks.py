@@ -3,13 +3,15 @@ shapes, dtypes and token ids are refused here with messages that name the bad va
 
 import numpy as np
 
+from fastlstm.gpu import is_device_array
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def weights_dtype(**weights):
-    """The one float dtype that all the named weight arrays share."""
+    """The one float dtype that all the named weight arrays (NumPy or device arrays) share."""
     for name, w in weights.items():
-        if not isinstance(w, np.ndarray):
+        if not (isinstance(w, np.ndarray) or is_device_array(w)):
             raise TypeError(f"{name} must be a NumPy array, got {type(w).__name__}")
         if w.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{name} must be float32 or float64, got {w.dtype}")
@@ -26,14 +28,25 @@ def check_ndim(w, ndim, name):
         raise ValueError(f"{name} must be {ndim}-D, got shape {w.shape}")
 
 
-def as_floats(x, ndim, dtype, name):
-    """x as a C-contiguous array of `dtype` (the weights'), refusing other ranks and non-float data."""
-    x = np.asarray(x)
+def as_floats(x, ndim, dtype, name, device=False):
+    """x as a C-contiguous array of `dtype` (the weights'), refusing other ranks and non-float data.
+
+    With device=True (the CUDA layers) a device array is returned as it is, and must then
+    already be C-contiguous and of `dtype`: nothing casts or copies on the GPU.
+    """
+    device = device and is_device_array(x)
+    if not device:
+        x = np.asarray(x)
     if x.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {x.shape}")
     if x.dtype.kind != "f":
         raise TypeError(f"{name} must hold floats, got {x.dtype}")
-    return np.ascontiguousarray(x, dtype=dtype)
+    if not device:
+        return np.ascontiguousarray(x, dtype=dtype)
+    if x.dtype != dtype or not x.is_c_contiguous():
+        raise TypeError(f"{name} is a device array of {x.dtype}, strides {x.strides}; "
+                        f"this layer takes C-contiguous {np.dtype(dtype)}")
+    return x
 
 
 def as_token_ids(ids, vocab_size, name, ignore_label=None):

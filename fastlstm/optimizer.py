@@ -1,8 +1,9 @@
 """The book's `common.optimizer`: update(params, grads) changes every param array in place.
 
 The formulas are the book's, expression for expression, so results match it to the last
-bit in float64. SGD runs on a compiled kernel (the step of every PTB training iteration);
-the others are in-place NumPy. Every optimizer adds `iter` (updates done so far) and
+bit in float64. SGD runs on a compiled kernel (the step of every PTB training iteration),
+also on GPU device arrays (a model built with config.GPU); the others are in-place NumPy
+and refuse device arrays. Every optimizer adds `iter` (updates done so far) and
 `state_dict()` / `load_state_dict(d)`, so that a training run resumes exactly.
 """
 
@@ -10,8 +11,9 @@ import numbers
 
 import numpy as np
 
+from fastlstm import gpu
 from fastlstm.kernels import optim as _k
-from fastlstm.util import _check_params_grads, _flat_views
+from fastlstm.util import _check_params_grads, _device_flat_views, _flat_views
 
 
 def _real(name, value):
@@ -39,6 +41,9 @@ class _Optimizer:
     def _begin(self, params, grads):
         """Check the arguments and the state against them, create the state on first use, count the update."""
         _check_params_grads(params, grads)
+        if self._slots and any(gpu.is_device_array(p) for p in params):
+            raise NotImplementedError(f"{type(self).__name__} runs on NumPy arrays only; a model on the GPU "
+                                      "trains with SGD (the book's chapter 6 optimizer)")
         for name in self._slots:
             state = getattr(self, name)
             if state is None:
@@ -105,6 +110,10 @@ class SGD(_Optimizer):
     def update(self, params, grads):
         self._begin(params, grads)
         for p, g in zip(params, grads):
+            if gpu.is_device_array(p):
+                from fastlstm.kernels import optim_cuda
+                optim_cuda.sgd(*_device_flat_views(p, g), self.lr)
+                continue
             flat = _flat_views(p, g)
             if flat is None:
                 p -= self.lr * g

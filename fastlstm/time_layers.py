@@ -15,19 +15,31 @@ from fastlstm.threads import single_threaded_blas
 from fastlstm.workspace import Workspace, fresh
 
 
-class TimeEmbedding(Embedding):
+class _CudaWhenAsked:
+    """Construct the CUDA twin (fastlstm/cuda_layers.py) instead, when the weights live on
+    the GPU or fastlstm.config.GPU is set."""
+
+    def __new__(cls, *args, **kwargs):
+        from fastlstm import cuda_layers
+        if cuda_layers.wants_gpu(*args, *kwargs.values()):
+            twin = next(getattr(cuda_layers, c.__name__) for c in cls.__mro__ if hasattr(cuda_layers, c.__name__))
+            return twin(*args, **kwargs)
+        return super().__new__(cls)
+
+
+class TimeEmbedding(_CudaWhenAsked, Embedding):
     """Embedding of token ids xs (N, T) into (N, T, D)."""
 
     _ndim = 2
 
 
-class TimeAffine(Affine):
+class TimeAffine(_CudaWhenAsked, Affine):
     """Affine map of every time step: (N, T, D) -> (N, T, V)."""
 
     _ndim = 3
 
 
-class TimeSoftmaxWithLoss(SoftmaxWithLoss):
+class TimeSoftmaxWithLoss(_CudaWhenAsked, SoftmaxWithLoss):
     """Mean softmax cross-entropy of scores (N, T, V) over the targets (N, T) that are
     not `ignore_label` (-1)."""
 
@@ -35,7 +47,7 @@ class TimeSoftmaxWithLoss(SoftmaxWithLoss):
     ignore_label = -1
 
 
-class TimeDropout:
+class TimeDropout(_CudaWhenAsked):
     """Inverted dropout: kept entries are scaled by 1 / (1 - ratio) when `train_flg` is set."""
 
     def __init__(self, dropout_ratio=0.5):
@@ -63,7 +75,7 @@ class TimeDropout:
         return _dropout_backward(dout, self.mask)
 
 
-class TimeLSTM:
+class TimeLSTM(_CudaWhenAsked):
     """LSTM over T steps with the book's gate order f, g, i, o in the 4H axis.
 
     With `stateful=True` the last h and c carry over to the next forward call;

@@ -472,7 +472,9 @@ class Run:
     # ------------------------------------------------------------------ reports
 
     def _row(self, kind, ppl, note="", tokens_per_s=""):
-        return {"kind": kind, "epoch": self.epoch + 1, "iteration": self.iteration, "total_iterations": self.total,
+        # between epochs, a test follows the epoch just finished
+        epoch = self.epoch + (1 if kind != "test" or self.iteration > 0 else 0)
+        return {"kind": kind, "epoch": epoch, "iteration": self.iteration, "total_iterations": self.total,
                 "lr": self.optimizer.lr, "perplexity": ppl, "tokens_per_s": tokens_per_s,
                 "elapsed_s": round(self.elapsed(), 3), "note": note}
 

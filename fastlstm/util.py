@@ -1,7 +1,9 @@
 """The book's `common.util` helpers for training: gradient clipping, perplexity, weight tying, device transfer.
 
 `remove_duplicate` lives in the book's `common.trainer`; it is here, beside the other
-helpers on params and grads, for the trainer to import.
+helpers on params and grads, for the trainer to import. clip_grads and remove_duplicate
+also take lists of CUDA device arrays (the params and grads of a model on the GPU), and
+run there on the kernels of kernels/optim_cuda.py.
 """
 
 import functools
@@ -10,21 +12,28 @@ import sys
 
 import numpy as np
 
+from fastlstm import gpu
 from fastlstm.kernels import optim as _k
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _check_arrays(name, arrays):
-    """Refuse anything but a list or tuple of writeable float32/float64 ndarrays."""
+    """Refuse anything but a list or tuple of writeable float32/float64 ndarrays, or of numba
+    device arrays (all of them on one side)."""
     if not isinstance(arrays, (list, tuple)):
         raise TypeError(f"{name} must be a list of numpy arrays, got {type(arrays).__name__}")
+    on_device = None
     for i, a in enumerate(arrays):
-        if not isinstance(a, np.ndarray):
+        device = gpu.is_device_array(a)
+        if not (device or isinstance(a, np.ndarray)):
             raise TypeError(f"{name}[{i}] must be a numpy.ndarray, got {type(a).__name__}")
+        if on_device is not None and device != on_device:
+            raise TypeError(f"{name} mixes NumPy arrays and GPU device arrays ({name}[{i}]); keep a model on one side")
+        on_device = device
         if a.dtype not in _FLOATS:
             raise TypeError(f"{name}[{i}] has dtype {a.dtype}; only float32 and float64 are supported")
-        if not a.flags.writeable:
+        if not device and not a.flags.writeable:
             raise ValueError(f"{name}[{i}] is read-only; it must be updated in place")
 
 
@@ -35,10 +44,19 @@ def _check_params_grads(params, grads):
     if len(params) != len(grads):
         raise ValueError(f"params holds {len(params)} arrays but grads holds {len(grads)}")
     for i, (p, g) in enumerate(zip(params, grads)):
+        if gpu.is_device_array(p) != gpu.is_device_array(g):
+            raise TypeError(f"params[{i}] and grads[{i}] must both be NumPy arrays or both GPU device arrays")
         if p.shape != g.shape:
             raise ValueError(f"grads[{i}] has shape {g.shape} but params[{i}] has shape {p.shape}")
         if p.dtype != g.dtype:
             raise TypeError(f"grads[{i}] has dtype {g.dtype} but params[{i}] has dtype {p.dtype}")
+
+
+def _contiguous(a, order):
+    """Whether a (NumPy or device array) is contiguous in `order`, "C" or "F"."""
+    if gpu.is_device_array(a):
+        return a.is_c_contiguous() if order == "C" else a.is_f_contiguous()
+    return a.flags.c_contiguous if order == "C" else a.flags.f_contiguous
 
 
 def _flat_views(*arrays):
@@ -46,11 +64,60 @@ def _flat_views(*arrays):
 
     Equal memory order makes element k of every view the same logical element.
     """
-    if all(a.flags.c_contiguous for a in arrays):
-        return tuple(a.reshape(-1, order="C") for a in arrays)
-    if all(a.flags.f_contiguous for a in arrays):
-        return tuple(a.reshape(-1, order="F") for a in arrays)
+    for order in "CF":
+        if all(_contiguous(a, order) for a in arrays):
+            return tuple(a.reshape(a.size, order=order) for a in arrays)
     return None
+
+
+def _device_flat_views(*arrays):
+    """_flat_views of device arrays, which have no fallback: refuses arrays that are not contiguous alike."""
+    flat = _flat_views(*arrays)
+    if flat is None:
+        raise ValueError("device arrays must be contiguous in the same order (C, or F for a transposed view), "
+                         f"got strides {[a.strides for a in arrays]}")
+    return flat
+
+
+def _add_into(dst, src):
+    """dst += src in place, on the host or on the GPU."""
+    if gpu.is_device_array(dst):
+        from fastlstm.kernels import optim_cuda
+        optim_cuda.sgd(*_device_flat_views(dst, src), -1.0)  # dst -= -1 * src, exact
+    else:
+        dst += src
+
+
+def _sum_squares(grads):
+    """Sum of squares over all grads in float64, with one read-back from the GPU for device grads."""
+    if grads and gpu.is_device_array(grads[0]):
+        from fastlstm.kernels import optim_cuda
+        total = gpu.to_device(np.zeros(1))
+        for g in grads:
+            optim_cuda.add_sum_squares(*_device_flat_views(g), total)
+        return float(gpu.to_host(total)[0])
+    total = 0.0
+    for g in grads:
+        flat = _flat_views(g)
+        if flat is None:
+            total += float(np.sum(np.square(g, dtype=np.float64)))
+        else:
+            total += _k.sum_squares(flat[0])
+    return total
+
+
+def _scale(grads, rate):
+    """Every grad *= rate in place."""
+    for g in grads:
+        if gpu.is_device_array(g):
+            from fastlstm.kernels import optim_cuda
+            optim_cuda.scale(*_device_flat_views(g), rate)
+            continue
+        flat = _flat_views(g)
+        if flat is None:
+            g *= rate
+        else:
+            _k.scale(flat[0], g.dtype.type(rate))
 
 
 def clip_grads(grads, max_norm):
@@ -64,22 +131,10 @@ def clip_grads(grads, max_norm):
         raise TypeError(f"max_norm must be a real number, got {max_norm!r}")
     if not (np.isfinite(max_norm) and max_norm >= 0):
         raise ValueError(f"max_norm must be finite and >= 0, got {max_norm}")
-    total = 0.0
-    for g in grads:
-        flat = _flat_views(g)
-        if flat is None:
-            total += float(np.sum(np.square(g, dtype=np.float64)))
-        else:
-            total += _k.sum_squares(flat[0])
-    total_norm = float(np.sqrt(total))
+    total_norm = float(np.sqrt(_sum_squares(grads)))
     rate = max_norm / (total_norm + 1e-6)
     if rate < 1:
-        for g in grads:
-            flat = _flat_views(g)
-            if flat is None:
-                g *= rate
-            else:
-                _k.scale(flat[0], g.dtype.type(rate))
+        _scale(grads, rate)
     return total_norm
 
 
@@ -104,7 +159,7 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
     for name, value in (("batch_size", batch_size), ("time_size", time_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    corpus = np.asarray(corpus)
+    corpus = to_cpu(corpus)
     if corpus.ndim != 1 or not np.issubdtype(corpus.dtype, np.integer):
         raise ValueError(f"corpus must be a 1-D sequence of integer word ids, got shape {corpus.shape} "
                          f"and dtype {corpus.dtype}")
@@ -122,28 +177,43 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
     # position of xs[i, t] in the first batch; later batches shift it by time_size each
     base = np.arange(batch_size)[:, None] * jump + np.arange(time_size)[None, :]
     total_loss = 0
+    counter = sys.stdout.isatty()  # the book's running count, which would flood a log file
     for iters in range(max_iters):
         pos = base + iters * time_size
         xs = corpus[pos % corpus_size].astype(np.int32)
         ts = corpus[(pos + 1) % corpus_size].astype(np.int32)
         total_loss += forward(xs, ts)
+        if counter:
+            sys.stdout.write('\r%d / %d' % (iters, max_iters))
+            sys.stdout.flush()
 
-        sys.stdout.write('\r%d / %d' % (iters, max_iters))
-        sys.stdout.flush()
-
-    print('')
+    if counter:
+        print('')
     return np.exp(total_loss / max_iters)
+
+
+def _address(a):
+    """The address of a's first element: device memory for a GPU array, host memory for the rest
+    (a simulated device array lends its NumPy array's interface)."""
+    if hasattr(a, "__cuda_array_interface__"):
+        return a.__cuda_array_interface__["data"][0]
+    return a.__array_interface__["data"][0]
 
 
 def _tied(a, b):
     """True when b is exactly a.T laid over the same memory (the weight-tied embed_W / embed_W.T)."""
-    return (a.dtype == b.dtype
-            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    return (a.dtype == b.dtype and gpu.is_device_array(a) == gpu.is_device_array(b)
+            and _address(a) == _address(b)
             and b.shape == a.shape[::-1] and b.strides == a.strides[::-1])
 
 
 def _equal_transposed(a, b):
-    """The book's test `np.all(a.T == b)`, after a cheap first-column check that rejects most pairs."""
+    """The book's test `np.all(a.T == b)`, after a cheap check that rejects most pairs: the first
+    column on the host, one element each on the GPU (where the full test reads both back)."""
+    if gpu.is_device_array(a) or gpu.is_device_array(b):
+        if a.size and a[0, 0] != b[0, 0]:
+            return False
+        a, b = to_cpu(a), to_cpu(b)
     if a.size and np.any(a[:, 0] != b[0, :]):
         return False
     return bool(np.all(a.T == b))
@@ -157,6 +227,7 @@ def remove_duplicate(params, grads):
     embed_W.T) adds its transposed grad. A transposed view of the same memory is
     recognised from its data pointer, shape and strides, without comparing values;
     only separate arrays of transposed shapes are compared by value, as in the book.
+    Device arrays merge on the GPU.
     """
     _check_params_grads(params, grads)
     params, grads = list(params), list(grads)
@@ -168,9 +239,9 @@ def remove_duplicate(params, grads):
         while j < len(params):
             a, b = params[i], params[j]
             if a is b:
-                grads[i] += grads[j]
+                _add_into(grads[i], grads[j])
             elif a.ndim == 2 and b.ndim == 2 and b.shape == a.shape[::-1] and (_tied(a, b) or _equal_transposed(a, b)):
-                grads[i] += grads[j].T
+                _add_into(grads[i], gpu.transpose(grads[j]) if gpu.is_device_array(grads[j]) else grads[j].T)
             else:
                 j += 1
                 continue
@@ -181,13 +252,13 @@ def remove_duplicate(params, grads):
 
 
 def to_cpu(x):
-    """A NumPy array of x: device arrays (anything with `copy_to_host`) are copied to the host."""
+    """A NumPy array of x: a device array (anything with `copy_to_host`, or a CuPy array) is copied to the host."""
     if hasattr(x, "copy_to_host"):
         return x.copy_to_host()
-    return np.asarray(x)
+    return gpu.to_host(x)
 
 
 def to_gpu(x):
-    """A CUDA device array of x. The one place where host arrays move to the GPU; not implemented yet."""
-    raise RuntimeError("the CUDA path needs numba-cuda (pip install 'fastlstm[cuda]') and a CUDA GPU, "
-                       "and is not implemented yet; keep config.GPU = False")
+    """A numba.cuda device array of x (a device array is returned as it is); without numba-cuda
+    or a GPU, a RuntimeError that says what is missing."""
+    return gpu.to_device(x)

@@ -9,14 +9,16 @@ def fresh(name, shape, dtype):
 
 
 class Workspace:
-    """Named arrays reused while their shape and dtype stay the same."""
+    """Named arrays reused while their shape and dtype stay the same; `alloc(shape, dtype=...)`
+    makes them (np.empty, or a device allocator for the CUDA layers)."""
 
-    def __init__(self):
+    def __init__(self, alloc=np.empty):
+        self._alloc = alloc
         self._arrays = {}
 
     def empty(self, name, shape, dtype):
         """The array kept under `name`, made anew only when the shape or dtype changes."""
         a = self._arrays.get(name)
         if a is None or a.shape != tuple(shape) or a.dtype != dtype:
-            a = self._arrays[name] = np.empty(shape, dtype=dtype)
+            a = self._arrays[name] = self._alloc(shape, dtype=dtype)
         return a

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Real-GPU check, under 3 minutes on an H100/H200: every CUDA kernel against its CPU twin
-# at the BetterRnnlm's sizes (pytest -m gpu), then the throughput of a training step, with
-# cuBLAS when CuPy is installed and with the tiled numba.cuda GEMM.
+# Real-GPU check, a few minutes on an H100/H200: every CUDA kernel against its CPU twin
+# at the BetterRnnlm's sizes and both book models on the GPU layers against the CPU
+# (pytest -m gpu), then the throughput of a training step, with cuBLAS when CuPy is
+# installed and with the tiled numba.cuda GEMM, and of both models through the layers.
 #
 # Needs an NVIDIA driver and: pip install -e '.[cuda,test]'  (numba-cuda with the CUDA 12
 # toolkit wheels: NVVM compiles, nvJitLink links, so any CUDA 12 driver runs the result);
@@ -13,8 +14,8 @@ PY=${PYTHON:-python}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "nvidia-smi not found"
 "$PY" -c "from fastlstm import gpu; gpu.require()"
 
-timeout 150 "$PY" -m pytest -m gpu tests/test_gpu_real.py -q -p no:cacheprovider -W "ignore:Grid size"
-timeout 30 "$PY" scripts/gpu_throughput.py --steps 20
+timeout 240 "$PY" -m pytest -m gpu tests/test_gpu_real.py -q -p no:cacheprovider -W "ignore:Grid size"
+timeout 90 "$PY" scripts/gpu_throughput.py --steps 20 --models
 if "$PY" -c "from fastlstm.kernels import linalg_cuda as l; raise SystemExit(not l.cublas_available())"; then
     timeout 30 "$PY" scripts/gpu_throughput.py --steps 5 --no-cublas
 fi

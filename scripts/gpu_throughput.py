@@ -4,9 +4,12 @@ The step is the book's: embedding, dropout, two stateful LSTMs with dropout afte
 the output affine tied to the embedding weight, softmax cross-entropy; backward; the tied
 gradients summed; clipping at 0.25; SGD. It is composed here straight from the kernels
 (time-major throughout), as the layers' GPU path will compose them, so the figure is what
-the kernels allow before any layer overhead. Run on a GPU machine:
+the kernels allow before any layer overhead. With --models, also the book's way: Rnnlm
+(D=H=100) and BetterRnnlm built with `config.GPU = True`, trained by the book's
+RnnlmTrainer (stateful batches, the tied gradients merged, clipping, SGD) through
+fastlstm's layers. Run on a GPU machine:
 
-    python scripts/gpu_throughput.py [--dtype float32] [--steps 20] [--no-cublas]
+    python scripts/gpu_throughput.py [--dtype float32] [--steps 20] [--no-cublas] [--models]
 """
 
 import argparse
@@ -26,6 +29,8 @@ def parse_args():
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="weights' dtype")
     p.add_argument("--steps", type=int, default=20, help="timed training steps, after 3 warm-up steps")
     p.add_argument("--no-cublas", action="store_true", help="use the tiled GEMM kernel even if CuPy is installed")
+    p.add_argument("--models", action="store_true",
+                   help="also time training steps of both book models through the layers (config.GPU = True)")
     return p.parse_args()
 
 
@@ -168,6 +173,38 @@ class Step:
         return float(self.row_loss.copy_to_host().sum() / M)
 
 
+def model_throughput(name, args):
+    """Tokens/s of the book's training loop (RnnlmTrainer.fit) on a model built with config.GPU = True."""
+    from numba import cuda
+
+    from fastlstm import config, models
+    from fastlstm.optimizer import SGD
+    from fastlstm.trainer import RnnlmTrainer
+
+    N, T = args.batch, args.time
+    hidden = 100 if name == "Rnnlm" else args.hidden
+    config.GPU = True
+    np.random.seed(0)
+    model = getattr(models, name)(vocab_size=args.vocab, wordvec_size=hidden, hidden_size=hidden,
+                                  dtype=np.dtype(args.dtype))
+    trainer = RnnlmTrainer(model, SGD(20.0))
+    corpus = np.random.default_rng(0).integers(0, args.vocab, (args.steps + 1) * N * T + 1)
+
+    def fit(steps):
+        trainer.fit(corpus[:steps * N * T], corpus[1:steps * N * T + 1], max_epoch=1, batch_size=N, time_size=T,
+                    max_grad=0.25, eval_interval=None)
+        cuda.synchronize()
+
+    t0 = time.perf_counter()
+    fit(3)
+    warm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fit(args.steps)
+    seconds = (time.perf_counter() - t0) / args.steps
+    print(f"{name} (D=H={hidden}) through the layers: warm-up {warm:.1f} s, train step {seconds * 1e3:.2f} ms "
+          f"= {N * T / seconds:,.0f} tokens/s")
+
+
 def main():
     args = parse_args()
     gpu.require()
@@ -195,6 +232,9 @@ def main():
           f"H={args.hidden} V={args.vocab}), loss {loss:.3f}")
     if not np.isfinite(loss):
         raise SystemExit("loss is not finite")
+    if args.models:
+        for name in ("Rnnlm", "BetterRnnlm"):
+            model_throughput(name, args)
 
 
 if __name__ == "__main__":

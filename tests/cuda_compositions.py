@@ -2,6 +2,7 @@
 kernels and once on their CUDA twins, for the simulator tests (cudasim_cases.py) and the
 real-GPU tests (test_gpu_real.py) to compare. The CPU side follows fastlstm.time_layers
 and fastlstm.layers step for step; the GPU side is the same code with device arrays.
+`train_steps` is the book's training step, for a model on either side.
 
 Arrays are time-major as in TimeLSTM: xs_t (T, N, D), dhs_t (T, N, H); results are a dict
 of NumPy arrays: hs (T+1, N, H) with h0 in hs[0], cs likewise, gates (T, N, 4H), and the
@@ -12,6 +13,9 @@ import numpy as np
 
 from fastlstm.blas import matmul_tn_into
 from fastlstm.kernels import linalg, lstm
+from fastlstm.optimizer import SGD
+from fastlstm.trainer import stateful_batch
+from fastlstm.util import clip_grads, remove_duplicate
 
 
 def lstm_cpu(xs_t, Wx, Wh, b, h0, c0, dhs_t):
@@ -112,3 +116,21 @@ def affine_gpu(x, W, b, dout, dW):
     d_db = cuda.device_array(b.shape, W.dtype)
     lc.column_sums(d_dout, d_db)
     return dict(out=d_out.copy_to_host(), dx=d_dx.copy_to_host(), dW=dW.copy_to_host(), db=d_db.copy_to_host())
+
+
+def train_steps(model, corpus, steps, batch_size, time_size, lr=20.0, max_grad=0.25):
+    """`steps` of the book's training step on stateful batches of corpus: forward, backward,
+    the tied weights merged, clipping, SGD. Returns (loss, gradient norm) per step; dropout
+    masks come from np.random, seeded here."""
+    np.random.seed(1)
+    optimizer = SGD(lr)
+    log = []
+    for i in range(steps):
+        xs, ts = stateful_batch(corpus[:-1], corpus[1:], batch_size, time_size, i * time_size)
+        loss = model.forward(xs, ts)
+        model.backward()
+        params, grads = remove_duplicate(model.params, model.grads)
+        norm = clip_grads(grads, max_grad)
+        optimizer.update(params, grads)
+        log.append((float(loss), norm))
+    return log

@@ -2,10 +2,11 @@
 to real PTX, and fastlstm.gpu's messages.
 
 The simulator must be chosen (NUMBA_ENABLE_CUDASIM=1) before numba.cuda is first imported,
-and it must not leak into the CPU tests of this run, so the simulator cases
-(cudasim_cases.py) run in one pytest subprocess. The simulator runs kernels as Python and
-never compiles them; test_kernels_compile_to_ptx compiles each one for an H100/H200
-(sm_90) with NVVM, which needs no GPU, to catch what only the real compiler refuses.
+and it must not leak into the CPU tests of this run, so the simulator cases (cudasim_cases.py,
+and the CUDA layers' cudasim_layers.py) run in pytest subprocesses. The simulator runs
+kernels as Python and never compiles them; test_kernels_compile_to_ptx compiles each one
+for an H100/H200 (sm_90) with NVVM, which needs no GPU, to catch what only the real
+compiler refuses.
 """
 
 import importlib.util
@@ -26,10 +27,11 @@ needs_numba_cuda = pytest.mark.skipif(importlib.util.find_spec("numba_cuda") is 
 
 
 @needs_numba_cuda
-def test_kernels_match_cpu_on_the_cuda_simulator():
+@pytest.mark.parametrize("cases", ["cudasim_cases.py", "cudasim_layers.py"])
+def test_kernels_match_cpu_on_the_cuda_simulator(cases):
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(HERE / "cudasim_cases.py"), "-q", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", str(HERE / cases), "-q", "-p", "no:cacheprovider"],
         cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=900)
     report = proc.stdout[-20000:] + proc.stderr[-5000:]
     assert proc.returncode == 0, report

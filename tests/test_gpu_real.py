@@ -1,5 +1,6 @@
 """Every CUDA kernel against its CPU twin on a real GPU, at the BetterRnnlm's sizes
-(N=20, T=35, D=H=650, V=10000). Opt-in: `pytest -m gpu` (scripts/gpu_check.sh runs it).
+(N=20, T=35, D=H=650, V=10000), and both book models built with config.GPU = True against
+the same models on the CPU. Opt-in: `pytest -m gpu` (scripts/gpu_check.sh runs it).
 
 Errors are compared relative to the largest reference value: GPU sums run in another
 order than the CPU's, and the GPU compiler fuses multiply-adds.
@@ -8,8 +9,8 @@ order than the CPU's, and the GPU compiler fuses multiply-adds.
 import numpy as np
 import pytest
 
-from cuda_compositions import affine_cpu, affine_gpu, lstm_cpu, lstm_gpu
-from fastlstm import gpu
+from cuda_compositions import affine_cpu, affine_gpu, lstm_cpu, lstm_gpu, train_steps
+from fastlstm import config, gpu
 
 pytestmark = [
     pytest.mark.gpu,
@@ -183,3 +184,29 @@ def test_clip_and_sgd(dtype):
     optim.sgd(p, g, dtype(20.0))
     close(d_g.copy_to_host(), g, dtype)
     close(d_p.copy_to_host(), p, dtype, rel=1e-6 if dtype == np.float32 else 1e-14)
+
+
+@pytest.mark.parametrize("name", ["Rnnlm", "BetterRnnlm"])
+def test_models_through_the_layers_match_the_cpu(name, monkeypatch):
+    """Two training steps and an evaluation of each book model (float64, the BetterRnnlm at
+    D=H=650) built with config.GPU = True, against the same model on the CPU: same weights,
+    same dropout masks, so the same losses and weights up to rounding."""
+    from fastlstm import models
+    from fastlstm.util import eval_perplexity
+
+    cls = getattr(models, name)
+    hidden = 100 if name == "Rnnlm" else D
+    built = []
+    for on_gpu in (False, True):
+        monkeypatch.setattr(config, "GPU", on_gpu)
+        np.random.seed(0)
+        built.append(cls(vocab_size=V, wordvec_size=hidden, hidden_size=hidden, dtype=np.float64))
+    cpu_model, gpu_model = built
+    assert all(gpu.is_device_array(p) for p in gpu_model.params)
+    corpus = np.random.default_rng(7).integers(0, V, 3 * N * T)
+    want, got = (train_steps(m, corpus, 2, N, T) for m in built)
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    for p, w in zip(gpu_model.params, cpu_model.params):
+        close(gpu.to_host(p), w, np.float64, rel=1e-9)
+    want, got = (eval_perplexity(m, corpus, batch_size=10, time_size=T) for m in built)
+    assert got == pytest.approx(want, rel=1e-9)

@@ -433,7 +433,8 @@ class TwoArgModel(RecordingModel):
 
 
 @pytest.mark.parametrize("n, batch_size, time_size", [(1000, 10, 35), (352, 10, 35), (97, 3, 5), (50, 1, 7)])
-def test_eval_perplexity_protocol(capsys, n, batch_size, time_size):
+def test_eval_perplexity_protocol(capsys, monkeypatch, n, batch_size, time_size):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # a terminal: the book's running count
     corpus = np.random.default_rng(9).integers(0, 10000, n)
     model = RecordingModel()
     ppl = util.eval_perplexity(model, corpus, batch_size, time_size)
@@ -448,6 +449,12 @@ def test_eval_perplexity_protocol(capsys, n, batch_size, time_size):
     np.testing.assert_allclose(ppl, np.exp(sum(range(1, m + 1)) / m))
     out = capsys.readouterr().out
     assert out == "evaluating perplexity ...\n" + "".join("\r%d / %d" % (i, m) for i in range(m)) + "\n"
+
+
+def test_eval_perplexity_prints_no_running_count_into_a_file(capsys, monkeypatch):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    util.eval_perplexity(RecordingModel(), np.arange(1000), 10, 35)
+    assert capsys.readouterr().out == "evaluating perplexity ...\n"
 
 
 def test_eval_perplexity_falls_back_without_train_flg(capsys):

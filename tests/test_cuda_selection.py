@@ -1,0 +1,94 @@
+"""Choosing the CUDA path, on any machine: without numba-cuda or without a GPU, `import
+fastlstm` works, the CPU path is untouched, and asking for the GPU (config.GPU, or weights
+on the GPU) fails with gpu.require()'s message that says what is missing. The CUDA layers'
+results are tested on the simulator (cudasim_layers.py) and on a real GPU (test_gpu_real.py)."""
+
+import importlib.util
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastlstm import config, cuda_layers, gpu, time_layers
+from fastlstm.models import BetterRnnlm, Rnnlm
+from fastlstm.util import to_gpu
+
+INSTALL_HINT = re.escape(gpu.INSTALL_HINT)
+SIZES = dict(vocab_size=11, wordvec_size=4, hidden_size=4)
+
+
+class FakeDeviceArray:
+    """Looks like an array in GPU memory (CuPy's protocol), without any GPU."""
+
+    __cuda_array_interface__ = {"shape": (11, 4), "typestr": "<f4", "data": (0, False), "version": 3}
+    shape, ndim, dtype = (11, 4), 2, np.dtype(np.float32)
+
+
+@pytest.fixture
+def no_numba_cuda(monkeypatch):
+    monkeypatch.setattr(gpu, "_numba_cuda_installed", lambda: False)
+
+
+def test_import_and_cpu_path_without_numba_cuda():
+    """numba_cuda hidden from the import system in a fresh interpreter."""
+    code = """
+import importlib.abc, importlib.util, sys
+
+class Hide(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "numba_cuda":
+            raise ModuleNotFoundError(name)
+
+sys.meta_path.insert(0, Hide())
+find_spec = importlib.util.find_spec
+importlib.util.find_spec = lambda name, package=None: (
+    None if name.partition(".")[0] == "numba_cuda" else find_spec(name, package))
+
+import fastlstm, fastlstm.cuda_layers, fastlstm.util
+from fastlstm import config
+from fastlstm.models import Rnnlm
+
+print(type(Rnnlm(11, 4, 4).layers[1]).__module__)
+config.GPU = True
+try:
+    Rnnlm(11, 4, 4)
+except RuntimeError as e:
+    print(e)
+print("numba.cuda" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    cpu_module, error, cuda_imported = out.strip().splitlines()
+    assert cpu_module == "fastlstm.time_layers"
+    assert re.search(f"numba-cuda, which is not installed: {INSTALL_HINT}", error)
+    assert cuda_imported == "False"
+
+
+def test_asking_for_the_gpu_without_numba_cuda_says_what_is_missing(no_numba_cuda, monkeypatch):
+    W = np.zeros((11, 4), np.float32)
+    assert not cuda_layers.wants_gpu(W, 0.5)
+    assert type(time_layers.TimeEmbedding(W)) is time_layers.TimeEmbedding
+    assert type(time_layers.TimeDropout(0.5)) is time_layers.TimeDropout
+
+    assert cuda_layers.wants_gpu(W, FakeDeviceArray())
+    with pytest.raises(RuntimeError, match=INSTALL_HINT):
+        time_layers.TimeEmbedding(FakeDeviceArray())  # weights on the GPU select it without config.GPU
+    with pytest.raises(RuntimeError, match=INSTALL_HINT):
+        to_gpu(W)
+
+    monkeypatch.setattr(config, "GPU", True)
+    assert cuda_layers.wants_gpu()
+    for build in (lambda: Rnnlm(**SIZES), lambda: BetterRnnlm(**SIZES), time_layers.TimeSoftmaxWithLoss,
+                  time_layers.TimeDropout, lambda: time_layers.TimeAffine(W.T, np.zeros(11, np.float32))):
+        with pytest.raises(RuntimeError, match=INSTALL_HINT):
+            build()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba_cuda") is None, reason="numba-cuda is not installed")
+def test_asking_for_the_gpu_without_a_gpu_says_so(monkeypatch):
+    if gpu.available():
+        pytest.skip("a CUDA GPU (or the simulator) is available here")
+    monkeypatch.setattr(config, "GPU", True)
+    with pytest.raises(RuntimeError, match="found no usable CUDA GPU"):
+        Rnnlm(**SIZES)
