@@ -9,11 +9,11 @@ copies in the same format, and loads through the host, so files move freely betw
 
 import os
 import pickle
-import uuid
 
 import numpy as np
 
 from fastlstm import gpu
+from fastlstm.files import atomic_write
 from fastlstm.util import to_cpu
 
 
@@ -52,18 +52,7 @@ class BaseModel:
             if not np.isfinite(p).all():
                 raise ValueError(f"params[{i}] holds NaN or inf, or values beyond float16's range (65504); "
                                  f"not saved to {file_name}")
-        folder = os.path.dirname(os.path.abspath(file_name))
-        tmp = os.path.join(folder, f".{os.path.basename(file_name)}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(tmp, "xb") as f:
-                pickle.dump(params, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, file_name)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write(file_name, lambda f: pickle.dump(params, f))
 
     def load_params(self, file_name=None):
         """Copy the weights in file_name (default `ClassName.pkl`) into the existing param arrays.
