@@ -27,7 +27,7 @@ import numpy as np
 from fastlstm import config, gpu
 from fastlstm.checks import as_floats, as_token_ids, check_ndim, check_shape, weights_dtype
 from fastlstm.layers import _check_ratio, _draw_seed, _require_forward
-from fastlstm.time_layers import _as_state, _check_lstm_weights
+from fastlstm.time_layers import _as_state, _check_lstm_input, _check_lstm_weights
 from fastlstm.workspace import Workspace
 
 
@@ -338,14 +338,9 @@ class TimeLSTM:
 
     def _run(self, xs, empty, save):
         Wx, Wh, b = self.params
-        dtype = _check_lstm_weights(Wx, Wh, b)
-        xs = _floats(xs, 3, dtype, "xs")
+        dtype, xs = _check_lstm_input(self.params, xs, _floats)
         N, T, D = xs.shape
         H = Wh.shape[0]
-        if D != Wx.shape[0]:
-            raise ValueError(f"xs has width {D} but Wx has shape {Wx.shape}")
-        if N == 0 or T == 0:
-            raise ValueError(f"xs must hold at least one sequence of one step, got shape {xs.shape}")
         k = _k()
         linalg = k.linalg
         # Time-major, as on the CPU: hs[0], cs[0] the initial state, hs[t + 1], cs[t + 1] after step t.

@@ -102,14 +102,9 @@ class TimeLSTM(_CudaWhenAsked):
 
     def _run(self, xs, empty, save):
         Wx, Wh, b = self.params
-        dtype = _check_lstm_weights(Wx, Wh, b)
-        xs = as_floats(xs, 3, dtype, "xs")
+        dtype, xs = _check_lstm_input(self.params, xs, as_floats)
         N, T, D = xs.shape
         H = Wh.shape[0]
-        if D != Wx.shape[0]:
-            raise ValueError(f"xs has width {D} but Wx has shape {Wx.shape}")
-        if N == 0 or T == 0:
-            raise ValueError(f"xs must hold at least one sequence of one step, got shape {xs.shape}")
         if not self.stateful or self.h is None:
             self.h = np.zeros((N, H), dtype=dtype)
         if not self.stateful or self.c is None:
@@ -184,6 +179,19 @@ def _check_lstm_weights(Wx, Wh, b):
     if b.shape != (4 * H,):
         raise ValueError(f"b must have shape ({4 * H},) to match Wh {Wh.shape}, got {b.shape}")
     return dtype
+
+
+def _check_lstm_input(params, xs, as_array):
+    """(dtype, xs) with xs (N, T, D) made an array of the weights' dtype by as_array (the host's
+    or the device's) and checked against Wx."""
+    Wx, Wh, b = params
+    dtype = _check_lstm_weights(Wx, Wh, b)
+    xs = as_array(xs, 3, dtype, "xs")
+    if xs.shape[2] != Wx.shape[0]:
+        raise ValueError(f"xs has width {xs.shape[2]} but Wx has shape {Wx.shape}")
+    if xs.shape[0] == 0 or xs.shape[1] == 0:
+        raise ValueError(f"xs must hold at least one sequence of one step, got shape {xs.shape}")
+    return dtype, xs
 
 
 def _as_state(s, N, H, name):
