@@ -1,6 +1,10 @@
 """Kernels under parallel threads: scatter-adds and reductions without races, dropout
 masks independent of the thread count, with odd sizes."""
 
+import os
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -33,6 +37,27 @@ def test_embedding_scatter_add_with_a_word_repeated_hundreds_of_times(threads, D
     expected = np.zeros((V, D))
     np.add.at(expected, ids.reshape(-1), dout.reshape(-1, D))
     np.testing.assert_allclose(layer.grads[0], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_scatter_add_with_more_threads_than_cores():
+    """Races show up more readily with many threads: run with 3, 5 and 8 in a fresh process."""
+    code = """
+import numba, numpy as np
+from fastlstm.time_layers import TimeEmbedding
+rng = np.random.default_rng(0)
+ids = rng.integers(0, 20, size=(20, 35)); ids[:, ::3] = 4
+dout = rng.standard_normal((20, 35, 650))
+expected = np.zeros((20, 650)); np.add.at(expected, ids.reshape(-1), dout.reshape(-1, 650))
+for n in (3, 5, 8):
+    numba.set_num_threads(n)
+    layer = TimeEmbedding(np.zeros((20, 650)))
+    layer.forward(ids); layer.backward(dout)
+    assert np.allclose(layer.grads[0], expected, rtol=1e-12, atol=1e-12), n
+print("ok")
+"""
+    env = dict(os.environ, NUMBA_NUM_THREADS="8")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
 
 
 @pytest.mark.parametrize("K,P", [(1, 1), (700, 3), (35, 2600), (1, 10001)])
