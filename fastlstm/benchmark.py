@@ -248,7 +248,7 @@ def _measure_step_memory(cases, sizes):
         key = f"{model}/{implementation}/{step}"
         result[key] = None
         if _reset_peak_rss():
-            before_step = _proc_status_kib("VmRSS")
+            before_step = _proc_status_kib("VmHWM")  # the RSS at the reset: the high water can only rise from it
             fn()
             high = _proc_status_kib("VmHWM")
             result[key] = {"step": (high - before_step) / 1024, "total": (high - before_model) / 1024}
