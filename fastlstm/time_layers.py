@@ -4,6 +4,8 @@
 book's module does, so the book's model files run unchanged.
 """
 
+import numpy as np
+
 from fastlstm.np import *  # noqa: F401,F403  (the book's model files expect `np` from here)
 from fastlstm.layers import *  # noqa: F401,F403
 from fastlstm.layers import Affine, Embedding, SoftmaxWithLoss, _check_ratio, _dropout_backward, _dropout_mask_apply
