@@ -24,9 +24,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from fastlstm import config, gpu
+from fastlstm import config, gpu, time_layers
 from fastlstm.checks import as_floats, as_token_ids, check_ndim, check_shape, weights_dtype
-from fastlstm.layers import _check_ratio, _draw_seed, _require_forward
+from fastlstm.layers import _draw_seed, _require_forward
 from fastlstm.time_layers import _as_state, _check_lstm_input, _check_lstm_weights
 from fastlstm.workspace import Workspace
 
@@ -121,8 +121,17 @@ def _state(s, N, H, dtype, name):
     return _as_state(gpu.to_host(s), N, H, name).astype(dtype, copy=False)
 
 
-class TimeEmbedding:
+class _OnDevice:
+    """Built directly: the CPU classes' constructor hook would hand the call back here."""
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
+
+
+class TimeEmbedding(_OnDevice, time_layers.TimeEmbedding):
     """Embedding of token ids xs (N, T) into (N, T, D); backward scatter-adds into grads[0]."""
+
+    _new_array = staticmethod(_fresh)
 
     def __init__(self, W):
         gpu.require()
@@ -133,15 +142,6 @@ class TimeEmbedding:
         self.grads = [_zeros_like(W)]
         self.idx = None
         self._workspace = Workspace(_device_empty)
-
-    def forward(self, idx):
-        out, self.idx = self._gather(idx, _fresh)
-        return out
-
-    def infer(self, idx):
-        """forward into an array kept from call to call, saving nothing for backward (evaluation)."""
-        self.idx = None
-        return self._gather(idx, self._workspace.empty)[0]
 
     def _gather(self, idx, empty):
         W, = self.params
@@ -166,9 +166,11 @@ class TimeEmbedding:
         return None
 
 
-class TimeAffine:
+class TimeAffine(_OnDevice, time_layers.TimeAffine):
     """x @ W + b at every time step: (N, T, D) -> (N, T, V); W is read where it lies (a tied
     W is a transposed view of the embedding weight)."""
+
+    _new_array = staticmethod(_fresh)
 
     def __init__(self, W, b):
         gpu.require()
@@ -180,15 +182,6 @@ class TimeAffine:
         self.grads = [_zeros_like(W), _zeros_like(b)]
         self.x = None
         self._workspace = Workspace(_device_empty)
-
-    def forward(self, x):
-        out, self.x = self._apply(x, _fresh)
-        return out
-
-    def infer(self, x):
-        """forward into an array kept from call to call, saving nothing for backward (evaluation)."""
-        self.x = None
-        return self._apply(x, self._workspace.empty)[0]
 
     def _apply(self, x, empty):
         W, b = self.params
@@ -221,26 +214,17 @@ class TimeAffine:
         return dx
 
 
-class TimeSoftmaxWithLoss:
+class TimeSoftmaxWithLoss(_OnDevice, time_layers.TimeSoftmaxWithLoss):
     """Mean softmax cross-entropy of scores (N, T, V) over the targets (N, T) that are not
     `ignore_label` (-1); targets may also be one-hot (N, T, V)."""
 
-    ignore_label = -1
+    _new_array = staticmethod(_fresh)
 
     def __init__(self):
         gpu.require()
         self.params, self.grads = [], []
         self.cache = None
         self._workspace = Workspace(_device_empty)
-
-    def forward(self, xs, ts):
-        loss, self.cache = self._loss(xs, ts, _fresh)
-        return loss
-
-    def infer(self, xs, ts):
-        """The loss alone, computed in arrays kept from call to call (evaluation)."""
-        self.cache = None
-        return self._loss(xs, ts, self._workspace.empty)[0]
 
     def _loss(self, x, t, empty):
         x = x if gpu.is_device_array(x) else np.asarray(x)
@@ -270,38 +254,24 @@ class TimeSoftmaxWithLoss:
         return dx
 
 
-class TimeDropout:
-    """Inverted dropout: kept entries are scaled by 1 / (1 - ratio) when `train_flg` is set."""
+class TimeDropout(_OnDevice, time_layers.TimeDropout):
+    """Inverted dropout on the GPU, with the CPU's mask for the same seed."""
 
     def __init__(self, dropout_ratio=0.5):
         gpu.require()
-        self.params, self.grads = [], []
-        self.dropout_ratio = _check_ratio(dropout_ratio)
-        self.mask = None
-        self.train_flg = True
+        super().__init__(dropout_ratio)
 
-    def infer(self, xs):
-        """Evaluation passes xs through."""
-        self.mask = None
-        return xs
-
-    def forward(self, xs):
-        if not self.train_flg:
-            self.mask = None
-            return xs
+    @staticmethod
+    def _mask_apply(xs, ratio, scale):
         xs = xs if gpu.is_device_array(xs) else np.asarray(xs)
         xs = _floats(xs, xs.ndim, weights_dtype(xs=xs), "xs")
-        ratio = self.dropout_ratio
         K = xs.size
-        self.mask = _device_empty(xs.shape, xs.dtype)
+        mask = _device_empty(xs.shape, xs.dtype)
         out = _device_empty(xs.shape, xs.dtype)
-        _k().dropout.dropout_forward(xs.reshape(K), _draw_seed(), ratio, 1.0 / (1.0 - ratio),
-                                     self.mask.reshape(K), out.reshape(K))
-        return out
+        _k().dropout.dropout_forward(xs.reshape(K), _draw_seed(), ratio, scale, mask.reshape(K), out.reshape(K))
+        return out, mask
 
-    def backward(self, dout):
-        if self.mask is None:
-            return dout
+    def _masked(self, dout):
         dout = _floats(dout, self.mask.ndim, self.mask.dtype, "dout")
         check_shape(dout, self.mask.shape, "dout")
         K = dout.size
@@ -310,13 +280,15 @@ class TimeDropout:
         return dx
 
 
-class TimeLSTM:
+class TimeLSTM(_OnDevice, time_layers.TimeLSTM):
     """LSTM over T steps with the book's gate order f, g, i, o in the 4H axis.
 
     With `stateful=True` the last h and c carry over to the next forward call;
     `reset_state()` clears them, `set_state(h, c)` sets them (host or device arrays).
     After backward, `dh` holds the gradient w.r.t. the initial h.
     """
+
+    _new_array = staticmethod(_fresh)
 
     def __init__(self, Wx, Wh, b, stateful=False):
         gpu.require()
@@ -328,13 +300,6 @@ class TimeLSTM:
         self.stateful = stateful
         self._saved = None
         self._workspace = Workspace(_device_empty)
-
-    def forward(self, xs):
-        return self._run(xs, _fresh, save=True)
-
-    def infer(self, xs):
-        """forward into arrays kept from call to call, saving nothing for backward (evaluation)."""
-        return self._run(xs, self._workspace.empty, save=False)
 
     def _run(self, xs, empty, save):
         Wx, Wh, b = self.params
@@ -401,8 +366,3 @@ class TimeLSTM:
         linalg.swap_01(dxs_t, dxs)
         return dxs
 
-    def set_state(self, h, c=None):
-        self.h, self.c = h, c
-
-    def reset_state(self):
-        self.h, self.c = None, None

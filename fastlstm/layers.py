@@ -51,6 +51,7 @@ class Affine:
     """x @ W + b over the last axis of x; W is read where it lies (a tied W is a transposed view)."""
 
     _ndim = 2
+    _new_array = staticmethod(fresh)  # where forward's arrays are made (the CUDA twin: on the device)
 
     def __init__(self, W, b):
         weights_dtype(W=W, b=b)
@@ -62,7 +63,7 @@ class Affine:
         self._workspace = Workspace()
 
     def forward(self, x):
-        out, self.x = self._apply(x, fresh)
+        out, self.x = self._apply(x, self._new_array)
         return out
 
     def infer(self, x):
@@ -117,6 +118,7 @@ class SoftmaxWithLoss:
 
     _ndim = 2
     ignore_label = None
+    _new_array = staticmethod(fresh)  # where forward's arrays are made (the CUDA twin: on the device)
 
     def __init__(self):
         self.params, self.grads = [], []
@@ -124,7 +126,7 @@ class SoftmaxWithLoss:
         self._workspace = Workspace()
 
     def forward(self, x, t):
-        loss, self.cache = self._loss(x, t, fresh)
+        loss, self.cache = self._loss(x, t, self._new_array)
         return loss
 
     def infer(self, x, t):
@@ -246,6 +248,7 @@ class Embedding:
     """Rows of W picked by integer ids of any shape; backward scatter-adds into grads[0]."""
 
     _ndim = None
+    _new_array = staticmethod(fresh)  # where forward's arrays are made (the CUDA twin: on the device)
 
     def __init__(self, W):
         weights_dtype(W=W)
@@ -256,7 +259,7 @@ class Embedding:
         self._workspace = Workspace()
 
     def forward(self, idx):
-        out, self.idx = self._gather(idx, fresh)
+        out, self.idx = self._gather(idx, self._new_array)
         return out
 
     def infer(self, idx):

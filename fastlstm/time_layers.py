@@ -65,15 +65,19 @@ class TimeDropout(_CudaWhenAsked):
 
     def forward(self, xs):
         if not self.train_flg:
-            self.mask = None
-            return xs
+            return self.infer(xs)
         ratio = self.dropout_ratio
-        out, self.mask = _dropout_mask_apply(xs, ratio, 1.0 / (1.0 - ratio))
+        out, self.mask = self._mask_apply(xs, ratio, 1.0 / (1.0 - ratio))
         return out
 
     def backward(self, dout):
         if self.mask is None:
             return dout
+        return self._masked(dout)
+
+    _mask_apply = staticmethod(_dropout_mask_apply)
+
+    def _masked(self, dout):
         return _dropout_backward(dout, self.mask)
 
 
@@ -95,8 +99,10 @@ class TimeLSTM(_CudaWhenAsked):
         self._saved = None
         self._workspace = Workspace()
 
+    _new_array = staticmethod(fresh)  # where forward's arrays are made (the CUDA twin: on the device)
+
     def forward(self, xs):
-        return self._run(xs, fresh, save=True)
+        return self._run(xs, self._new_array, save=True)
 
     def infer(self, xs):
         """forward into arrays kept from call to call, saving nothing for backward (evaluation)."""
