@@ -35,6 +35,7 @@ def embedding_backward(ids, dout, dW):
         d0 = k * COLUMN_BLOCK
         d1 = min(d0 + COLUMN_BLOCK, D)
         for m in range(M):
-            r = ids[m]
-            for d in range(d0, d1):
-                dW[r, d] += dout[m, d]
+            row = dW[ids[m], d0:d1]
+            src = dout[m, d0:d1]
+            for d in range(d1 - d0):
+                row[d] += src[d]

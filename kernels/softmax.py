@@ -4,10 +4,10 @@ gradient is written straight into its output, so no probability matrix is kept."
 import numpy as np
 from numba import njit, prange
 
-from fastlstm.kernels.vecmath import FASTMATH, exp
+from fastlstm.kernels.vecmath import KERNEL_OPTIONS, exp
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
+@njit(parallel=True, cache=True, **KERNEL_OPTIONS)
 def softmax_cross_entropy_forward(x, ts, row_lse, row_loss):
     """Per-row log-sum-exp and loss -log softmax(x)[t]; rows with t < 0 (ignored) lose 0.
     Returns the number of rows that count (t >= 0).
@@ -36,7 +36,7 @@ def softmax_cross_entropy_forward(x, ts, row_lse, row_loss):
     return count
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
+@njit(parallel=True, cache=True, **KERNEL_OPTIONS)
 def softmax_cross_entropy_backward(x, ts, row_lse, scale, dx):
     """dx = (softmax(x) - onehot(t)) * scale per row, and 0 for ignored rows.
 

@@ -15,6 +15,11 @@ from numba.extending import intrinsic, overload
 # Fast-math flags for kernels that call these: no 'nnan'/'ninf', so NaN and inf still propagate.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
+# njit options for kernels that call these. Numba's default error model checks every
+# division for zero and raises, a branch that keeps a loop with sigmoid or tanh scalar;
+# NumPy's model lets it vectorise (here the denominators are never below 1).
+KERNEL_OPTIONS = {"fastmath": FASTMATH, "error_model": "numpy"}
+
 
 @intrinsic
 def _float32_from_bits(typingctx, bits):
