@@ -1,8 +1,28 @@
-"""Matrix products into preallocated gradient buffers, through NumPy's BLAS."""
+"""Matrix products through NumPy's BLAS, their rows split over lanes (fastlstm/lanes.py)."""
 
 import numpy as np
 
+from fastlstm import lanes
 from fastlstm.checks import c_order_view
+
+# A lane's share of a product: at least this many rows and this many multiply-adds, below
+# which starting a thread costs more than the lane saves.
+MIN_ROWS = 16
+MIN_WORK = 1 << 21
+
+
+def dot(a, b, out=None):
+    """a @ b for 2-D a and b into `out` (C-contiguous, of their dtype; made when None)."""
+    M, K = a.shape
+    if out is None:
+        out = np.empty((M, b.shape[1]), dtype=a.dtype)
+    n = min(lanes.lane_count(M, MIN_ROWS), max(1, M * K * b.shape[1] // MIN_WORK))
+
+    def lane(k, i0, i1, barrier):
+        np.dot(a[i0:i1], b, out=out[i0:i1])
+
+    lanes.run(lane, M, n)
+    return out
 
 
 def matmul_tn_into(a, b, out):
@@ -13,6 +33,6 @@ def matmul_tn_into(a, b, out):
     """
     buf, transposed = c_order_view(out)
     if transposed:
-        np.dot(b.T, a, out=buf)
+        dot(b.T, a, out=buf)
     else:
-        np.dot(a.T, b, out=buf)
+        dot(a.T, b, out=buf)

@@ -8,7 +8,7 @@ the weights' dtype.
 
 import numpy as np
 
-from fastlstm.blas import matmul_tn_into
+from fastlstm.blas import dot, matmul_tn_into
 from fastlstm.checks import as_floats, as_token_ids, check_ndim, check_shape, weights_dtype
 from fastlstm.functions import cross_entropy_error, sigmoid, softmax
 from fastlstm.kernels.linalg import column_sums
@@ -79,7 +79,7 @@ class Affine:
             raise ValueError(f"x has width {x.shape[-1]} but W has shape {W.shape}")
         out = empty("out", x.shape[:-1] + (W.shape[1],), dtype)
         out2 = out.reshape(-1, W.shape[1])
-        np.dot(x.reshape(-1, W.shape[0]), W, out=out2)
+        dot(x.reshape(-1, W.shape[0]), W, out=out2)
         out2 += b
         return out, x
 
@@ -92,7 +92,7 @@ class Affine:
         dout2 = dout.reshape(-1, W.shape[1])
         matmul_tn_into(x2, dout2, self.grads[0])
         column_sums(dout2, self.grads[1])
-        return np.dot(dout2, W.T).reshape(self.x.shape)
+        return dot(dout2, W.T).reshape(self.x.shape)
 
 
 class Softmax:

@@ -35,11 +35,8 @@ def _blas_controllers():
 
 @contextmanager
 def single_threaded_blas():
-    """Run the block's BLAS calls on one thread.
-
-    The per-step products of a recurrence are small: handing each to a second thread
-    costs more than it saves, and far more when another process holds the other core.
-    """
+    """Run the block's BLAS calls on one thread: fastlstm's lanes split the work over the
+    cores themselves (fastlstm/lanes.py)."""
     controllers = _blas_controllers()
     before = [c.get_num_threads() for c in controllers]
     for c in controllers:

@@ -9,11 +9,10 @@ import numpy as np
 from fastlstm.np import *  # noqa: F401,F403  (the book's model files expect `np` from here)
 from fastlstm.layers import *  # noqa: F401,F403
 from fastlstm.layers import Affine, Embedding, SoftmaxWithLoss, _check_ratio, _dropout_backward, _dropout_mask_apply
-from fastlstm.blas import matmul_tn_into
+from fastlstm.blas import dot, matmul_tn_into
 from fastlstm.checks import as_floats, check_ndim, check_shape, weights_dtype
 from fastlstm.kernels.linalg import column_sums
-from fastlstm.kernels.lstm import lstm_step_backward, lstm_step_forward
-from fastlstm.threads import single_threaded_blas
+from fastlstm.recurrence import backward_steps, forward_steps, lane_count
 from fastlstm.workspace import Workspace, fresh
 
 
@@ -126,13 +125,9 @@ class TimeLSTM(_CudaWhenAsked):
         xs_t = empty("xs_t", (T, N, D), dtype)
         np.copyto(xs_t, xs.transpose(1, 0, 2))
         gates = empty("gates", (T, N, 4 * H), dtype)
-        np.dot(xs_t.reshape(T * N, D), Wx, out=gates.reshape(T * N, 4 * H))
+        dot(xs_t.reshape(T * N, D), Wx, out=gates.reshape(T * N, 4 * H))
         tanh_cs = empty("tanh_cs", (T, N, H), dtype)
-        hA = empty("hA", (N, 4 * H), dtype)
-        with single_threaded_blas():
-            for t in range(T):
-                np.dot(hs[t], Wh, out=hA)
-                lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
+        forward_steps(gates, hs, cs, tanh_cs, Wh, b, lane_count(H), empty)
         self.h = empty("h", (N, H), dtype)
         self.c = empty("c", (N, H), dtype)
         np.copyto(self.h, hs[T])
@@ -153,18 +148,14 @@ class TimeLSTM(_CudaWhenAsked):
         check_shape(dhs, (N, T, H), "dhs")
         dhs_t = np.ascontiguousarray(dhs.transpose(1, 0, 2))
         dA = np.empty_like(gates)
-        dh = np.zeros((N, H), dtype=hs.dtype)
-        dc = np.zeros((N, H), dtype=hs.dtype)
-        with single_threaded_blas():
-            for t in range(T - 1, -1, -1):
-                lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs_t[t], dh, dc, dA[t])
-                np.dot(dA[t], Wh.T, out=dh)
+        dh = np.empty((N, H), dtype=hs.dtype)
+        backward_steps(gates, cs, tanh_cs, dhs_t, Wh, dA, dh, lane_count(H))
         dA2 = dA.reshape(T * N, 4 * H)
         matmul_tn_into(xs_t.reshape(T * N, D), dA2, self.grads[0])
         matmul_tn_into(hs[:T].reshape(T * N, H), dA2, self.grads[1])
         column_sums(dA2, self.grads[2])
         self.dh = dh
-        return np.dot(dA2, Wx.T).reshape(T, N, D).transpose(1, 0, 2).copy()
+        return dot(dA2, Wx.T).reshape(T, N, D).transpose(1, 0, 2).copy()
 
     def set_state(self, h, c=None):
         self.h, self.c = h, c

@@ -3,13 +3,15 @@ the matrix products, gate order f, g, i, o as in the book.
 
 The caller does the products with BLAS: the input projection of all T steps at once,
 `h @ Wh` before each forward step, `dA @ Wh.T` after each backward step, and the weight
-gradients as single products over all steps. These kernels are serial and release the
-GIL: per step there are only N x H elements, too few for threads to pay, and a caller
-may run two layers' steps side by side.
+gradients as single products over all steps. A call computes one block of hidden units,
+j0 to j0 + K: the whole step when j0 = 0 and K = H, or one lane's share when the caller
+splits a step over cores (fastlstm/recurrence.py). The kernels are serial and release
+the GIL, so the lanes' calls run side by side.
 
 The loops index per-gate slices from 0 so that LLVM vectorises them: an index like
 `H + j` may be negative for all Numba knows, and its wraparound check keeps the loop
-scalar (3x slower here).
+scalar (3x slower here). For the same reason the kernels raise nothing: the caller
+passes blocks that fit (0 <= j0 and j0 + K <= H).
 """
 
 from numba import njit
@@ -18,20 +20,24 @@ from fastlstm.kernels.vecmath import KERNEL_OPTIONS, one_like, sigmoid, tanh
 
 
 @njit(cache=True, nogil=True, **KERNEL_OPTIONS)
-def lstm_step_forward(a, hA, b, c_prev, c, tanh_c, h):
-    """Gates, cell and hidden state of one step.
+def lstm_step_forward(a, hA, b, c_prev, c, tanh_c, h, j0):
+    """Gates, cell and hidden state of one step, for the hidden units j0 .. j0 + K - 1.
 
     a (N, 4H): x_t @ Wx on entry, the activated gates f, g, i, o on return (backward
-    needs them); hA (N, 4H) = h_prev @ Wh; b (4H,); c_prev (N, H).
-    Out: c (N, H), tanh_c (N, H) = tanh(c), h (N, H). All C-contiguous.
+    needs them); hA (N, 4K) = h_prev @ the block's columns of Wh, its f, g, i, o parts
+    side by side; b (4H,); c_prev (N, H). Out: c (N, H), tanh_c (N, H) = tanh(c),
+    h (N, H), at the block's units. All C-contiguous.
     """
     N, H = c.shape
-    bf, bg, bi, bo = b[:H], b[H:2 * H], b[2 * H:3 * H], b[3 * H:]
+    K = hA.shape[1] // 4
+    j1 = j0 + K
+    bf, bg, bi, bo = b[j0:j1], b[H + j0:H + j1], b[2 * H + j0:2 * H + j1], b[3 * H + j0:3 * H + j1]
     for n in range(N):
-        af, ag, ai, ao = a[n, :H], a[n, H:2 * H], a[n, 2 * H:3 * H], a[n, 3 * H:]
-        hf, hg, hi, ho = hA[n, :H], hA[n, H:2 * H], hA[n, 2 * H:3 * H], hA[n, 3 * H:]
-        cp, cn, tn, hn = c_prev[n], c[n], tanh_c[n], h[n]
-        for j in range(H):
+        af, ag = a[n, j0:j1], a[n, H + j0:H + j1]
+        ai, ao = a[n, 2 * H + j0:2 * H + j1], a[n, 3 * H + j0:3 * H + j1]
+        hf, hg, hi, ho = hA[n, :K], hA[n, K:2 * K], hA[n, 2 * K:3 * K], hA[n, 3 * K:]
+        cp, cn, tn, hn = c_prev[n, j0:j1], c[n, j0:j1], tanh_c[n, j0:j1], h[n, j0:j1]
+        for j in range(K):
             f = sigmoid(af[j] + hf[j] + bf[j])
             g = tanh(ag[j] + hg[j] + bg[j])
             i = sigmoid(ai[j] + hi[j] + bi[j])
@@ -48,21 +54,28 @@ def lstm_step_forward(a, hA, b, c_prev, c, tanh_c, h):
 
 
 @njit(cache=True, nogil=True, **KERNEL_OPTIONS)
-def lstm_step_backward(gates, c_prev, tanh_c, dh_out, dh_next, dc, dA):
-    """Gate pre-activation gradients of one step, going backwards in time.
+def lstm_step_backward(gates, c_prev, tanh_c, dh_out, dh_next, dc, dA, j0):
+    """Gate pre-activation gradients of one step going backwards in time, for the hidden
+    units j0 .. j0 + K - 1.
 
     gates (N, 4H) activated f, g, i, o; c_prev (N, H); tanh_c (N, H) of this step;
-    dh_out (N, H) gradient from this step's output; dh_next (N, H) = dA_{t+1} @ Wh.T;
-    dc (N, H): the cell gradient from step t+1 on entry, the one for step t-1 on return.
-    Out: dA (N, 4H). All C-contiguous.
+    dh_out (N, H) gradient from this step's output; dh_next (N, K) = dA_{t+1} @ Wh.T at
+    the block's units; dc (N, H): the cell gradient from step t+1 on entry, the one for
+    step t-1 on return (at the block's units). Out: dA (N, 4H) at the block's units.
+    All C-contiguous.
     """
     N, H = dc.shape
+    K = dh_next.shape[1]
+    j1 = j0 + K
     one = one_like(dc[0, 0])
     for n in range(N):
-        gf, gg, gi, go = gates[n, :H], gates[n, H:2 * H], gates[n, 2 * H:3 * H], gates[n, 3 * H:]
-        df, dg, di, do = dA[n, :H], dA[n, H:2 * H], dA[n, 2 * H:3 * H], dA[n, 3 * H:]
-        cp, tn, dho, dhn, dcn = c_prev[n], tanh_c[n], dh_out[n], dh_next[n], dc[n]
-        for j in range(H):
+        gf, gg = gates[n, j0:j1], gates[n, H + j0:H + j1]
+        gi, go = gates[n, 2 * H + j0:2 * H + j1], gates[n, 3 * H + j0:3 * H + j1]
+        df, dg = dA[n, j0:j1], dA[n, H + j0:H + j1]
+        di, do = dA[n, 2 * H + j0:2 * H + j1], dA[n, 3 * H + j0:3 * H + j1]
+        cp, tn, dho, dcn = c_prev[n, j0:j1], tanh_c[n, j0:j1], dh_out[n, j0:j1], dc[n, j0:j1]
+        dhn = dh_next[n]
+        for j in range(K):
             f = gf[j]
             g = gg[j]
             i = gi[j]

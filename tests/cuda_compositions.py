@@ -30,12 +30,12 @@ def lstm_cpu(xs_t, Wx, Wh, b, h0, c0, dhs_t):
     hA = np.empty((N, 4 * H), dtype)
     for t in range(T):
         np.dot(hs[t], Wh, out=hA)
-        lstm.lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
+        lstm.lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1], 0)
     dA = np.empty_like(gates)
     dh = np.zeros((N, H), dtype)
     dc = np.zeros((N, H), dtype)
     for t in range(T - 1, -1, -1):
-        lstm.lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs_t[t], dh, dc, dA[t])
+        lstm.lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs_t[t], dh, dc, dA[t], 0)
         np.dot(dA[t], Wh.T, out=dh)
     dA2 = dA.reshape(T * N, 4 * H)
     dWx, dWh, db = np.empty(Wx.shape, dtype), np.empty(Wh.shape, dtype), np.empty(b.shape, dtype)

@@ -1,0 +1,67 @@
+"""The LSTM's serial loop over time steps, split over cores by hidden units.
+
+Each step's product with Wh (N x H times H x 4H, N about 20) is too small for BLAS's
+threads to pay. Split by hidden units instead, each lane (fastlstm/lanes.py) owns a block
+of units: its columns of Wh in the forward pass (f, g, i, o side by side), its rows of
+Wh in backward, and the elementwise work of its units. The lanes meet at a barrier once
+per step, when the step's h (forward) or dA (backward) is complete and every lane needs
+all of it. In float64 the results do not depend on the number of lanes; in float32
+BLAS may round a narrower block's products differently in the last bit.
+"""
+
+import numpy as np
+
+from fastlstm import lanes
+from fastlstm.kernels.lstm import lstm_step_backward, lstm_step_forward
+
+# Fewest hidden units per lane: below this a barrier per step costs more than the lane saves.
+MIN_UNITS_PER_LANE = 128
+
+
+def lane_count(H):
+    """Lanes for a layer of width H."""
+    return lanes.lane_count(H, MIN_UNITS_PER_LANE)
+
+
+def forward_steps(gates, hs, cs, tanh_cs, Wh, b, n_lanes, empty):
+    """Run the T steps forward: gates (T, N, 4H) holds x_t @ Wx on entry and the activated
+    gates on return; hs[0], cs[0] (N, H) the initial state, hs[t + 1], cs[t + 1] filled
+    with the state after step t, tanh_cs[t] with tanh of it. `empty(name, shape, dtype)`
+    makes the lanes' arrays (a workspace's, in evaluation)."""
+    T, N, G = gates.shape
+    H = G // 4
+
+    def lane(k, j0, j1, barrier):
+        K = j1 - j0
+        if K == H:
+            Wh_k = Wh
+        else:
+            Wh_k = empty(f"Wh_lane{k}", (H, 4 * K), Wh.dtype)
+            for g in range(4):
+                Wh_k[:, g * K:(g + 1) * K] = Wh[:, g * H + j0:g * H + j1]
+        hA = empty(f"hA_lane{k}", (N, 4 * K), Wh.dtype)
+        for t in range(T):
+            np.dot(hs[t], Wh_k, out=hA)
+            lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1], j0)
+            barrier()
+
+    lanes.run(lane, H, n_lanes)
+
+
+def backward_steps(gates, cs, tanh_cs, dhs_t, Wh, dA, dh, n_lanes):
+    """Run the T steps backward from the gradients dhs_t (T, N, H) of the outputs: fills
+    dA (T, N, 4H) with the gates' pre-activation gradients and dh (N, H) with the
+    gradient of the initial h."""
+    T, N, H = dhs_t.shape
+    dc = np.zeros((N, H), dtype=dh.dtype)
+
+    def lane(k, j0, j1, barrier):
+        WhT_k = Wh[j0:j1].T
+        dh_k = np.zeros((N, j1 - j0), dtype=dh.dtype)
+        for t in range(T - 1, -1, -1):
+            lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs_t[t], dh_k, dc, dA[t], j0)
+            barrier()
+            np.dot(dA[t], WhT_k, out=dh_k)
+        dh[:, j0:j1] = dh_k
+
+    lanes.run(lane, H, n_lanes)

@@ -1,0 +1,119 @@
+"""Work split over lanes (fastlstm/lanes.py): matrix products by rows (equal to NumPy's
+to rounding), the LSTM recurrence by hidden units (in float64 the single lane's result
+bit for bit); odd sizes leave uneven blocks; an exception in any lane reaches the caller."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from fastlstm import blas, lanes
+from fastlstm.recurrence import backward_steps, forward_steps
+from fastlstm.workspace import Workspace, fresh
+
+
+@pytest.fixture
+def many_lanes(monkeypatch):
+    """Split even tiny products over 3 lanes, whatever the machine's core count."""
+    monkeypatch.setattr(lanes, "get_num_threads", lambda: 3)
+    monkeypatch.setattr(blas, "MIN_ROWS", 1)
+    monkeypatch.setattr(blas, "MIN_WORK", 1)
+
+
+def test_blocks_cover_the_range_evenly():
+    assert lanes.blocks(13, 3) == [(0, 4), (4, 8), (8, 13)]
+    assert lanes.blocks(1, 1) == [(0, 1)]
+    for items, n in [(650, 2), (17, 5), (5, 5)]:
+        spans = lanes.blocks(items, n)
+        assert spans[0][0] == 0 and spans[-1][1] == items
+        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+        assert max(j1 - j0 for j0, j1 in spans) - min(j1 - j0 for j0, j1 in spans) <= 1
+
+
+@pytest.mark.parametrize("M,K,P", [(1, 5, 7), (3, 1, 1), (17, 13, 29), (100, 33, 3)])
+def test_dot_split_by_rows_matches_numpy(many_lanes, M, K, P):
+    rng = np.random.default_rng(M * K * P)
+    a, b = rng.standard_normal((M, K)), rng.standard_normal((K, P))
+    np.testing.assert_allclose(blas.dot(a, b), np.dot(a, b), rtol=1e-13, atol=1e-13)
+    out = np.full((M, P), np.nan)
+    assert blas.dot(a, b, out=out) is out
+    np.testing.assert_allclose(out, np.dot(a, b), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_matmul_tn_into_split_by_rows(many_lanes, order):
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((29, 13)), rng.standard_normal((29, 17))
+    out = np.zeros((13, 17), order=order)
+    blas.matmul_tn_into(a, b, out)
+    np.testing.assert_allclose(out, a.T @ b, rtol=1e-13, atol=1e-13)
+
+
+def _lstm_case(N, T, H, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    gates = rng.standard_normal((T, N, 4 * H)).astype(dtype)
+    Wh = (rng.standard_normal((H, 4 * H)) / np.sqrt(H)).astype(dtype)
+    b = rng.standard_normal(4 * H).astype(dtype)
+    h0, c0 = rng.standard_normal((2, N, H)).astype(dtype)
+    dhs = rng.standard_normal((T, N, H)).astype(dtype)
+    return gates, Wh, b, h0, c0, dhs
+
+
+def _run_recurrence(case, n_lanes, empty=fresh):
+    gates, Wh, b, h0, c0, dhs = case
+    T, N, G = gates.shape
+    H = G // 4
+    gates = gates.copy()
+    hs = np.zeros((T + 1, N, H), gates.dtype)
+    cs = np.zeros((T + 1, N, H), gates.dtype)
+    hs[0], cs[0] = h0, c0
+    tanh_cs = np.zeros((T, N, H), gates.dtype)
+    forward_steps(gates, hs, cs, tanh_cs, Wh, b, n_lanes, empty)
+    dA = np.full(gates.shape, np.nan, gates.dtype)
+    dh = np.full((N, H), np.nan, gates.dtype)
+    backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, n_lanes)
+    return gates, hs, cs, tanh_cs, dA, dh
+
+
+@pytest.mark.parametrize("N,T,H,n_lanes", [(1, 1, 13, 3), (3, 7, 17, 2), (2, 5, 13, 5), (20, 4, 650, 2)])
+def test_recurrence_over_lanes_is_the_single_lanes_bit_for_bit_in_float64(N, T, H, n_lanes):
+    case = _lstm_case(N, T, H, np.float64)
+    one = _run_recurrence(case, 1)
+    many = _run_recurrence(case, n_lanes)
+    for want, got in zip(one, many):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_recurrence_over_lanes_in_float32_differs_only_in_rounding():
+    case = _lstm_case(4, 6, 33, np.float32)
+    for want, got in zip(_run_recurrence(case, 1), _run_recurrence(case, 3)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_recurrence_lanes_reuse_a_workspace():
+    case = _lstm_case(2, 3, 13, np.float64)
+    ws = Workspace()
+    first = _run_recurrence(case, 2, ws.empty)
+    kept = dict(ws._arrays)
+    second = _run_recurrence(case, 2, ws.empty)
+    assert set(kept) == {"Wh_lane0", "Wh_lane1", "hA_lane0", "hA_lane1"}
+    assert all(ws._arrays[k] is v for k, v in kept.items())
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("failing", [0, 1, 2])
+def test_an_exception_in_any_lane_reaches_the_caller_and_stops_the_others(failing):
+    steps = []
+
+    def lane(k, i0, i1, barrier):
+        for t in range(50):
+            if k == failing and t == 3:
+                raise KeyError(f"lane {k}")
+            steps.append((k, t))
+            barrier()
+
+    with pytest.raises(KeyError, match=f"lane {failing}"):
+        lanes.run(lane, 9, 3)
+    assert max(t for _, t in steps) <= 3
+    assert not [t for t in threading.enumerate() if t.name.startswith("fastlstm-lane")]
