@@ -27,7 +27,7 @@ def forward_steps(gates, hs, cs, tanh_cs, Wh, b, n_lanes, empty):
     """Run the T steps forward: gates (T, N, 4H) holds x_t @ Wx on entry and the activated
     gates on return; hs[0], cs[0] (N, H) the initial state, hs[t + 1], cs[t + 1] filled
     with the state after step t, tanh_cs[t] with tanh of it. `empty(name, shape, dtype)`
-    makes the lanes' arrays (a workspace's, in evaluation)."""
+    gives the lanes' scratch arrays (a workspace's: nothing of them outlives the call)."""
     T, N, G = gates.shape
     H = G // 4
 

@@ -127,7 +127,7 @@ class TimeLSTM(_CudaWhenAsked):
         gates = empty("gates", (T, N, 4 * H), dtype)
         dot(xs_t.reshape(T * N, D), Wx, out=gates.reshape(T * N, 4 * H))
         tanh_cs = empty("tanh_cs", (T, N, H), dtype)
-        forward_steps(gates, hs, cs, tanh_cs, Wh, b, lane_count(H), empty)
+        forward_steps(gates, hs, cs, tanh_cs, Wh, b, lane_count(H), self._workspace.empty)
         self.h = empty("h", (N, H), dtype)
         self.c = empty("c", (N, H), dtype)
         np.copyto(self.h, hs[T])
