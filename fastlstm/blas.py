@@ -9,6 +9,10 @@ from fastlstm.checks import c_order_view
 # which starting a thread costs more than the lane saves.
 MIN_ROWS = 16
 MIN_WORK = 1 << 21
+# NumPy copies a row block of a transposed operand before BLAS sees it (it is neither C-
+# nor F-contiguous); lanes then take it in pieces of about this many bytes, so the copies
+# stay small (whole, the tied output weight's gradient copied 27 MiB per step).
+COPIED_BLOCK_BYTES = 4 << 20
 
 
 def dot(a, b, out=None):
@@ -18,8 +22,13 @@ def dot(a, b, out=None):
         out = np.empty((M, b.shape[1]), dtype=a.dtype)
     n = min(lanes.lane_count(M, MIN_ROWS), max(1, M * K * b.shape[1] // MIN_WORK))
 
+    copied_rows = max(MIN_ROWS, COPIED_BLOCK_BYTES // (K * a.itemsize))
+
     def lane(k, i0, i1, barrier):
-        np.dot(a[i0:i1], b, out=out[i0:i1])
+        block = a[i0:i1]
+        rows = i1 - i0 if block.flags.c_contiguous or block.flags.f_contiguous else copied_rows
+        for r in range(i0, i1, rows):
+            np.dot(a[r:min(r + rows, i1)], b, out=out[r:min(r + rows, i1)])
 
     lanes.run(lane, M, n)
     return out

@@ -41,7 +41,10 @@ def test_dot_split_by_rows_matches_numpy(many_lanes, M, K, P):
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_matmul_tn_into_split_by_rows(many_lanes, order):
+@pytest.mark.parametrize("copied_block_bytes", [blas.COPIED_BLOCK_BYTES, 1])
+def test_matmul_tn_into_split_by_rows(many_lanes, monkeypatch, order, copied_block_bytes):
+    """A transposed operand's row blocks are copied by NumPy, whole or a few rows at a time."""
+    monkeypatch.setattr(blas, "COPIED_BLOCK_BYTES", copied_block_bytes)
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal((29, 13)), rng.standard_normal((29, 17))
     out = np.zeros((13, 17), order=order)
