@@ -1,0 +1,116 @@
+"""Where the time of one fastlstm training or evaluation step goes: each matrix product
+(by shape) and each LSTM recurrence with its achieved GFLOP/s, the softmax kernels, and
+the rest (elementwise kernels, clipping, the update, Python).
+
+`python -m fastlstm.profiling --model better --threads 2` prints it. The parts are timed
+by wrapping the names the layer modules call for the duration of the run; the rest is
+the step's time less the parts.
+"""
+
+import argparse
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+
+import fastlstm
+from fastlstm import benchmark, layers, time_layers
+
+
+def _product_flops(a, b, *rest, **out):
+    return 2 * a.shape[0] * a.shape[1] * b.shape[1]
+
+
+def _steps_flops(gates, *rest):
+    T, N, G = gates.shape
+    return 2 * T * N * (G // 4) * G
+
+
+# (modules, name, label of a call, FLOPs of a call or None)
+_PARTS = [
+    ((layers, time_layers), "dot", lambda a, b, *r, **out: f"product {a.shape[0]}x{a.shape[1]} @ {b.shape[0]}x{b.shape[1]}",
+     _product_flops),
+    ((layers, time_layers), "matmul_tn_into",
+     lambda a, b, out: f"product {a.shape[1]}x{a.shape[0]} @ {b.shape[0]}x{b.shape[1]} (weight gradient)", _product_flops),
+    ((time_layers,), "forward_steps", lambda g, *r: f"LSTM recurrence forward, {g.shape[0]} steps of "
+     f"{g.shape[1]}x{g.shape[2] // 4} @ {g.shape[2] // 4}x{g.shape[2]}", _steps_flops),
+    ((time_layers,), "backward_steps", lambda g, *r: f"LSTM recurrence backward, {g.shape[0]} steps of "
+     f"{g.shape[1]}x{g.shape[2]} @ {g.shape[2]}x{g.shape[2] // 4}", _steps_flops),
+    ((layers,), "softmax_cross_entropy_forward", lambda *a: "softmax cross-entropy forward kernel", None),
+    ((layers,), "softmax_cross_entropy_backward", lambda *a: "softmax cross-entropy backward kernel", None),
+    ((layers, time_layers), "column_sums", lambda *a: "bias gradients (column sums)", None),
+]
+
+
+@contextmanager
+def _timed_parts(record):
+    """Wrap the parts' names in their modules so that each call lands in record[label]."""
+    saved = []
+    try:
+        for modules, name, label, flops in _PARTS:
+            for module in modules:
+                original = getattr(module, name)
+                saved.append((module, name, original))
+                setattr(module, name, _wrap(original, label, flops, record))
+        yield
+    finally:
+        for module, name, original in reversed(saved):
+            setattr(module, name, original)
+
+
+def _wrap(fn, label, flops, record):
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        result = fn(*args, **kwargs)
+        entry = record[label(*args, **kwargs)]
+        entry[0] += 1
+        entry[1] += time.perf_counter() - start
+        entry[2] += flops(*args, **kwargs) if flops else 0
+        return result
+    return timed
+
+
+def profile_step(model, step="train", rounds=5, sizes=None):
+    """(step seconds, tokens, [(part, calls per step, seconds per step, GFLOP/s or None)]),
+    averaged over `rounds` steps after two untimed ones, parts slowest first; `sizes`
+    overrides the book's constructor sizes."""
+    fn, tokens = benchmark.make_step(model, "fastlstm", step, sizes)
+    fn()
+    fn()
+    record = defaultdict(lambda: [0, 0.0, 0])
+    with _timed_parts(record):
+        start = time.perf_counter()
+        for _ in range(rounds):
+            fn()
+        total = (time.perf_counter() - start) / rounds
+    parts = [(label, calls // rounds, seconds / rounds, flops / seconds / 1e9 if flops else None)
+             for label, (calls, seconds, flops) in record.items()]
+    parts.sort(key=lambda p: -p[2])
+    parts.append(("the rest: other kernels, dropout, embedding, clipping, update, Python", None,
+                  total - sum(p[2] for p in parts), None))
+    return total, tokens, parts
+
+
+def format_profile(model, step, total, tokens, parts):
+    lines = [f"{model} {step}: {total * 1e3:.1f} ms per step of {tokens} tokens ({tokens / total:,.0f} tokens/s), "
+             f"{fastlstm.get_num_threads()} threads",
+             f"  {'part':78s} {'calls':>5s} {'ms':>8s} {'share':>6s} {'GFLOP/s':>8s}"]
+    for label, calls, seconds, gflops in parts:
+        lines.append(f"  {label:78s} {'' if calls is None else calls:>5} {seconds * 1e3:8.1f} "
+                     f"{seconds / total:6.1%} {'' if gflops is None else f'{gflops:.1f}':>8s}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Where the time of a fastlstm step goes.")
+    parser.add_argument("--model", choices=list(benchmark.MODELS), default="better")
+    parser.add_argument("--step", choices=["train", "eval"], default="train")
+    parser.add_argument("--threads", type=int, help="threads for Numba, BLAS and the lanes (default: all cores)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed steps to average (after two untimed ones)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        fastlstm.set_num_threads(args.threads)
+    print(format_profile(args.model, args.step, *profile_step(args.model, args.step, args.rounds)))
+
+
+if __name__ == "__main__":
+    main()
