@@ -69,7 +69,7 @@ def _wrap(fn, label, flops, record):
     return timed
 
 
-def profile_step(model, step="train", rounds=5, sizes=None):
+def profile_step(model, step="train", rounds=10, sizes=None):
     """(step seconds, tokens, [(part, calls per step, seconds per step, GFLOP/s or None)]),
     averaged over `rounds` steps after two untimed ones, parts slowest first; `sizes`
     overrides the book's constructor sizes."""
@@ -105,7 +105,7 @@ def main(argv=None):
     parser.add_argument("--model", choices=list(benchmark.MODELS), default="better")
     parser.add_argument("--step", choices=["train", "eval"], default="train")
     parser.add_argument("--threads", type=int, help="threads for Numba, BLAS and the lanes (default: all cores)")
-    parser.add_argument("--rounds", type=int, default=5, help="timed steps to average (after two untimed ones)")
+    parser.add_argument("--rounds", type=int, default=10, help="timed steps to average (after two untimed ones)")
     args = parser.parse_args(argv)
     if args.threads:
         fastlstm.set_num_threads(args.threads)
