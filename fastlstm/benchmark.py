@@ -148,7 +148,8 @@ def flop_per_token(step, vocab_size, wordvec_size, hidden_size, layers):
     return factor * (8 * lstm + 2 * H * V)
 
 
-def _model_flop_per_token(model, step, sizes=None):
+def model_flop_per_token(model, step, sizes=None):
+    """flop_per_token of a step of one of MODELS, at its sizes updated by `sizes`."""
     spec = MODELS[model]
     s = {**spec["sizes"], **(sizes or {})}
     return flop_per_token(step, s["vocab_size"], s["wordvec_size"], s["hidden_size"], spec["layers"])
@@ -296,7 +297,7 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
     try:
         for model in model_names:
             for step, (N, T) in STEPS.items():
-                flop = _model_flop_per_token(model, step, sizes)
+                flop = model_flop_per_token(model, step, sizes)
                 limit = peak * 1e9 / flop
                 row = {"model": model, "step": step, "batch": N, "time": T, "dtype": "float32",
                        "threads": fastlstm.get_num_threads(), "flop_per_token": flop, "peak_gflops": peak,

@@ -1,6 +1,8 @@
 """Where the time of one fastlstm training or evaluation step goes: each matrix product
 (by shape) and each LSTM recurrence with its achieved GFLOP/s, the softmax kernels, and
-the rest (elementwise kernels, clipping, the update, Python).
+the rest (elementwise kernels, clipping, the update, Python). Each part is also timed on
+its own: their sum bounds what any ordering of the same parts can reach, against the
+matrix-product limit that `fastlstm bench` uses.
 
 `python -m fastlstm.profiling --model better --threads 2` prints it. The parts are timed
 by wrapping the names the layer modules call for the duration of the run; the rest is
@@ -62,42 +64,68 @@ def _wrap(fn, label, flops, record):
         start = time.perf_counter()
         result = fn(*args, **kwargs)
         entry = record[label(*args, **kwargs)]
-        entry[0] += 1
-        entry[1] += time.perf_counter() - start
-        entry[2] += flops(*args, **kwargs) if flops else 0
+        entry["calls"] += 1
+        entry["seconds"] += time.perf_counter() - start
+        entry["flops"] += flops(*args, **kwargs) if flops else 0
+        entry["call"] = (fn, args, kwargs)
         return result
     return timed
 
 
+def _best_alone(call, repeat=5):
+    """Best seconds of one call (fn, args, kwargs) repeated on its own."""
+    fn, args, kwargs = call
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn(*args, **kwargs)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def profile_step(model, step="train", rounds=10, sizes=None):
-    """(step seconds, tokens, [(part, calls per step, seconds per step, GFLOP/s or None)]),
-    averaged over `rounds` steps after two untimed ones, parts slowest first; `sizes`
-    overrides the book's constructor sizes."""
+    """(step seconds, tokens, parts) of a step averaged over `rounds` steps after two untimed
+    ones; `sizes` overrides the book's constructor sizes.
+
+    parts, slowest first, are dicts: "part", "calls" per step, "seconds" per step in the
+    step, "gflops" there (None where not a product), and "alone": seconds per step when
+    its last call is repeated on its own (best of 5) times its calls, what it costs with
+    nothing else running. The last part is the rest of the step, without "alone".
+    """
     fn, tokens = benchmark.make_step(model, "fastlstm", step, sizes)
     fn()
     fn()
-    record = defaultdict(lambda: [0, 0.0, 0])
+    record = defaultdict(lambda: {"calls": 0, "seconds": 0.0, "flops": 0})
     with _timed_parts(record):
         start = time.perf_counter()
         for _ in range(rounds):
             fn()
         total = (time.perf_counter() - start) / rounds
-    parts = [(label, calls // rounds, seconds / rounds, flops / seconds / 1e9 if flops else None)
-             for label, (calls, seconds, flops) in record.items()]
-    parts.sort(key=lambda p: -p[2])
-    parts.append(("the rest: other kernels, dropout, embedding, clipping, update, Python", None,
-                  total - sum(p[2] for p in parts), None))
+    parts = [{"part": label, "calls": r["calls"] // rounds, "seconds": r["seconds"] / rounds,
+              "gflops": r["flops"] / r["seconds"] / 1e9 if r["flops"] else None,
+              "alone": _best_alone(r["call"]) * r["calls"] / rounds}
+             for label, r in record.items()]
+    parts.sort(key=lambda p: -p["seconds"])
+    parts.append({"part": "the rest: other kernels, dropout, embedding, clipping, update, Python",
+                  "calls": None, "seconds": total - sum(p["seconds"] for p in parts), "gflops": None, "alone": None})
     return total, tokens, parts
 
 
-def format_profile(model, step, total, tokens, parts):
+def format_profile(model, step, total, tokens, parts, peak=None):
+    """The profile as a table; with `peak` (GFLOP/s), what the parts alone allow against the limit."""
     lines = [f"{model} {step}: {total * 1e3:.1f} ms per step of {tokens} tokens ({tokens / total:,.0f} tokens/s), "
              f"{fastlstm.get_num_threads()} threads",
-             f"  {'part':78s} {'calls':>5s} {'ms':>8s} {'share':>6s} {'GFLOP/s':>8s}"]
-    for label, calls, seconds, gflops in parts:
-        lines.append(f"  {label:78s} {'' if calls is None else calls:>5} {seconds * 1e3:8.1f} "
-                     f"{seconds / total:6.1%} {'' if gflops is None else f'{gflops:.1f}':>8s}")
-    return "\n".join(lines)
+             f"  {'part':78s} {'calls':>5s} {'ms':>8s} {'share':>6s} {'GFLOP/s':>8s} {'alone ms':>9s}"]
+    for p in parts:
+        lines.append(f"  {p['part']:78s} {'' if p['calls'] is None else p['calls']:>5} {p['seconds'] * 1e3:8.1f} "
+                     f"{p['seconds'] / total:6.1%} {'' if p['gflops'] is None else format(p['gflops'], '.1f'):>8s} "
+                     f"{'' if p['alone'] is None else format(p['alone'] * 1e3, '.1f'):>9s}")
+    alone = sum(p["alone"] for p in parts if p["alone"] is not None)
+    bound = f"the parts alone add up to {alone * 1e3:.1f} ms: at most {tokens / alone:,.0f} tokens/s without the rest"
+    if peak:
+        limit = peak * 1e9 / benchmark.model_flop_per_token(model, step)
+        bound += f", {tokens / alone / limit:.0%} of the limit ({limit:,.0f} tokens/s at {peak:.1f} GFLOP/s)"
+    return "\n".join(lines + ["  " + bound])
 
 
 def main(argv=None):
@@ -109,7 +137,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.threads:
         fastlstm.set_num_threads(args.threads)
-    print(format_profile(args.model, args.step, *profile_step(args.model, args.step, args.rounds)))
+    peak = benchmark.peak_gflops()
+    print(format_profile(args.model, args.step, *profile_step(args.model, args.step, args.rounds), peak=peak))
 
 
 if __name__ == "__main__":

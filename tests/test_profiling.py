@@ -1,5 +1,5 @@
-"""`python -m fastlstm.profiling`: the parts of a step, their FLOPs, and the layer modules
-left as they were."""
+"""`python -m fastlstm.profiling`: the parts of a step, their FLOPs, each part alone, and
+the layer modules left as they were."""
 
 import pytest
 
@@ -13,12 +13,14 @@ SIZES = dict(vocab_size=50, wordvec_size=12, hidden_size=12)
 def test_profile_names_every_product_and_recurrence(model, step, products):
     total, tokens, parts = profiling.profile_step(model, step, rounds=2, sizes=SIZES)
     assert tokens == {"train": 700, "eval": 350}[step]
-    labels = [p[0] for p in parts]
-    assert sum(p[1] for p in parts if p[0].startswith("product")) == products
+    labels = [p["part"] for p in parts]
+    assert sum(p["calls"] for p in parts if p["part"].startswith("product")) == products
     assert any(label.startswith("LSTM recurrence forward") for label in labels)
     assert any(label.startswith("LSTM recurrence backward") for label in labels) == (step == "train")
-    assert labels[-1].startswith("the rest")
-    assert all(p[2] > 0 for p in parts[:-1]) and sum(p[2] for p in parts) == pytest.approx(total)
+    assert labels[-1].startswith("the rest") and parts[-1]["alone"] is None
+    assert all(p["seconds"] > 0 and p["alone"] > 0 for p in parts[:-1])
+    assert sum(p["seconds"] for p in parts) == pytest.approx(total)
+    assert all(p["gflops"] > 0 for p in parts if p["part"].startswith(("product", "LSTM")))
     assert layers.dot is blas.dot and time_layers.dot is blas.dot and time_layers.forward_steps is forward_steps
 
 
@@ -27,11 +29,11 @@ def test_recurrence_flops_count_the_per_step_products():
     assert profiling._steps_flops(gates) == 2 * 35 * 20 * 650 * 2600
 
 
-def test_format_shows_time_share_and_gflops_of_each_part():
+def test_format_shows_each_part_and_the_bound_of_the_parts_alone():
     total, tokens, parts = profiling.profile_step("rnnlm", "train", rounds=1, sizes=SIZES)
-    text = profiling.format_profile("rnnlm", "train", total, tokens, parts)
+    text = profiling.format_profile("rnnlm", "train", total, tokens, parts, peak=100.0)
     lines = text.splitlines()
     assert lines[0].startswith("rnnlm train:") and "tokens/s" in lines[0]
-    assert len(lines) == 2 + len(parts)
-    product = next(line for line in lines if "product" in line)
-    assert product.split()[-1].replace(".", "").isdigit()  # its GFLOP/s
+    assert len(lines) == 3 + len(parts)
+    alone = sum(p["alone"] for p in parts[:-1])
+    assert f"add up to {alone * 1e3:.1f} ms" in lines[-1] and "of the limit" in lines[-1]
