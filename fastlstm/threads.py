@@ -1,4 +1,5 @@
-"""One thread setting for Numba's parallel loops and for the BLAS libraries behind NumPy and SciPy."""
+"""One thread setting for Numba's parallel loops, fastlstm's lanes (fastlstm/lanes.py) and the
+BLAS libraries behind NumPy and SciPy."""
 
 import functools
 import os
@@ -11,7 +12,9 @@ _ENV = "FASTLSTM_NUM_THREADS"
 
 
 def set_num_threads(n):
-    """Use `n` threads in Numba kernels and in every loaded BLAS, so the two never oversubscribe."""
+    """Use `n` threads in Numba kernels, `n` lanes in the layers' products and recurrences, and
+    `n` threads in every loaded BLAS for code outside the layers (inside, BLAS runs single-threaded
+    in each lane), so none of them oversubscribes the cores."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"number of threads must be an int, got {n!r}")
     limit = numba.config.NUMBA_NUM_THREADS
@@ -23,7 +26,7 @@ def set_num_threads(n):
 
 
 def get_num_threads():
-    """The thread count that Numba kernels use now."""
+    """The thread count that Numba kernels and the lanes use now."""
     return numba.get_num_threads()
 
 
