@@ -212,6 +212,9 @@ def add_bench(subparsers, common):
     p.add_argument("--models", type=model_list, default=list(MODELS), metavar="LIST",
                    help=f"comma-separated models to measure (default: {','.join(MODELS)})")
     p.add_argument("--json", metavar="FILE", help="also write the command line and the rows as JSON to FILE")
+    p.add_argument("--profile", action="store_true",
+                   help="then show where the time of each model's training step goes: every product and "
+                        "recurrence with its GFLOP/s, each also timed alone (python -m fastlstm.profiling)")
     p.set_defaults(run=_run_bench)
 
 
@@ -225,7 +228,8 @@ def _run_bench(args):
     from fastlstm.threads import blas_num_threads, get_num_threads
 
     command = (f"fastlstm bench{' --quick' if args.quick else ''} --threads {get_num_threads()} "
-               f"--models {','.join(args.models)}" + (f" --json {args.json}" if args.json else ""))
+               f"--models {','.join(args.models)}" + (f" --json {args.json}" if args.json else "")
+               + (" --profile" if args.profile else ""))
     blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i.get('architecture')})"
                      for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas")
     print(f"command: {command}")
@@ -239,6 +243,12 @@ def _run_bench(args):
     print(f"peak: {rows[0]['peak_gflops']:.1f} GFLOP/s (float32 {benchmark.PEAK_SIZE}^3 np.dot)")
     print(f"memory: {benchmark.MEMORY_METHOD}")
     print(benchmark.format_throughput(rows))
+    if args.profile:
+        from fastlstm import profiling
+        for model in args.models:
+            print()
+            print(profiling.format_profile(model, "train", *profiling.profile_step(model, "train"),
+                                           peak=rows[0]["peak_gflops"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"command": command, "rows": rows}, f, indent=1)

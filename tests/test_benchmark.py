@@ -79,6 +79,18 @@ def test_bench_refuses_unknown_models(capsys):
     assert "rnnlm, better" in capsys.readouterr().err
 
 
+def test_bench_profile_prints_each_models_training_profile(capsys, monkeypatch):
+    from fastlstm import profiling
+    rows = benchmark.model_throughput(["rnnlm"], quick=True, sizes=TINY, peak_size=64, memory=False)
+    monkeypatch.setattr(benchmark, "model_throughput", lambda *args, **kwargs: rows)
+    profile_step = profiling.profile_step
+    monkeypatch.setattr(profiling, "profile_step", lambda model, step: profile_step(model, step, 1, TINY))
+    assert cli.main(["bench", "--quick", "--models", "rnnlm", "--profile"]) == 0
+    out = capsys.readouterr().out
+    assert "--profile" in out.splitlines()[0]
+    assert "rnnlm train:" in out and "the parts alone add up to" in out and "of the limit" in out
+
+
 @pytest.fixture(scope="module")
 def asv_suite():
     sys.path.insert(0, str(ASV_DIR))
