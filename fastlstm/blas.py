@@ -21,7 +21,6 @@ def dot(a, b, out=None):
     if out is None:
         out = np.empty((M, b.shape[1]), dtype=a.dtype)
     n = min(lanes.lane_count(M, MIN_ROWS), max(1, M * K * b.shape[1] // MIN_WORK))
-
     copied_rows = max(MIN_ROWS, COPIED_BLOCK_BYTES // (K * a.itemsize))
 
     def lane(k, i0, i1, barrier):

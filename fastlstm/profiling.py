@@ -18,7 +18,8 @@ import fastlstm
 from fastlstm import benchmark, layers, time_layers
 
 
-def _product_flops(a, b, *rest, **out):
+def _product_flops(a, b, *rest, **kwargs):
+    """FLOPs of dot(a, b) and of matmul_tn_into(a, b, out): a's two sides times b's columns, twice."""
     return 2 * a.shape[0] * a.shape[1] * b.shape[1]
 
 
@@ -29,7 +30,7 @@ def _steps_flops(gates, *rest):
 
 # (modules, name, label of a call, FLOPs of a call or None)
 _PARTS = [
-    ((layers, time_layers), "dot", lambda a, b, *r, **out: f"product {a.shape[0]}x{a.shape[1]} @ {b.shape[0]}x{b.shape[1]}",
+    ((layers, time_layers), "dot", lambda a, b, *r, **kwargs: f"product {a.shape[0]}x{a.shape[1]} @ {b.shape[0]}x{b.shape[1]}",
      _product_flops),
     ((layers, time_layers), "matmul_tn_into",
      lambda a, b, out: f"product {a.shape[1]}x{a.shape[0]} @ {b.shape[0]}x{b.shape[1]} (weight gradient)", _product_flops),
