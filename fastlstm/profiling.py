@@ -1,8 +1,10 @@
 """Where the time of one fastlstm training or evaluation step goes: each matrix product
 (by shape) and each LSTM recurrence with its achieved GFLOP/s, the softmax kernels, and
 the rest (elementwise kernels, clipping, the update, Python). Each part is also timed on
-its own: their sum bounds what any ordering of the same parts can reach, against the
-matrix-product limit that `fastlstm bench` uses.
+its own, and each product (a recurrence's per-step product T times) as one NumPy call on
+BLAS's own threads: the faster of the two, summed over the parts, bounds what any
+ordering of the same parts on this machine's BLAS can reach, against the matrix-product
+limit that `fastlstm bench` uses.
 
 `python -m fastlstm.profiling --model better --threads 2` prints it. The parts are timed
 by wrapping the names the layer modules call for the duration of the run; the rest is
@@ -14,8 +16,11 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 
+import numpy as np
+
 import fastlstm
 from fastlstm import benchmark, layers, time_layers
+from fastlstm.checks import c_order_view
 
 
 def _product_flops(a, b, *rest, **kwargs):
@@ -28,19 +33,38 @@ def _steps_flops(gates, *rest):
     return 2 * T * N * (G // 4) * G
 
 
-# (modules, name, label of a call, FLOPs of a call or None)
+def _dot_in_blas(a, b, out=None):
+    return (1, np.dot, (a, b), {} if out is None else {"out": out})
+
+
+def _matmul_tn_in_blas(a, b, out):
+    buf, transposed = c_order_view(out)
+    return (1, np.dot, (b.T, a) if transposed else (a.T, b), {"out": buf})
+
+
+def _forward_steps_in_blas(gates, hs, cs, tanh_cs, Wh, *rest):
+    return (gates.shape[0], np.dot, (hs[0], Wh), {})
+
+
+def _backward_steps_in_blas(gates, cs, tanh_cs, dhs_t, Wh, dA, *rest):
+    return (gates.shape[0], np.dot, (dA[0], Wh.T), {})
+
+
+# (modules, name, label of a call, FLOPs of a call or None, the call's products as
+# (times, fn, args, kwargs) of one NumPy call, or None)
 _PARTS = [
     ((layers, time_layers), "dot", lambda a, b, *r, **kwargs: f"product {a.shape[0]}x{a.shape[1]} @ {b.shape[0]}x{b.shape[1]}",
-     _product_flops),
+     _product_flops, _dot_in_blas),
     ((layers, time_layers), "matmul_tn_into",
-     lambda a, b, out: f"product {a.shape[1]}x{a.shape[0]} @ {b.shape[0]}x{b.shape[1]} (weight gradient)", _product_flops),
+     lambda a, b, out: f"product {a.shape[1]}x{a.shape[0]} @ {b.shape[0]}x{b.shape[1]} (weight gradient)", _product_flops,
+     _matmul_tn_in_blas),
     ((time_layers,), "forward_steps", lambda g, *r: f"LSTM recurrence forward, {g.shape[0]} steps of "
-     f"{g.shape[1]}x{g.shape[2] // 4} @ {g.shape[2] // 4}x{g.shape[2]}", _steps_flops),
+     f"{g.shape[1]}x{g.shape[2] // 4} @ {g.shape[2] // 4}x{g.shape[2]}", _steps_flops, _forward_steps_in_blas),
     ((time_layers,), "backward_steps", lambda g, *r: f"LSTM recurrence backward, {g.shape[0]} steps of "
-     f"{g.shape[1]}x{g.shape[2]} @ {g.shape[2]}x{g.shape[2] // 4}", _steps_flops),
-    ((layers,), "softmax_cross_entropy_forward", lambda *a: "softmax cross-entropy forward kernel", None),
-    ((layers,), "softmax_cross_entropy_backward", lambda *a: "softmax cross-entropy backward kernel", None),
-    ((layers, time_layers), "column_sums", lambda *a: "bias gradients (column sums)", None),
+     f"{g.shape[1]}x{g.shape[2]} @ {g.shape[2]}x{g.shape[2] // 4}", _steps_flops, _backward_steps_in_blas),
+    ((layers,), "softmax_cross_entropy_forward", lambda *a: "softmax cross-entropy forward kernel", None, None),
+    ((layers,), "softmax_cross_entropy_backward", lambda *a: "softmax cross-entropy backward kernel", None, None),
+    ((layers, time_layers), "column_sums", lambda *a: "bias gradients (column sums)", None, None),
 ]
 
 
@@ -49,18 +73,18 @@ def _timed_parts(record):
     """Wrap the parts' names in their modules so that each call lands in record[label]."""
     saved = []
     try:
-        for modules, name, label, flops in _PARTS:
+        for modules, name, label, flops, in_blas in _PARTS:
             for module in modules:
                 original = getattr(module, name)
                 saved.append((module, name, original))
-                setattr(module, name, _wrap(original, label, flops, record))
+                setattr(module, name, _wrap(original, label, flops, in_blas, record))
         yield
     finally:
         for module, name, original in reversed(saved):
             setattr(module, name, original)
 
 
-def _wrap(fn, label, flops, record):
+def _wrap(fn, label, flops, in_blas, record):
     def timed(*args, **kwargs):
         start = time.perf_counter()
         result = fn(*args, **kwargs)
@@ -69,6 +93,7 @@ def _wrap(fn, label, flops, record):
         entry["seconds"] += time.perf_counter() - start
         entry["flops"] += flops(*args, **kwargs) if flops else 0
         entry["call"] = (fn, args, kwargs)
+        entry["in_blas"] = in_blas(*args, **kwargs) if in_blas else None
         return result
     return timed
 
@@ -84,14 +109,23 @@ def _best_alone(call, repeat=5):
     return best
 
 
+def _best_in_blas(in_blas, repeat=5):
+    """Best seconds of a part's products as NumPy calls (times, fn, args, kwargs) on BLAS's own threads."""
+    times, fn, args, kwargs = in_blas
+    return times * _best_alone((fn, args, kwargs), repeat)
+
+
 def profile_step(model, step="train", rounds=10, sizes=None):
     """(step seconds, tokens, parts) of a step averaged over `rounds` steps after two untimed
     ones; `sizes` overrides the book's constructor sizes.
 
     parts, slowest first, are dicts: "part", "calls" per step, "seconds" per step in the
-    step, "gflops" there (None where not a product), and "alone": seconds per step when
+    step, "gflops" there (None where not a product), "alone": seconds per step when
     its last call is repeated on its own (best of 5) times its calls, what it costs with
-    nothing else running. The last part is the rest of the step, without "alone".
+    nothing else running, and "blas": the same for its products as plain NumPy calls on
+    BLAS's own threads (None where it has none). The last part is the rest of the step,
+    with neither. The BLAS calls are timed last: after a multi-threaded call OpenBLAS's
+    workers spin for a while and would slow what is timed next (fastlstm/lanes.py).
     """
     fn, tokens = benchmark.make_step(model, "fastlstm", step, sizes)
     fn()
@@ -106,23 +140,30 @@ def profile_step(model, step="train", rounds=10, sizes=None):
               "gflops": r["flops"] / r["seconds"] / 1e9 if r["flops"] else None,
               "alone": _best_alone(r["call"]) * r["calls"] / rounds}
              for label, r in record.items()]
+    for p, r in zip(parts, record.values()):
+        p["blas"] = _best_in_blas(r["in_blas"]) * r["calls"] / rounds if r["in_blas"] else None
     parts.sort(key=lambda p: -p["seconds"])
     parts.append({"part": "the rest: other kernels, dropout, embedding, clipping, update, Python",
-                  "calls": None, "seconds": total - sum(p["seconds"] for p in parts), "gflops": None, "alone": None})
+                  "calls": None, "seconds": total - sum(p["seconds"] for p in parts), "gflops": None, "alone": None,
+                  "blas": None})
     return total, tokens, parts
 
 
 def format_profile(model, step, total, tokens, parts, peak=None):
     """The profile as a table; with `peak` (GFLOP/s), what the parts alone allow against the limit."""
+    def ms(seconds, width):
+        return format("" if seconds is None else format(seconds * 1e3, ".1f"), f">{width}s")
+
     lines = [f"{model} {step}: {total * 1e3:.1f} ms per step of {tokens} tokens ({tokens / total:,.0f} tokens/s), "
              f"{fastlstm.get_num_threads()} threads",
-             f"  {'part':78s} {'calls':>5s} {'ms':>8s} {'share':>6s} {'GFLOP/s':>8s} {'alone ms':>9s}"]
+             f"  {'part':78s} {'calls':>5s} {'ms':>8s} {'share':>6s} {'GFLOP/s':>8s} {'alone ms':>9s} {'BLAS ms':>8s}"]
     for p in parts:
-        lines.append(f"  {p['part']:78s} {'' if p['calls'] is None else p['calls']:>5} {p['seconds'] * 1e3:8.1f} "
+        lines.append(f"  {p['part']:78s} {'' if p['calls'] is None else p['calls']:>5} {ms(p['seconds'], 8)} "
                      f"{p['seconds'] / total:6.1%} {'' if p['gflops'] is None else format(p['gflops'], '.1f'):>8s} "
-                     f"{'' if p['alone'] is None else format(p['alone'] * 1e3, '.1f'):>9s}")
-    alone = sum(p["alone"] for p in parts if p["alone"] is not None)
-    bound = f"the parts alone add up to {alone * 1e3:.1f} ms: at most {tokens / alone:,.0f} tokens/s without the rest"
+                     f"{ms(p['alone'], 9)} {ms(p['blas'], 8)}")
+    alone = sum(min(p["alone"], p["blas"] or p["alone"]) for p in parts if p["alone"] is not None)
+    bound = (f"the parts alone, each the faster of fastlstm and BLAS, add up to {alone * 1e3:.1f} ms: "
+             f"at most {tokens / alone:,.0f} tokens/s without the rest")
     if peak:
         limit = peak * 1e9 / benchmark.model_flop_per_token(model, step)
         bound += f", {tokens / alone / limit:.0%} of the limit ({limit:,.0f} tokens/s at {peak:.1f} GFLOP/s)"

@@ -1,6 +1,7 @@
 """`python -m fastlstm.profiling`: the parts of a step, their FLOPs, each part alone, and
 the layer modules left as they were."""
 
+import numpy as np
 import pytest
 
 from fastlstm import blas, layers, profiling, time_layers
@@ -21,6 +22,8 @@ def test_profile_names_every_product_and_recurrence(model, step, products):
     assert all(p["seconds"] > 0 and p["alone"] > 0 for p in parts[:-1])
     assert sum(p["seconds"] for p in parts) == pytest.approx(total)
     assert all(p["gflops"] > 0 for p in parts if p["part"].startswith(("product", "LSTM")))
+    assert all((p["blas"] is not None) == p["part"].startswith(("product", "LSTM")) for p in parts)
+    assert all(p["blas"] > 0 for p in parts if p["blas"] is not None)
     assert layers.dot is blas.dot and time_layers.dot is blas.dot and time_layers.forward_steps is forward_steps
 
 
@@ -35,5 +38,29 @@ def test_format_shows_each_part_and_the_bound_of_the_parts_alone():
     lines = text.splitlines()
     assert lines[0].startswith("rnnlm train:") and "tokens/s" in lines[0]
     assert len(lines) == 3 + len(parts)
-    alone = sum(p["alone"] for p in parts[:-1])
+    alone = sum(min(p["alone"], p["blas"] or p["alone"]) for p in parts[:-1])
     assert f"add up to {alone * 1e3:.1f} ms" in lines[-1] and "of the limit" in lines[-1]
+    assert lines[1].split()[-2:] == ["BLAS", "ms"]
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_blas_column_times_the_same_product(order):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((7, 5)), rng.standard_normal((7, 3))
+    out = np.zeros((5, 3), order=order)
+    times, fn, args, kwargs = profiling._matmul_tn_in_blas(a, b, out)
+    fn(*args, **kwargs)
+    assert times == 1
+    np.testing.assert_allclose(out, a.T @ b, rtol=1e-12)
+    times, fn, args, kwargs = profiling._dot_in_blas(a.T, b)
+    np.testing.assert_allclose(fn(*args, **kwargs), a.T @ b, rtol=1e-12)
+
+
+def test_blas_column_of_a_recurrence_is_its_step_product_times_the_steps():
+    T, N, H = 4, 3, 5
+    gates, dA = np.zeros((T, N, 4 * H)), np.zeros((T, N, 4 * H))
+    hs, Wh = np.zeros((T + 1, N, H)), np.zeros((H, 4 * H))
+    times, fn, args, kwargs = profiling._forward_steps_in_blas(gates, hs, hs, hs[1:], Wh, np.zeros(4 * H), 1, None)
+    assert (times, fn(*args, **kwargs).shape) == (T, (N, 4 * H))
+    times, fn, args, kwargs = profiling._backward_steps_in_blas(gates, hs, hs[1:], hs[1:], Wh, dA, np.zeros((N, H)), 1)
+    assert (times, fn(*args, **kwargs).shape) == (T, (N, H))
