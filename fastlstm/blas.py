@@ -9,25 +9,21 @@ from fastlstm.checks import c_order_view
 # which starting a thread costs more than the lane saves.
 MIN_ROWS = 16
 MIN_WORK = 1 << 21
-# NumPy copies a row block of a transposed operand before BLAS sees it (it is neither C-
-# nor F-contiguous); lanes then take it in pieces of about this many bytes, so the copies
-# stay small (whole, the tied output weight's gradient copied 27 MiB per step).
-COPIED_BLOCK_BYTES = 4 << 20
 
 
 def dot(a, b, out=None):
-    """a @ b for 2-D a and b into `out` (C-contiguous, of their dtype; made when None)."""
+    """a @ b for 2-D a and b into `out` (C-contiguous, of their dtype; made when None).
+
+    np.matmul hands a row block of a transposed operand to BLAS as it is, with its leading
+    dimension; np.dot would copy it first (the block is neither C- nor F-contiguous).
+    """
     M, K = a.shape
     if out is None:
         out = np.empty((M, b.shape[1]), dtype=a.dtype)
     n = min(lanes.lane_count(M, MIN_ROWS), max(1, M * K * b.shape[1] // MIN_WORK))
-    copied_rows = max(MIN_ROWS, COPIED_BLOCK_BYTES // (K * a.itemsize))
 
     def lane(k, i0, i1, barrier):
-        block = a[i0:i1]
-        rows = i1 - i0 if block.flags.c_contiguous or block.flags.f_contiguous else copied_rows
-        for r in range(i0, i1, rows):
-            np.dot(a[r:min(r + rows, i1)], b, out=out[r:min(r + rows, i1)])
+        np.matmul(a[i0:i1], b, out=out[i0:i1])
 
     lanes.run(lane, M, n)
     return out

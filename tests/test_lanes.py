@@ -3,6 +3,7 @@ to rounding), the LSTM recurrence by hidden units (in float64 the single lane's 
 bit for bit); odd sizes leave uneven blocks; an exception in any lane reaches the caller."""
 
 import threading
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -41,14 +42,28 @@ def test_dot_split_by_rows_matches_numpy(many_lanes, M, K, P):
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
-@pytest.mark.parametrize("copied_block_bytes", [blas.COPIED_BLOCK_BYTES, 1])
-def test_matmul_tn_into_split_by_rows(many_lanes, monkeypatch, order, copied_block_bytes):
-    """A transposed operand's row blocks are copied by NumPy, whole or a few rows at a time."""
-    monkeypatch.setattr(blas, "COPIED_BLOCK_BYTES", copied_block_bytes)
+def test_matmul_tn_into_split_by_rows(many_lanes, order):
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal((29, 13)), rng.standard_normal((29, 17))
     out = np.zeros((13, 17), order=order)
     blas.matmul_tn_into(a, b, out)
+    np.testing.assert_allclose(out, a.T @ b, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_matmul_tn_into_copies_no_block_of_the_transposed_operand(many_lanes, order):
+    """Each lane's rows of a.T (neither C- nor F-contiguous) go to BLAS as they are."""
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((400, 300)), rng.standard_normal((400, 200))
+    out = np.zeros((300, 200), order=order)
+    blas.matmul_tn_into(a, b, out)  # first calls allocate for themselves (threads, BLAS handles)
+    tracemalloc.start()
+    try:
+        blas.matmul_tn_into(a, b, out)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024  # a lane's block of a.T or b.T is 300 KiB or more
     np.testing.assert_allclose(out, a.T @ b, rtol=1e-13, atol=1e-13)
 
 
