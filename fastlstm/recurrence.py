@@ -3,16 +3,18 @@
 Each step's product with Wh (N x H times H x 4H, N about 20) is too small for BLAS's
 threads to pay. Split by hidden units instead, each lane (fastlstm/lanes.py) owns a block
 of units: its columns of Wh in the forward pass (f, g, i, o side by side), its rows of
-Wh in backward, and the elementwise work of its units. The lanes meet at a barrier once
-per step, when the step's h (forward) or dA (backward) is complete and every lane needs
-all of it. In float64 the results do not depend on the number of lanes; in float32
-BLAS may round a narrower block's products differently in the last bit.
+Wh in backward, and the elementwise work of its units. A lane packs its part of Wh once
+per call and multiplies by it with kernels/packed_product.py, which at these few rows
+beats BLAS (that packs its operand on every call). The lanes meet at a barrier once per
+step, when the step's h (forward) or dA (backward) is complete and every lane needs all
+of it. The results do not depend on the number of lanes, to the bit.
 """
 
 import numpy as np
 
 from fastlstm import lanes
 from fastlstm.kernels.lstm import lstm_step_backward, lstm_step_forward
+from fastlstm.kernels.packed_product import TILE_ROWS, pack, packed_product, packed_shape, panel_width
 
 # Fewest hidden units per lane: below this a barrier per step costs more than the lane saves.
 MIN_UNITS_PER_LANE = 128
@@ -39,9 +41,12 @@ def forward_steps(gates, hs, cs, tanh_cs, Wh, b, n_lanes, empty):
             Wh_k = empty(f"Wh_lane{k}", (H, 4 * K), Wh.dtype)
             for g in range(4):
                 Wh_k[:, g * K:(g + 1) * K] = Wh[:, g * H + j0:g * H + j1]
+        packed = empty(f"Wh_packed{k}", packed_shape(H, 4 * K, Wh.dtype), Wh.dtype)
+        pack(Wh_k, packed)
+        edge = empty(f"edge_lane{k}", (TILE_ROWS, panel_width(Wh.dtype)), Wh.dtype)
         hA = empty(f"hA_lane{k}", (N, 4 * K), Wh.dtype)
         for t in range(T):
-            np.dot(hs[t], Wh_k, out=hA)
+            packed_product(hs[t], packed, hA, edge)
             lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1], j0)
             barrier()
 
@@ -56,12 +61,15 @@ def backward_steps(gates, cs, tanh_cs, dhs_t, Wh, dA, dh, n_lanes):
     dc = np.zeros((N, H), dtype=dh.dtype)
 
     def lane(k, j0, j1, barrier):
-        WhT_k = Wh[j0:j1].T
-        dh_k = np.zeros((N, j1 - j0), dtype=dh.dtype)
+        K = j1 - j0
+        packed = np.empty(packed_shape(4 * H, K, Wh.dtype), Wh.dtype)
+        pack(Wh[j0:j1].T, packed)
+        edge = np.empty((TILE_ROWS, panel_width(Wh.dtype)), Wh.dtype)
+        dh_k = np.zeros((N, K), dtype=dh.dtype)
         for t in range(T - 1, -1, -1):
             lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs_t[t], dh_k, dc, dA[t], j0)
             barrier()
-            np.dot(dA[t], WhT_k, out=dh_k)
+            packed_product(dA[t], packed, dh_k, edge)
         dh[:, j0:j1] = dh_k
 
     lanes.run(lane, H, n_lanes)
