@@ -5,8 +5,8 @@ BLAS's own threads do not pay here. They do not speed up the small per-step prod
 a recurrence (20 x 650 times 650 x 2600 ran no faster on two), and after a
 multi-threaded call OpenBLAS's workers spin for a while, holding a core: a recurrence on
 two lanes took 87 ms right after a two-thread product and 39 ms after a one-thread one.
-So every product in the layers runs as single-threaded BLAS calls, one block of the work
-per lane; the lanes block (never spin) while they wait for each other.
+So every product in the layers runs one block of the work per lane, as a single-threaded
+BLAS call or a serial kernel; the lanes block (never spin) while they wait for each other.
 """
 
 import threading
