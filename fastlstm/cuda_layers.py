@@ -289,6 +289,7 @@ class TimeLSTM(_OnDevice, time_layers.TimeLSTM):
     """
 
     _new_array = staticmethod(_fresh)
+    _as_floats = staticmethod(_floats)
 
     def __init__(self, Wx, Wh, b, stateful=False):
         gpu.require()
@@ -303,7 +304,7 @@ class TimeLSTM(_OnDevice, time_layers.TimeLSTM):
 
     def _run(self, xs, empty, save):
         Wx, Wh, b = self.params
-        dtype, xs = _check_lstm_input(self.params, xs, _floats)
+        dtype, xs = _check_lstm_input(self.params, xs, self._as_floats)
         N, T, D = xs.shape
         H = Wh.shape[0]
         k = _k()
@@ -325,25 +326,22 @@ class TimeLSTM(_OnDevice, time_layers.TimeLSTM):
         for t in range(T):
             linalg.matmul(hs[t], Wh, hA)
             k.lstm.lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
-        self.h = empty("h", (N, H), dtype)
-        self.c = empty("c", (N, H), dtype)
-        self.h.copy_to_device(hs[T])
-        self.c.copy_to_device(cs[T])
-        self._saved = (xs_t, hs, cs, tanh_cs, gates) if save else None
-        out = empty("out", (N, T, H), dtype)
-        linalg.swap_01(hs[1:], out)
-        return out
+        return self._finish(empty, save, xs_t, hs, cs, tanh_cs, gates)
+
+    @staticmethod
+    def _copy(src, dst):
+        dst.copy_to_device(src)
+
+    @staticmethod
+    def _swap_01(src, dst):
+        _k().linalg.swap_01(src, dst)
 
     def backward(self, dhs):
-        if self._saved is None:
-            raise RuntimeError("TimeLSTM.backward called before forward")
-        xs_t, hs, cs, tanh_cs, gates = self._saved
+        (xs_t, hs, cs, tanh_cs, gates), dhs = self._backward_inputs(dhs)
         Wx, Wh, b = self.params
         T, N, D = xs_t.shape
         H = Wh.shape[0]
         dtype = hs.dtype
-        dhs = _floats(dhs, 3, dtype, "dhs")
-        check_shape(dhs, (N, T, H), "dhs")
         k = _k()
         linalg = k.linalg
         dhs_t = _device_empty((T, N, H), dtype)

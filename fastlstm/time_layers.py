@@ -99,6 +99,7 @@ class TimeLSTM(_CudaWhenAsked):
         self._workspace = Workspace()
 
     _new_array = staticmethod(fresh)  # where forward's arrays are made (the CUDA twin: on the device)
+    _as_floats = staticmethod(as_floats)  # how inputs are checked and converted (the CUDA twin: onto the device)
 
     def forward(self, xs):
         return self._run(xs, self._new_array, save=True)
@@ -109,7 +110,7 @@ class TimeLSTM(_CudaWhenAsked):
 
     def _run(self, xs, empty, save):
         Wx, Wh, b = self.params
-        dtype, xs = _check_lstm_input(self.params, xs, as_floats)
+        dtype, xs = _check_lstm_input(self.params, xs, self._as_floats)
         N, T, D = xs.shape
         H = Wh.shape[0]
         if not self.stateful or self.h is None:
@@ -128,24 +129,44 @@ class TimeLSTM(_CudaWhenAsked):
         dot(xs_t.reshape(T * N, D), Wx, out=gates.reshape(T * N, 4 * H))
         tanh_cs = empty("tanh_cs", (T, N, H), dtype)
         forward_steps(gates, hs, cs, tanh_cs, Wh, b, lane_count(H), self._workspace.empty)
-        self.h = empty("h", (N, H), dtype)
-        self.c = empty("c", (N, H), dtype)
-        np.copyto(self.h, hs[T])
-        np.copyto(self.c, cs[T])
+        return self._finish(empty, save, xs_t, hs, cs, tanh_cs, gates)
+
+    def _finish(self, empty, save, xs_t, hs, cs, tanh_cs, gates):
+        """Keep the last h and c, save what backward needs when `save`, return the outputs (N, T, H)."""
+        T, N, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+        self.h = empty("h", (N, H), hs.dtype)
+        self.c = empty("c", (N, H), hs.dtype)
+        self._copy(hs[T], self.h)
+        self._copy(cs[T], self.c)
         self._saved = (xs_t, hs, cs, tanh_cs, gates) if save else None
-        out = empty("out", (N, T, H), dtype)
-        np.copyto(out, hs[1:].transpose(1, 0, 2))
+        out = empty("out", (N, T, H), hs.dtype)
+        self._swap_01(hs[1:], out)
         return out
 
-    def backward(self, dhs):
+    @staticmethod
+    def _copy(src, dst):
+        np.copyto(dst, src)
+
+    @staticmethod
+    def _swap_01(src, dst):
+        """dst = src with its first two axes swapped."""
+        np.copyto(dst, src.transpose(1, 0, 2))
+
+    def _backward_inputs(self, dhs):
+        """(xs_t, hs, cs, tanh_cs, gates) saved by forward and dhs (N, T, H), checked against them."""
         if self._saved is None:
             raise RuntimeError("TimeLSTM.backward called before forward")
         xs_t, hs, cs, tanh_cs, gates = self._saved
+        T, N, _ = xs_t.shape
+        dhs = self._as_floats(dhs, 3, hs.dtype, "dhs")
+        check_shape(dhs, (N, T, hs.shape[2]), "dhs")
+        return (xs_t, hs, cs, tanh_cs, gates), dhs
+
+    def backward(self, dhs):
+        (xs_t, hs, cs, tanh_cs, gates), dhs = self._backward_inputs(dhs)
         Wx, Wh, b = self.params
         T, N, D = xs_t.shape
         H = Wh.shape[0]
-        dhs = as_floats(dhs, 3, hs.dtype, "dhs")
-        check_shape(dhs, (N, T, H), "dhs")
         dhs_t = np.ascontiguousarray(dhs.transpose(1, 0, 2))
         dA = np.empty_like(gates)
         dh = np.empty((N, H), dtype=hs.dtype)
