@@ -41,8 +41,11 @@ def packed_shape(rows, columns, dtype):
 
 def pack(b, p):
     """p[q, k, w] = b[k, q * W + w], and 0 past b's last column: b (K, n) in any layout,
-    p of packed_shape(K, n), W = p.shape[2]. NumPy's block copies do it faster than a
-    loop over elements."""
+    p of packed_shape(K, n), W = p.shape[2]."""
+    if b.strides[1] == b.itemsize:
+        _pack_rows(b, p)
+        return
+    # Columns apart in memory: NumPy's strided copy reads each one in order.
     K, n = b.shape
     W = p.shape[2]
     full = n // W
@@ -50,6 +53,24 @@ def pack(b, p):
     if full < p.shape[0]:
         p[full, :, :n - full * W] = b[:, full * W:]
         p[full, :, n - full * W:] = 0
+
+
+@njit(cache=True, nogil=True)
+def _pack_rows(b, p):
+    """pack for a b whose rows are contiguous, a row at a time (a panel at a time, reading 16
+    columns of each of K rows, took 2 to 3x longer)."""
+    panels, K, W = p.shape
+    n = b.shape[1]
+    full = n // W
+    for k in range(K):
+        row = b[k]
+        for q in range(full):
+            source = row[q * W:(q + 1) * W]
+            target = p[q, k]
+            for w in range(W):
+                target[w] = source[w]
+        for w in range(W if full < panels else 0):
+            p[full, k, w] = row[full * W + w] if full * W + w < n else 0
 
 
 def _make_tile(rows):
