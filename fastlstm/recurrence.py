@@ -35,14 +35,8 @@ def forward_steps(gates, hs, cs, tanh_cs, Wh, b, n_lanes, empty):
 
     def lane(k, j0, j1, barrier):
         K = j1 - j0
-        if K == H:
-            Wh_k = Wh
-        else:
-            Wh_k = empty(f"Wh_lane{k}", (H, 4 * K), Wh.dtype)
-            for g in range(4):
-                Wh_k[:, g * K:(g + 1) * K] = Wh[:, g * H + j0:g * H + j1]
         packed = empty(f"Wh_packed{k}", packed_shape(H, 4 * K, Wh.dtype), Wh.dtype)
-        pack(Wh_k, packed)
+        pack(Wh, packed, starts=[g * H + j0 for g in range(4)], width=K)
         edge = empty(f"edge_lane{k}", (TILE_ROWS, panel_width(Wh.dtype)), Wh.dtype)
         hA = empty(f"hA_lane{k}", (N, 4 * K), Wh.dtype)
         for t in range(T):

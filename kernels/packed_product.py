@@ -39,38 +39,51 @@ def packed_shape(rows, columns, dtype):
     return (-(-columns // width), rows, width)
 
 
-def pack(b, p):
-    """p[q, k, w] = b[k, q * W + w], and 0 past b's last column: b (K, n) in any layout,
-    p of packed_shape(K, n), W = p.shape[2]."""
-    if b.strides[1] == b.itemsize:
-        _pack_rows(b, p)
+def pack(b, p, starts=None, width=None):
+    """Lay B (K, n) out in p: p[q, k, w] = B[k, q * W + w], 0 past its last column, with
+    W = p.shape[2] and p of packed_shape(K, n). B is b itself (any layout), or with `starts`
+    the blocks b[:, s:s + width] for s in starts, side by side: a lane's f, g, i, o columns
+    of Wh, packed without copying them out first."""
+    K = b.shape[0]
+    if starts is None:
+        starts, width = [0], b.shape[1]
+    starts = np.asarray(starts, dtype=np.intp)
+    if starts.ndim != 1 or starts.size == 0 or starts.min() < 0 or starts.max() + width > b.shape[1]:
+        raise ValueError(f"column blocks at {starts.tolist()} of width {width} do not fit b's {b.shape[1]} columns")
+    if p.shape != packed_shape(K, starts.size * width, p.dtype) or p.dtype != b.dtype:
+        raise ValueError(f"p must be {b.dtype} of shape {packed_shape(K, starts.size * width, p.dtype)}, "
+                         f"got {p.dtype} {p.shape}")
+    if b.strides[1] == b.itemsize or starts.size > 1:
+        _pack_rows(b, starts, width, p)
         return
     # Columns apart in memory: NumPy's strided copy reads each one in order.
-    K, n = b.shape
+    b = b[:, starts[0]:starts[0] + width]
     W = p.shape[2]
-    full = n // W
+    full = width // W
     p[:full] = b[:, :full * W].reshape(K, full, W).transpose(1, 0, 2)
     if full < p.shape[0]:
-        p[full, :, :n - full * W] = b[:, full * W:]
-        p[full, :, n - full * W:] = 0
+        p[full, :, :width - full * W] = b[:, full * W:]
+        p[full, :, width - full * W:] = 0
 
 
 @njit(cache=True, nogil=True)
-def _pack_rows(b, p):
-    """pack for a b whose rows are contiguous, a row at a time (a panel at a time, reading 16
+def _pack_rows(b, starts, width, p):
+    """pack a row of B at a time, staged with its zero padding (a panel at a time, reading 16
     columns of each of K rows, took 2 to 3x longer)."""
     panels, K, W = p.shape
-    n = b.shape[1]
-    full = n // W
+    n = starts.size * width
+    row = np.zeros(panels * W, dtype=p.dtype)
     for k in range(K):
-        row = b[k]
-        for q in range(full):
+        for g in range(starts.size):
+            source = b[k, starts[g]:starts[g] + width]
+            staged = row[g * width:(g + 1) * width]
+            for j in range(width):
+                staged[j] = source[j]
+        for q in range(panels):
             source = row[q * W:(q + 1) * W]
             target = p[q, k]
             for w in range(W):
                 target[w] = source[w]
-        for w in range(W if full < panels else 0):
-            p[full, k, w] = row[full * W + w] if full * W + w < n else 0
 
 
 def _make_tile(rows):

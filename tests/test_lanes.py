@@ -114,7 +114,7 @@ def test_recurrence_lanes_reuse_a_workspace():
     first = _run_recurrence(case, 2, ws.empty)
     kept = dict(ws._arrays)
     second = _run_recurrence(case, 2, ws.empty)
-    assert set(kept) == {f"{name}{k}" for name in ("Wh_lane", "Wh_packed", "edge_lane", "hA_lane") for k in (0, 1)}
+    assert set(kept) == {f"{name}{k}" for name in ("Wh_packed", "edge_lane", "hA_lane") for k in (0, 1)}
     assert all(ws._arrays[k] is v for k, v in kept.items())
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)

@@ -61,3 +61,28 @@ def test_a_block_of_columns_gives_the_whole_products_bits(dtype):
 
 def test_no_inner_dimension_gives_zeros():
     np.testing.assert_array_equal(_product(np.zeros((3, 0)), np.zeros((0, 9))), np.zeros((3, 9)))
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_column_blocks_pack_as_their_concatenation(order):
+    """A lane's f, g, i, o columns of Wh: blocks of width K at g * H + j0."""
+    H, j0, K = 11, 3, 5
+    Wh = np.asarray(np.random.default_rng(3).standard_normal((H, 4 * H)), order=order)
+    starts = [g * H + j0 for g in range(4)]
+    p = np.full(packed_shape(H, 4 * K, Wh.dtype), np.nan)
+    pack(Wh, p, starts=starts, width=K)
+    expected = np.full_like(p, np.nan)
+    pack(np.concatenate([Wh[:, s:s + K] for s in starts], axis=1), expected)
+    np.testing.assert_array_equal(p, expected)
+
+
+def test_pack_refuses_blocks_or_a_target_that_do_not_fit():
+    b = np.zeros((4, 20))
+    with pytest.raises(ValueError, match="do not fit"):
+        pack(b, np.zeros(packed_shape(4, 10, b.dtype)), starts=[0, 15], width=5 + 1)
+    with pytest.raises(ValueError, match="do not fit"):
+        pack(b, np.zeros(packed_shape(4, 5, b.dtype)), starts=[-1], width=5)
+    with pytest.raises(ValueError, match="shape"):
+        pack(b, np.zeros((1, 4, 7)))
+    with pytest.raises(ValueError, match="float64"):
+        pack(b, np.zeros(packed_shape(4, 20, np.float32), np.float32))
