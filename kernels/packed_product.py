@@ -6,7 +6,7 @@ as the multiply-adds, and a recurrence multiplies by the same Wh 35 times in a r
 of columns, and `packed_product` sweeps each panel with tiles of up to TILE_ROWS rows
 whose 2 x TILE_ROWS accumulators stay in registers (10 of the 16 AVX2 registers; the
 panel's two vectors and a broadcast take 3 more). At 20 x 650 times 650 x 1300 in
-float32, one core, that ran in 0.38 to 0.47 ms against OpenBLAS's 0.53 to 0.59, and at
+float32, one core, that ran in 0.38 to 0.47 ms against OpenBLAS's 0.53 to 0.68, and at
 10 rows in 0.19 to 0.24 ms against 0.44 to 0.59.
 
 Numba has no SIMD types, and its loops keep such accumulators in memory (2x slower than
@@ -71,7 +71,6 @@ def _pack_rows(b, starts, width, p):
     """pack a row of B at a time, staged with its zero padding (a panel at a time, reading 16
     columns of each of K rows, took 2 to 3x longer)."""
     panels, K, W = p.shape
-    n = starts.size * width
     row = np.zeros(panels * W, dtype=p.dtype)
     for k in range(K):
         for g in range(starts.size):
