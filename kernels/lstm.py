@@ -5,8 +5,8 @@ The caller does the products: the input projection of all T steps at once, `h @ 
 before each forward step, `dA @ Wh.T` after each backward step (kernels/packed_product.py),
 and the weight gradients as single products over all steps. A call computes one block of
 hidden units, j0 to j0 + K: the whole step when j0 = 0 and K = H, or one lane's share
-when the caller splits a step over cores (fastlstm/recurrence.py). The kernels are serial and release
-the GIL, so the lanes' calls run side by side.
+when the caller splits a step over cores (fastlstm/recurrence.py). The kernels are serial
+and release the GIL, so the lanes' calls run side by side.
 
 The loops index per-gate slices from 0 so that LLVM vectorises them: an index like
 `H + j` may be negative for all Numba knows, and its wraparound check keeps the loop
