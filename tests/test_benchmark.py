@@ -37,6 +37,7 @@ def test_model_throughput_on_tiny_models():
     assert [(r["model"], r["step"]) for r in rows] == [(m, s) for m in ("rnnlm", "better") for s in ("train", "eval")]
     for r in rows:
         assert r["threads"] == 1 and r["peak_gflops"] > 0
+        assert len(r["peaks_gflops"]) == 3 and r["peak_gflops"] == max(r["peaks_gflops"])  # before each model, after the last
         assert r["limit_tokens_per_s"] == pytest.approx(r["peak_gflops"] * 1e9 / r["flop_per_token"])
         for impl in benchmark.IMPLEMENTATIONS:
             rate = r[f"{impl}_tokens_per_s"]
