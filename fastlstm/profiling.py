@@ -116,8 +116,9 @@ def _best_in_blas(in_blas, repeat=5):
 
 
 def profile_step(model, step="train", rounds=10, sizes=None):
-    """(step seconds, tokens, parts) of a step averaged over `rounds` steps after two untimed
-    ones; `sizes` overrides the book's constructor sizes.
+    """(step seconds, tokens, parts) of a step: medians over `rounds` steps after two untimed
+    ones, as on a shared machine a few slow steps would move a mean; `sizes` overrides the
+    book's constructor sizes.
 
     parts, slowest first, are dicts: "part", "calls" per step, "seconds" per step in the
     step, "gflops" there (None where not a product), "alone": seconds per step when
@@ -131,15 +132,22 @@ def profile_step(model, step="train", rounds=10, sizes=None):
     fn()
     fn()
     record = defaultdict(lambda: {"calls": 0, "seconds": 0.0, "flops": 0})
+    totals, seconds = [], defaultdict(list)  # per round: the step, each part
     with _timed_parts(record):
-        start = time.perf_counter()
         for _ in range(rounds):
+            before = {label: r["seconds"] for label, r in record.items()}
+            start = time.perf_counter()
             fn()
-        total = (time.perf_counter() - start) / rounds
-    parts = [{"part": label, "calls": r["calls"] // rounds, "seconds": r["seconds"] / rounds,
-              "gflops": r["flops"] / r["seconds"] / 1e9 if r["flops"] else None,
-              "alone": _best_alone(r["call"]) * r["calls"] / rounds}
-             for label, r in record.items()]
+            totals.append(time.perf_counter() - start)
+            for label, r in record.items():
+                seconds[label].append(r["seconds"] - before.get(label, 0.0))
+    total = float(np.median(totals))
+    parts = []
+    for label, r in record.items():
+        median = float(np.median(seconds[label]))
+        parts.append({"part": label, "calls": r["calls"] // rounds, "seconds": median,
+                      "gflops": r["flops"] / rounds / median / 1e9 if r["flops"] else None,
+                      "alone": _best_alone(r["call"]) * r["calls"] / rounds})
     for p, r in zip(parts, record.values()):
         p["blas"] = _best_in_blas(r["in_blas"]) * r["calls"] / rounds if r["in_blas"] else None
     parts.sort(key=lambda p: -p["seconds"])
@@ -175,7 +183,8 @@ def main(argv=None):
     parser.add_argument("--model", choices=list(benchmark.MODELS), default="better")
     parser.add_argument("--step", choices=["train", "eval"], default="train")
     parser.add_argument("--threads", type=int, help="threads for Numba, BLAS and the lanes (default: all cores)")
-    parser.add_argument("--rounds", type=int, default=10, help="timed steps to average (after two untimed ones)")
+    parser.add_argument("--rounds", type=int, default=10,
+                        help="timed steps (after two untimed ones); each figure is their median")
     args = parser.parse_args(argv)
     if args.threads:
         fastlstm.set_num_threads(args.threads)
