@@ -98,21 +98,22 @@ def _wrap(fn, label, flops, in_blas, record):
     return timed
 
 
-def _best_alone(call, repeat=5):
-    """Best seconds of one call (fn, args, kwargs) repeated on its own."""
+def _alone(call, repeat=5):
+    """Median seconds of one call (fn, args, kwargs) repeated on its own: a median, as the
+    step's figures are, so that the two compare."""
     fn, args, kwargs = call
-    best = float("inf")
+    seconds = []
     for _ in range(repeat):
         start = time.perf_counter()
         fn(*args, **kwargs)
-        best = min(best, time.perf_counter() - start)
-    return best
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds))
 
 
-def _best_in_blas(in_blas, repeat=5):
-    """Best seconds of a part's products as NumPy calls (times, fn, args, kwargs) on BLAS's own threads."""
+def _in_blas(in_blas, repeat=5):
+    """Median seconds of a part's products as NumPy calls (times, fn, args, kwargs) on BLAS's own threads."""
     times, fn, args, kwargs = in_blas
-    return times * _best_alone((fn, args, kwargs), repeat)
+    return times * _alone((fn, args, kwargs), repeat)
 
 
 def profile_step(model, step="train", rounds=10, sizes=None):
@@ -122,7 +123,7 @@ def profile_step(model, step="train", rounds=10, sizes=None):
 
     parts, slowest first, are dicts: "part", "calls" per step, "seconds" per step in the
     step, "gflops" there (None where not a product), "alone": seconds per step when
-    its last call is repeated on its own (best of 5) times its calls, what it costs with
+    its last call is repeated on its own (median of 5) times its calls, what it costs with
     nothing else running, and "blas": the same for its products as plain NumPy calls on
     BLAS's own threads (None where it has none). The last part is the rest of the step,
     with neither. The BLAS calls are timed last: after a multi-threaded call OpenBLAS's
@@ -147,9 +148,9 @@ def profile_step(model, step="train", rounds=10, sizes=None):
         median = float(np.median(seconds[label]))
         parts.append({"part": label, "calls": r["calls"] // rounds, "seconds": median,
                       "gflops": r["flops"] / rounds / median / 1e9 if r["flops"] else None,
-                      "alone": _best_alone(r["call"]) * r["calls"] / rounds})
+                      "alone": _alone(r["call"]) * r["calls"] / rounds})
     for p, r in zip(parts, record.values()):
-        p["blas"] = _best_in_blas(r["in_blas"]) * r["calls"] / rounds if r["in_blas"] else None
+        p["blas"] = _in_blas(r["in_blas"]) * r["calls"] / rounds if r["in_blas"] else None
     parts.sort(key=lambda p: -p["seconds"])
     parts.append({"part": "the rest: other kernels, dropout, embedding, clipping, update, Python",
                   "calls": None, "seconds": total - sum(p["seconds"] for p in parts), "gflops": None, "alone": None,
