@@ -12,37 +12,6 @@ from fastlstm.kernels.vecmath import KERNEL_OPTIONS, exp
 SUM_BLOCK = 256
 
 
-# The loops over a row are functions of their own, inlined: written out inside the prange
-# body, indexing x[m, v], they did not vectorise, which made both kernels 2x slower.
-
-@njit(cache=True, inline="always", **KERNEL_OPTIONS)
-def _row_max(row):
-    mx = row[0]
-    for v in range(1, row.size):
-        if row[v] > mx:
-            mx = row[v]
-    return mx
-
-
-@njit(cache=True, inline="always", **KERNEL_OPTIONS)
-def _row_sum_exp(row, mx):
-    """sum of exp(row - mx), in float64 over blocks of SUM_BLOCK terms summed in row's dtype."""
-    s = 0.0
-    for v0 in range(0, row.size, SUM_BLOCK):
-        block = row[v0:min(v0 + SUM_BLOCK, row.size)]
-        part = mx - mx  # zero in row's dtype
-        for v in range(block.size):
-            part += exp(block[v] - mx)
-        s += part
-    return s
-
-
-@njit(cache=True, inline="always", **KERNEL_OPTIONS)
-def _row_softmax_scaled(row, lse, scale, out):
-    for v in range(row.size):
-        out[v] = exp(row[v] - lse) * scale
-
-
 @njit(parallel=True, cache=True, **KERNEL_OPTIONS)
 def softmax_cross_entropy_forward(x, ts, row_lse, row_loss):
     """Per-row log-sum-exp and loss -log softmax(x)[t]; rows with t < 0 (ignored) lose 0.
@@ -55,8 +24,18 @@ def softmax_cross_entropy_forward(x, ts, row_lse, row_loss):
     count = 0
     for m in prange(M):
         row = x[m]
-        mx = _row_max(row)
-        lse = mx + np.log(_row_sum_exp(row, mx))
+        mx = row[0]
+        for v in range(1, V):
+            if row[v] > mx:
+                mx = row[v]
+        s = 0.0
+        for v0 in range(0, V, SUM_BLOCK):
+            block = row[v0:min(v0 + SUM_BLOCK, V)]
+            part = mx - mx  # zero in x's dtype
+            for v in range(block.size):
+                part += exp(block[v] - mx)
+            s += part
+        lse = mx + np.log(s)
         row_lse[m] = lse
         t = ts[m]
         if t >= 0:
@@ -78,7 +57,10 @@ def softmax_cross_entropy_backward(x, ts, row_lse, scale, dx):
     for m in prange(M):
         t = ts[m]
         if t < 0:
-            dx[m, :] = 0
+            for v in range(V):
+                dx[m, v] = 0
             continue
-        _row_softmax_scaled(x[m], row_lse[m], scale, dx[m])
+        lse = row_lse[m]
+        for v in range(V):
+            dx[m, v] = exp(x[m, v] - lse) * scale
         dx[m, t] -= scale
