@@ -19,3 +19,22 @@ def test_a_fresh_process_loads_every_kernel_from_the_cache():
     assert misses == 0, f"{misses} kernels were compiled again instead of loaded from the cache"
     assert hits >= 20
     assert seconds < 3.0, f"first calls with a warm cache took {seconds:.2f} s"
+
+
+
+def test_a_change_to_any_kernel_source_recompiles_every_kernel(tmp_path):
+    # Numba checks only a kernel's own file; a kernel inlining vecmath's exp must still be
+    # recompiled when vecmath.py changes: its cache stamp covers every kernel source.
+    from numba.core import caching
+
+    from fastlstm import kernels
+    from fastlstm.kernels import lstm
+    (tmp_path / "vecmath.py").write_text("ONE = 1\n")
+    before = kernels.sources_digest(tmp_path)
+    (tmp_path / "vecmath.py").write_text("ONE = 1.0\n")
+    assert kernels.sources_digest(tmp_path) != before
+    locator = next(c for c in caching.CacheImpl._locator_classes
+                   if c.from_function(lstm.lstm_step_forward.py_func, lstm.__file__) is not None)
+    stamp = locator.from_function(lstm.lstm_step_forward.py_func, lstm.__file__).get_source_stamp()
+    assert stamp[1] == kernels.sources_digest()
+    assert locator.from_function(test_a_fresh_process_loads_every_kernel_from_the_cache, __file__) is None

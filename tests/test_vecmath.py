@@ -8,7 +8,7 @@ from fastlstm.kernels.vecmath import KERNEL_OPTIONS, exp, sigmoid, tanh
 EPS32 = float(np.finfo(np.float32).eps)
 
 
-@njit(cache=True, **KERNEL_OPTIONS)
+@njit(**KERNEL_OPTIONS)  # not cached: a cache here would miss changes to vecmath.py
 def _apply(x, out):
     for i in range(x.size):
         out[0, i] = exp(x[i])
