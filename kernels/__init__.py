@@ -37,9 +37,17 @@ def _covering_all_sources(locator, digest):
     return Locator
 
 
-# Numba's cache checks only the file a kernel is defined in: a kernel that inlines
-# vecmath's exp kept running the old exp from the cache after vecmath.py changed. These
-# locators (Numba's own, in its order) make a change to any kernel source recompile them all.
-caching.CacheImpl._locator_classes[:0] = [
-    _covering_all_sources(locator, sources_digest())
-    for locator in (caching.UserProvidedCacheLocator, caching.InTreeCacheLocator, caching.UserWideCacheLocator)]
+def _cover_all_sources():
+    """Numba's cache checks only the file a kernel is defined in: a kernel that inlines
+    vecmath's exp kept running the old exp from the cache after vecmath.py changed. Ahead
+    of Numba's cache locators go the same ones, in the same order, for the kernels here,
+    so that a change to any kernel source recompiles them all. Where a Numba names its
+    locator list otherwise, its caches stay as they are (tests/test_compile_cache.py fails)."""
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+    locators = getattr(impl, "_locator_classes", None)
+    if locators is not None:
+        digest = sources_digest()
+        locators[:0] = [_covering_all_sources(locator, digest) for locator in list(locators)]
+
+
+_cover_all_sources()
