@@ -131,7 +131,8 @@ def describe_timing(quick=False):
         return ("an untimed call, then " if t["warm"] else "") + f"{rounds} {length}"
     timing = TIMING[quick]
     return (f"fastlstm: {one(timing['fastlstm'])}; NumPy: {one(timing['numpy'])}; "
-            f"peak: best of {timing['peak']} np.dot calls, before each model and after the last; memory: {', '.join(timing['memory'])}")
+            f"peak: best of {timing['peak']} np.dot calls, before each model and after the last; "
+            f"memory: {', '.join(timing['memory'])}")
 
 
 def flop_per_token(step, vocab_size, wordvec_size, hidden_size, layers):
@@ -192,7 +193,6 @@ def peak_gflops(size=PEAK_SIZE, repeat=3):
         np.dot(a, b, out=out)
         best = min(best, time.perf_counter() - start)
     return 2 * size ** 3 / best / 1e9
-
 
 
 def training_memory_floor(model, sizes=None, itemsize=4):
@@ -283,8 +283,8 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
     NumPy reference (float32, the thread setting in force, JIT compiled before any timing) and
     their ratio; FLOPs per token; achieved GFLOP/s; the limit in tokens/s, the peak / FLOP per
     token, and each figure's fraction of it. The peak is measured before each model and after
-    the last ('peaks_gflops'); the best of these ('peak_gflops') sets the limit; with `memory`, MEMORY_METHOD's figures in MiB (None when
-    not measured).
+    the last ('peaks_gflops'); the best of these ('peak_gflops') sets the limit. With
+    `memory`, MEMORY_METHOD's figures in MiB (None when not measured).
 
     Timing as TIMING[quick] says. `sizes` overrides the models' sizes, `peak_size` the side of
     the np.dot; `log`, a print-like callable, receives progress.

@@ -21,7 +21,6 @@ def test_a_fresh_process_loads_every_kernel_from_the_cache():
     assert seconds < 3.0, f"first calls with a warm cache took {seconds:.2f} s"
 
 
-
 def test_a_change_to_any_kernel_source_recompiles_every_kernel(tmp_path):
     # Numba checks only a kernel's own file; a kernel inlining vecmath's exp must still be
     # recompiled when vecmath.py changes: its cache stamp covers every kernel source.
@@ -33,8 +32,7 @@ def test_a_change_to_any_kernel_source_recompiles_every_kernel(tmp_path):
     before = kernels.sources_digest(tmp_path)
     (tmp_path / "vecmath.py").write_text("ONE = 1.0\n")
     assert kernels.sources_digest(tmp_path) != before
-    locator = next(c for c in caching.CacheImpl._locator_classes
-                   if c.from_function(lstm.lstm_step_forward.py_func, lstm.__file__) is not None)
-    stamp = locator.from_function(lstm.lstm_step_forward.py_func, lstm.__file__).get_source_stamp()
-    assert stamp[1] == kernels.sources_digest()
+    locator, found = next((c, found) for c in caching.CacheImpl._locator_classes
+                          if (found := c.from_function(lstm.lstm_step_forward.py_func, lstm.__file__)) is not None)
+    assert found.get_source_stamp()[1] == kernels.sources_digest()
     assert locator.from_function(test_a_fresh_process_loads_every_kernel_from_the_cache, __file__) is None
