@@ -66,23 +66,35 @@ def pack(b, p, starts=None, width=None):
         p[full, :, width - full * W:] = 0
 
 
+# Rows of B staged per block in _pack_rows: each panel then receives PACK_ROWS rows in one
+# contiguous run, instead of one row scattered over every panel.
+PACK_ROWS = 16
+
+
 @njit(cache=True, nogil=True)
 def _pack_rows(b, starts, width, p):
-    """pack a row of B at a time, staged with its zero padding (a panel at a time, reading 16
-    columns of each of K rows, took 2 to 3x longer)."""
+    """pack PACK_ROWS rows of B at a time, staged with their zero padding. In a training
+    step, where p has left the cache since the last call, writing each panel's share of a
+    block in one run took 1.3 to 1.4x less time than a row at a time, which scatters one
+    64-byte write over every panel (BetterRnnlm's forward packs: 3.4 against 4.7 to 4.9 ms
+    a step); a panel at a time, reading 16 columns of each of K rows, took 2 to 3x longer."""
     panels, K, W = p.shape
-    row = np.zeros(panels * W, dtype=p.dtype)
-    for k in range(K):
-        for g in range(starts.size):
-            source = b[k, starts[g]:starts[g] + width]
-            staged = row[g * width:(g + 1) * width]
-            for j in range(width):
-                staged[j] = source[j]
+    rows = np.zeros((PACK_ROWS, panels * W), dtype=p.dtype)
+    for k0 in range(0, K, PACK_ROWS):
+        n_rows = min(PACK_ROWS, K - k0)
+        for r in range(n_rows):
+            for g in range(starts.size):
+                source = b[k0 + r, starts[g]:starts[g] + width]
+                staged = rows[r, g * width:(g + 1) * width]
+                for j in range(width):
+                    staged[j] = source[j]
         for q in range(panels):
-            source = row[q * W:(q + 1) * W]
-            target = p[q, k]
-            for w in range(W):
-                target[w] = source[w]
+            block = p[q, k0:k0 + n_rows]
+            for r in range(n_rows):
+                source = rows[r, q * W:(q + 1) * W]
+                target = block[r]
+                for w in range(W):
+                    target[w] = source[w]
 
 
 def _make_tile(rows):

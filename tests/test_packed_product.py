@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from fastlstm.kernels.packed_product import TILE_ROWS, pack, packed_product, packed_shape, panel_width
+from fastlstm.kernels.packed_product import PACK_ROWS, TILE_ROWS, pack, packed_product, packed_shape, panel_width
 
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-13}
 
@@ -66,7 +66,7 @@ def test_no_inner_dimension_gives_zeros():
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_column_blocks_pack_as_their_concatenation(order):
     """A lane's f, g, i, o columns of Wh: blocks of width K at g * H + j0."""
-    H, j0, K = 11, 3, 5
+    H, j0, K = 2 * PACK_ROWS + 5, 3, 5  # rows: two whole blocks of the packing and a part
     Wh = np.asarray(np.random.default_rng(3).standard_normal((H, 4 * H)), order=order)
     starts = [g * H + j0 for g in range(4)]
     p = np.full(packed_shape(H, 4 * K, Wh.dtype), np.nan)
