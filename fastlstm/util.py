@@ -80,12 +80,17 @@ def _device_flat_views(*arrays):
 
 
 def _add_into(dst, src):
-    """dst += src in place, on the host or on the GPU."""
+    """dst += src in place, on the host or on the GPU, through the SGD kernel where it can
+    (dst -= -1 * src, exact): the tied weight's merge, on every core."""
     if gpu.is_device_array(dst):
         from fastlstm.kernels import optim_cuda
-        optim_cuda.sgd(*_device_flat_views(dst, src), -1.0)  # dst -= -1 * src, exact
-    else:
+        optim_cuda.sgd(*_device_flat_views(dst, src), -1.0)
+        return
+    flat = _flat_views(dst, src) if dst.dtype == src.dtype and not np.may_share_memory(dst, src) else None
+    if flat is None:  # NumPy's own add, which also handles overlapping arrays
         dst += src
+    else:
+        _k.sgd(flat[0], flat[1], dst.dtype.type(-1))
 
 
 def _sum_squares(grads):

@@ -476,12 +476,14 @@ def test_eval_perplexity_refuses_short_corpus():
 # ---------------------------------------------------------------- remove_duplicate
 
 
-def test_remove_duplicate_tied_view():
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["C", "F"])  # F: the models' grad of embed_W.T (zeros_like keeps its layout)
+def test_remove_duplicate_tied_view(order, dtype):
     rng = np.random.default_rng(10)
-    embed_W = rng.standard_normal((50, 8))
-    Wx, b = rng.standard_normal((8, 32)), rng.standard_normal(50)
+    embed_W = rng.standard_normal((50, 8)).astype(dtype)
+    Wx, b = rng.standard_normal((8, 32)).astype(dtype), rng.standard_normal(50).astype(dtype)
     params = [embed_W, Wx, embed_W.T, b]
-    grads = [rng.standard_normal(p.shape) for p in params]
+    grads = [np.asarray(rng.standard_normal(p.shape), dtype=dtype, order=order) for p in params]
     expected = grads[0] + grads[2].T
     g0 = grads[0]
     new_params, new_grads = util.remove_duplicate(params, grads)
@@ -489,6 +491,14 @@ def test_remove_duplicate_tied_view():
     assert [id(p) for p in new_params] == [id(embed_W), id(Wx), id(b)]
     assert new_grads[0] is g0 and new_grads[1] is grads[1] and new_grads[2] is grads[3]
     np.testing.assert_array_equal(new_grads[0], expected)
+
+
+def test_remove_duplicate_of_a_grad_listed_twice_doubles_it():
+    W = np.arange(6.0).reshape(2, 3)
+    g = np.ones((2, 3))
+    new_params, new_grads = util.remove_duplicate([W, W], [g, g])
+    assert len(new_params) == 1 and new_params[0] is W and new_grads[0] is g
+    np.testing.assert_array_equal(g, 2.0)
 
 
 def test_remove_duplicate_same_object():
