@@ -26,11 +26,10 @@ from fastlstm.util import clip_grads, remove_duplicate
 from fastlstm.warmup import warm_up
 
 
-def best_time(fn, repeat=5, min_time=0.2, warm=True):
+def best_time(fn, repeat=5, min_time=0.2):
     """Best per-call seconds of fn() over `repeat` rounds, each of at least `min_time` seconds,
-    after one untimed call when `warm`."""
-    if warm:
-        fn()
+    after one untimed call."""
+    fn()
     best = float("inf")
     for _ in range(repeat):
         calls, start = 0, time.perf_counter()
@@ -108,16 +107,21 @@ IMPLEMENTATIONS = ("fastlstm", "numpy")
 STEPS = {"train": (20, 35), "eval": (10, 35)}
 LR, MAX_GRAD = 20.0, 0.25  # SGD learning rate and gradient clipping of the book's recipes
 PEAK_SIZE = 4096  # side of the float32 np.dot whose GFLOP/s is the peak
-# The full and the --quick (True) measurement: best_time's arguments per implementation (both
-# warm up with an untimed call: a first NumPy call pays for fresh memory and read up to 2.3 times
-# slower), np.dot rounds of the peak, implementations whose memory is measured (--quick skips
-# NumPy's: its BetterRnnlm step takes seconds).
-TIMING = {False: {"fastlstm": {"repeat": 5, "min_time": 0.2, "warm": True},
-                  "numpy": {"repeat": 3, "min_time": 0.2, "warm": True},
-                  "peak": 5, "memory": IMPLEMENTATIONS},
-          True: {"fastlstm": {"repeat": 2, "min_time": 0.1, "warm": True},
-                 "numpy": {"repeat": 1, "min_time": 0.0, "warm": True},
-                 "peak": 2, "memory": ("fastlstm",)}}
+# Seconds of rest around a round's peak: after a multi-threaded call, OpenBLAS's workers
+# (and Numba's) spin for a while, holding a core (a BetterRnnlm evaluation step took 161
+# ms right after a np.dot, 136 after 0.05 s, 109 to 112 after 0.1 s or more).
+SETTLE = 0.2
+PEAK_CALLS = 2  # np.dot calls of a round's peak, the best counting (see Peak)
+# The full and the --quick (True) measurement: paired_rounds' arguments per implementation
+# (both warm up with an untimed call: a first NumPy call pays for fresh memory and read up to
+# 2.3 times slower), implementations whose memory is measured (--quick skips NumPy's: its
+# BetterRnnlm step takes seconds).
+TIMING = {False: {"fastlstm": {"repeat": 5, "min_time": 0.2},
+                  "numpy": {"repeat": 3, "min_time": 0.2},
+                  "memory": IMPLEMENTATIONS},
+          True: {"fastlstm": {"repeat": 2, "min_time": 0.1},
+                 "numpy": {"repeat": 1, "min_time": 0.0},
+                 "memory": ("fastlstm",)}}
 MEMORY_METHOD = ("resident memory (RSS) in a fresh subprocess, glibc's mmap threshold fixed so freed arrays "
                  "go back to the OS: 'step' = high-water growth over one steady-state step (after a warm one), "
                  "'total' = that high water minus the RSS before the model was built")
@@ -126,13 +130,35 @@ MEMORY_METHOD = ("resident memory (RSS) in a fresh subprocess, glibc's mmap thre
 def describe_timing(quick=False):
     """How TIMING[quick] times each implementation, in words."""
     def one(t):
-        rounds = "a single round" if t["repeat"] == 1 else f"the best of {t['repeat']} rounds"
-        length = f"of >= {t['min_time']} s" if t["min_time"] else "of one call"
-        return ("an untimed call, then " if t["warm"] else "") + f"{rounds} {length}"
+        length = f"of >= {t['min_time']} s of calls" if t["min_time"] else "of one call"
+        return f"{t['repeat']} round{'s' if t['repeat'] > 1 else ''} {length}"
     timing = TIMING[quick]
-    return (f"fastlstm: {one(timing['fastlstm'])}; NumPy: {one(timing['numpy'])}; "
-            f"peak: best of {timing['peak']} np.dot calls, before each model and after the last; "
-            f"memory: {', '.join(timing['memory'])}")
+    return (f"an untimed call, then fastlstm: {one(timing['fastlstm'])}, NumPy: {one(timing['numpy'])}, "
+            f"each round just after a peak measurement (the best of {PEAK_CALLS} {PEAK_SIZE}^3 np.dot); tokens/s and the "
+            f"fraction of the limit are medians over the rounds, the fraction of each round against its "
+            f"own peak; memory: {', '.join(timing['memory'])}")
+
+
+def paired_rounds(fn, peak, repeat, min_time, settle=SETTLE):
+    """[(seconds per call of fn, GFLOP/s of peak())] for `repeat` rounds, after one untimed
+    call of fn. Each round measures the peak between two rests of `settle` seconds, then
+    calls fn for at least `min_time` seconds (once when 0): on a shared machine a slow
+    moment then slows both figures of a round, and their ratio stays."""
+    fn()
+    rounds = []
+    for _ in range(repeat):
+        time.sleep(settle)
+        gflops = peak()
+        time.sleep(settle)
+        calls, start = 0, time.perf_counter()
+        while True:
+            fn()
+            calls += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_time:
+                break
+        rounds.append((elapsed / calls, gflops))
+    return rounds
 
 
 def flop_per_token(step, vocab_size, wordvec_size, hidden_size, layers):
@@ -183,16 +209,29 @@ def make_step(model, implementation, step, sizes=None, seed=0):
     return train, N * T
 
 
+class Peak:
+    """The machine's float32 matrix-product peak: GFLOP/s of a size^3 np.dot, with the current
+    BLAS threads, on operands made once."""
+
+    def __init__(self, size=PEAK_SIZE):
+        self.size = size
+        self.a, self.b = np.random.default_rng(0).standard_normal((2, size, size), dtype=np.float32)
+        self.out = np.empty((size, size), np.float32)
+
+    def __call__(self, repeat=3):
+        """The best over `repeat` calls. A first call often runs slower (1,066 and 1,289 ms
+        against 930 to 960 after it)."""
+        best = float("inf")
+        for _ in range(repeat):
+            start = time.perf_counter()
+            np.dot(self.a, self.b, out=self.out)
+            best = min(best, time.perf_counter() - start)
+        return 2 * self.size ** 3 / best / 1e9
+
+
 def peak_gflops(size=PEAK_SIZE, repeat=3):
-    """Best GFLOP/s of a float32 size^3 np.dot over `repeat` calls, with the current BLAS threads."""
-    a, b = np.random.default_rng(0).standard_normal((2, size, size), dtype=np.float32)
-    out = np.empty((size, size), np.float32)
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        np.dot(a, b, out=out)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size ** 3 / best / 1e9
+    """Peak(size)(repeat)."""
+    return Peak(size)(repeat)
 
 
 def training_memory_floor(model, sizes=None, itemsize=4):
@@ -278,54 +317,54 @@ def step_memory(cases, sizes=None):
     return json.loads(out.splitlines()[-1])
 
 
-def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_size=PEAK_SIZE, memory=True, log=None):
-    """Rows (dicts), one per model and step ('train', 'eval'): tokens/s of fastlstm and of the
-    NumPy reference (float32, the thread setting in force, JIT compiled before any timing) and
-    their ratio; FLOPs per token; achieved GFLOP/s; the limit in tokens/s, the peak / FLOP per
-    token, and each figure's fraction of it. The peak is measured before each model and after
-    the last ('peaks_gflops'); the best of these ('peak_gflops') sets the limit. With
+def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_size=PEAK_SIZE, memory=True, log=None,
+                     settle=SETTLE):
+    """Rows (dicts), one per model and step ('train', 'eval'), measured by paired_rounds
+    (float32, the thread setting in force, JIT compiled before any timing): tokens/s of
+    fastlstm and of the NumPy reference, each the median over its rounds, and their ratio;
+    FLOPs per token; achieved GFLOP/s; each implementation's fraction of the limit, the
+    median over its rounds of the round's GFLOP/s over the peak measured just before it
+    (the rounds' figures: 'fastlstm_round_tokens_per_s', 'fastlstm_peaks_gflops', and
+    NumPy's alike); the median of all the row's peaks
+    ('peak_gflops') and the limit in tokens/s it sets, peak / FLOP per token. With
     `memory`, MEMORY_METHOD's figures in MiB (None when not measured).
 
-    Timing as TIMING[quick] says. `sizes` overrides the models' sizes, `peak_size` the side of
-    the np.dot; `log`, a print-like callable, receives progress.
+    Timing as TIMING[quick] says, with `settle` seconds of rest around each peak.
+    `sizes` overrides the models' sizes, `peak_size` the side of the np.dot; `log`, a
+    print-like callable, receives progress.
     """
     log = log or (lambda *a: None)
     timing = TIMING[quick]
     warm_up()
-    peaks = []  # a busy moment can slow one peak measurement: the run's limit is the best of several
-
-    def measure_peak():
-        log(f"peak: float32 {peak_size}^3 np.dot, best of {timing['peak']}")
-        peaks.append(peak_gflops(peak_size, timing["peak"]))
-
+    peak = Peak(peak_size)
     state = np.random.get_state()
     rows = []
     try:
         for model in model_names:
-            measure_peak()
             for step, (N, T) in STEPS.items():
                 flop = model_flop_per_token(model, step, sizes)
                 row = {"model": model, "step": step, "batch": N, "time": T, "dtype": "float32",
                        "threads": fastlstm.get_num_threads(), "flop_per_token": flop}
                 for impl in IMPLEMENTATIONS:
-                    log(f"{model} {step} {impl}")
+                    log(f"{model} {step} {impl}, each round after a float32 {peak_size}^3 np.dot")
                     fn, tokens = make_step(model, impl, step, sizes)
-                    rate = tokens / best_time(fn, **timing[impl])
+                    rounds = paired_rounds(fn, lambda: peak(PEAK_CALLS), settle=settle, **timing[impl])
+                    rate = float(np.median([tokens / seconds for seconds, _ in rounds]))
                     row[f"{impl}_tokens_per_s"] = rate
                     row[f"{impl}_gflops"] = rate * flop / 1e9
+                    row[f"{impl}_round_tokens_per_s"] = [tokens / seconds for seconds, _ in rounds]
+                    row[f"{impl}_peaks_gflops"] = [gflops for _, gflops in rounds]
+                    row[f"{impl}_fraction"] = float(np.median([tokens / seconds * flop / 1e9 / gflops
+                                                               for seconds, gflops in rounds]))
                     del fn
                 row["speedup"] = row["fastlstm_tokens_per_s"] / row["numpy_tokens_per_s"]
+                row["peak_gflops"] = float(np.median(row_peaks(row)))
+                row["limit_tokens_per_s"] = row["peak_gflops"] * 1e9 / flop
                 if step == "train":
                     row["floor_mib"] = training_memory_floor(model, sizes)["total"]
                 rows.append(row)
-        measure_peak()
     finally:
         np.random.set_state(state)
-    for row in rows:
-        limit = max(peaks) * 1e9 / row["flop_per_token"]
-        row.update(peak_gflops=max(peaks), peaks_gflops=peaks, limit_tokens_per_s=limit)
-        for impl in IMPLEMENTATIONS:
-            row[f"{impl}_fraction"] = row[f"{impl}_tokens_per_s"] / limit
     if memory:
         log("memory, in a fresh subprocess")
         mib = step_memory([(r["model"], impl, r["step"]) for r in rows for impl in timing["memory"]], sizes)
@@ -335,6 +374,11 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
                 r[f"{impl}_step_mib"] = figures.get("step")
                 r[f"{impl}_total_mib"] = figures.get("total")
     return rows
+
+
+def row_peaks(*rows):
+    """Every peak (GFLOP/s) measured for the rows of model_throughput, in order."""
+    return [gflops for row in rows for impl in IMPLEMENTATIONS for gflops in row[f"{impl}_peaks_gflops"]]
 
 
 def format_throughput(rows):
@@ -353,6 +397,8 @@ def format_throughput(rows):
             f"{r['fastlstm_fraction']:7.1%}{mem(r, 'fastlstm'):>9s} |{r['numpy_tokens_per_s']:12.0f}"
             f"{r['numpy_gflops']:8.1f}{r['numpy_fraction']:7.1%}{mem(r, 'numpy'):>9s} |{r['speedup']:6.1f}x")
     floors = [f"{r['model']} {r['floor_mib']:.0f}" for r in rows if "floor_mib" in r]
+    lines.append("tok/s: median over rounds; limit: at the row's median peak; of lim: median over rounds of the "
+                 "round's GFLOP/s over the peak measured just before it")
     lines.append("MiB: step/total; the floor of a training step (params + grads + activations backward needs, "
                  f"training_memory_floor): {', '.join(floors)}")
     return "\n".join(lines)

@@ -201,9 +201,9 @@ def add_bench(subparsers, common):
                     "evaluation step (the forward of eval_perplexity; batch 10 x 35) of the book's Rnnlm and\n"
                     "BetterRnnlm in float32, for fastlstm and for the plain-NumPy reference, warm; their ratio;\n"
                     "the achieved matrix-product GFLOP/s and its fraction of the limit set by this machine's\n"
-                    "float32 np.dot peak (the best of measurements before each model and after the last, same\n"
-                    "threads); memory in MiB, from RSS in a fresh subprocess: step = high-water growth over one\n"
-                    "step, total = with the model. --data is unused.",
+                    "float32 np.dot peak (same threads), measured just before each timed round, so that each\n"
+                    "round counts against the peak of its moment; memory in MiB, from RSS in a fresh subprocess:\n"
+                    "step = high-water growth over one step, total = with the model. --data is unused.",
         epilog="Run it as\n"
                "  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE fastlstm bench\n"
                "where those variables are set: they slow a current OpenBLAS on the development machine.")
@@ -241,8 +241,10 @@ def _run_bench(args):
     print(f"timing (float32): {benchmark.describe_timing(args.quick)}", flush=True)
     rows = benchmark.model_throughput(args.models, quick=args.quick,
                                       log=lambda msg: print(f"  measuring {msg}", file=sys.stderr, flush=True))
-    measured = ", ".join(f"{p:.1f}" for p in rows[0]["peaks_gflops"])
-    print(f"peak: {rows[0]['peak_gflops']:.1f} GFLOP/s (float32 {benchmark.PEAK_SIZE}^3 np.dot; the best of {measured})")
+    peaks = benchmark.row_peaks(*rows)
+    peak = float(np.median(peaks))
+    print(f"peak: median {peak:.1f} GFLOP/s of {len(peaks)} measurements ({min(peaks):.1f} to {max(peaks):.1f}), "
+          f"float32 {benchmark.PEAK_SIZE}^3 np.dot, the best of {benchmark.PEAK_CALLS} calls before each timed round")
     print(f"memory: {benchmark.MEMORY_METHOD}")
     print(benchmark.format_throughput(rows))
     if args.profile:
@@ -250,7 +252,7 @@ def _run_bench(args):
         for model in args.models:
             print()
             print(profiling.format_profile(model, "train", *profiling.profile_step(model, "train"),
-                                           peak=rows[0]["peak_gflops"]))
+                                           peak=peak))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"command": command, "rows": rows}, f, indent=1)

@@ -1,6 +1,7 @@
 """The throughput benchmark (fastlstm.benchmark, `fastlstm bench`) and the asv suite, on tiny sizes."""
 
 import importlib
+import itertools
 import sys
 from pathlib import Path
 
@@ -33,19 +34,50 @@ def test_flop_per_token_at_the_books_sizes(model, step, mflop):
 
 def test_model_throughput_on_tiny_models():
     rows = benchmark.model_throughput(["rnnlm", "better"], quick=True, sizes=TINY, peak_size=64,
-                                      memory=False)
+                                      memory=False, settle=0)
     assert [(r["model"], r["step"]) for r in rows] == [(m, s) for m in ("rnnlm", "better") for s in ("train", "eval")]
     for r in rows:
-        assert r["threads"] == 1 and r["peak_gflops"] > 0
-        assert len(r["peaks_gflops"]) == 3 and r["peak_gflops"] == max(r["peaks_gflops"])  # before each model, after the last
-        assert r["limit_tokens_per_s"] == pytest.approx(r["peak_gflops"] * 1e9 / r["flop_per_token"])
+        assert r["threads"] == 1
         for impl in benchmark.IMPLEMENTATIONS:
+            assert len(r[f"{impl}_peaks_gflops"]) == benchmark.TIMING[True][impl]["repeat"]  # one per round
             rate = r[f"{impl}_tokens_per_s"]
-            assert rate > 0
-            assert r[f"{impl}_fraction"] == pytest.approx(rate / r["limit_tokens_per_s"])
+            assert rate > 0 and r[f"{impl}_fraction"] > 0
             assert r[f"{impl}_gflops"] == pytest.approx(rate * r["flop_per_token"] / 1e9)
+        assert r["peak_gflops"] == pytest.approx(np.median(benchmark.row_peaks(r))) and r["peak_gflops"] > 0
+        assert r["limit_tokens_per_s"] == pytest.approx(r["peak_gflops"] * 1e9 / r["flop_per_token"])
         assert r["speedup"] == pytest.approx(r["fastlstm_tokens_per_s"] / r["numpy_tokens_per_s"])
     assert "better" in benchmark.format_throughput(rows)
+
+
+def test_each_round_counts_against_the_peak_measured_just_before_it(monkeypatch):
+    """Rounds of 2 and 4 s against peaks of 100 and 50 GFLOP/s (a slow moment slows both):
+    tokens/s and the fraction are medians over rounds, the fraction of each round against its own peak."""
+    rounds = itertools.cycle([[(2.0, 100.0), (4.0, 50.0)], [(1.0, 100.0)]])  # fastlstm's, then NumPy's
+    monkeypatch.setattr(benchmark, "paired_rounds", lambda *args, **kwargs: next(rounds))
+    monkeypatch.setattr(benchmark, "make_step", lambda model, impl, step, sizes: (None, 700))
+    row = benchmark.model_throughput(["rnnlm"], quick=True, memory=False, settle=0)[0]
+    flop = row["flop_per_token"]
+    assert row["fastlstm_tokens_per_s"] == pytest.approx((350 + 175) / 2)
+    assert row["fastlstm_fraction"] == pytest.approx(350 * flop / 1e9 / 100)  # both rounds give the same
+    assert row["numpy_fraction"] == pytest.approx(700 * flop / 1e9 / 100)
+    assert row["fastlstm_peaks_gflops"] == [100.0, 50.0] and row["peak_gflops"] == pytest.approx(100.0)
+    assert row["fastlstm_round_tokens_per_s"] == [350.0, 175.0]
+    assert row["speedup"] == pytest.approx(262.5 / 700)
+
+
+def test_paired_rounds_measure_the_peak_before_each_round():
+    events = []
+
+    def fn():
+        events.append("step")
+
+    def peak():
+        events.append("peak")
+        return 10.0 * events.count("peak")
+
+    rounds = benchmark.paired_rounds(fn, peak, repeat=2, min_time=0, settle=0)
+    assert events == ["step", "peak", "step", "peak", "step"]  # an untimed call first
+    assert [gflops for _, gflops in rounds] == [10.0, 20.0] and all(seconds >= 0 for seconds, _ in rounds)
 
 
 def test_step_memory_in_a_fresh_process():
@@ -82,7 +114,7 @@ def test_bench_refuses_unknown_models(capsys):
 
 def test_bench_profile_prints_each_models_training_profile(capsys, monkeypatch):
     from fastlstm import profiling
-    rows = benchmark.model_throughput(["rnnlm"], quick=True, sizes=TINY, peak_size=64, memory=False)
+    rows = benchmark.model_throughput(["rnnlm"], quick=True, sizes=TINY, peak_size=64, memory=False, settle=0)
     monkeypatch.setattr(benchmark, "model_throughput", lambda *args, **kwargs: rows)
     profile_step = profiling.profile_step
     monkeypatch.setattr(profiling, "profile_step", lambda model, step: profile_step(model, step, 1, TINY))
