@@ -325,8 +325,8 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
     FLOPs per token; achieved GFLOP/s; each implementation's fraction of the limit, the
     median over its rounds of the round's GFLOP/s over the peak measured just before it
     (the rounds' figures: 'fastlstm_round_tokens_per_s', 'fastlstm_peaks_gflops', and
-    NumPy's alike); the median of all the row's peaks
-    ('peak_gflops') and the limit in tokens/s it sets, peak / FLOP per token. With
+    NumPy's alike); the median of fastlstm's peaks ('peak_gflops') and the limit in tokens/s
+    it sets, peak / FLOP per token. With
     `memory`, MEMORY_METHOD's figures in MiB (None when not measured).
 
     Timing as TIMING[quick] says, with `settle` seconds of rest around each peak.
@@ -358,7 +358,7 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
                                                                for seconds, gflops in rounds]))
                     del fn
                 row["speedup"] = row["fastlstm_tokens_per_s"] / row["numpy_tokens_per_s"]
-                row["peak_gflops"] = float(np.median(row_peaks(row)))
+                row["peak_gflops"] = float(np.median(row["fastlstm_peaks_gflops"]))
                 row["limit_tokens_per_s"] = row["peak_gflops"] * 1e9 / flop
                 if step == "train":
                     row["floor_mib"] = training_memory_floor(model, sizes)["total"]
@@ -397,8 +397,8 @@ def format_throughput(rows):
             f"{r['fastlstm_fraction']:7.1%}{mem(r, 'fastlstm'):>9s} |{r['numpy_tokens_per_s']:12.0f}"
             f"{r['numpy_gflops']:8.1f}{r['numpy_fraction']:7.1%}{mem(r, 'numpy'):>9s} |{r['speedup']:6.1f}x")
     floors = [f"{r['model']} {r['floor_mib']:.0f}" for r in rows if "floor_mib" in r]
-    lines.append("tok/s: median over rounds; limit: at the row's median peak; of lim: median over rounds of the "
-                 "round's GFLOP/s over the peak measured just before it")
+    lines.append("tok/s: median over rounds; limit: at the median peak of fastlstm's rounds; of lim: median over "
+                 "rounds of the round's GFLOP/s over the peak measured just before it")
     lines.append("MiB: step/total; the floor of a training step (params + grads + activations backward needs, "
                  f"training_memory_floor): {', '.join(floors)}")
     return "\n".join(lines)
