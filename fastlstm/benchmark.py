@@ -26,21 +26,21 @@ from fastlstm.util import clip_grads, remove_duplicate
 from fastlstm.warmup import warm_up
 
 
+def timed_round(fn, min_time):
+    """Seconds per call of fn() over a round of calls lasting at least `min_time` seconds (one call when 0)."""
+    calls, start = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time:
+            return elapsed / calls
+
+
 def best_time(fn, repeat=5, min_time=0.2):
-    """Best per-call seconds of fn() over `repeat` rounds, each of at least `min_time` seconds,
-    after one untimed call."""
+    """Best per-call seconds of fn() over `repeat` timed rounds, after one untimed call."""
     fn()
-    best = float("inf")
-    for _ in range(repeat):
-        calls, start = 0, time.perf_counter()
-        while True:
-            fn()
-            calls += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_time:
-                break
-        best = min(best, elapsed / calls)
-    return best
+    return min(timed_round(fn, min_time) for _ in range(repeat))
 
 
 def _lstm_case(kit, rng, N, T, H):
@@ -150,14 +150,7 @@ def paired_rounds(fn, peak, repeat, min_time, settle=SETTLE):
         time.sleep(settle)
         gflops = peak()
         time.sleep(settle)
-        calls, start = 0, time.perf_counter()
-        while True:
-            fn()
-            calls += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_time:
-                break
-        rounds.append((elapsed / calls, gflops))
+        rounds.append((timed_round(fn, min_time), gflops))
     return rounds
 
 
