@@ -1,7 +1,7 @@
 """Where the time of one fastlstm training or evaluation step goes: each matrix product
 (by shape) and each LSTM recurrence with its achieved GFLOP/s, the softmax kernels, and
-the rest (elementwise kernels, clipping, the update, Python). Each part is also timed on
-its own, and each product (a recurrence's per-step product T times) as one NumPy call on
+every other kernel (dropout, embedding, clipping, the update), and the rest (NumPy's
+copies and bias additions, Python). Each part is also timed on its own, and each product (a recurrence's per-step product T times) as one NumPy call on
 BLAS's own threads: the faster of the two, summed over the parts, bounds what any
 ordering of the same parts on this machine's BLAS can reach, against the matrix-product
 limit that `fastlstm bench` uses.
@@ -21,6 +21,7 @@ import numpy as np
 import fastlstm
 from fastlstm import benchmark, layers, time_layers
 from fastlstm.checks import c_order_view
+from fastlstm.kernels import optim
 
 
 def _product_flops(a, b, *rest, **kwargs):
@@ -65,6 +66,14 @@ _PARTS = [
     ((layers,), "softmax_cross_entropy_forward", lambda *a: "softmax cross-entropy forward kernel", None, None),
     ((layers,), "softmax_cross_entropy_backward", lambda *a: "softmax cross-entropy backward kernel", None, None),
     ((layers, time_layers), "column_sums", lambda *a: "bias gradients (column sums)", None, None),
+    ((layers,), "dropout_forward", lambda *a: "dropout forward kernel (mask and product)", None, None),
+    ((layers,), "dropout_backward", lambda *a: "dropout backward kernel", None, None),
+    ((layers,), "embedding_forward", lambda *a: "embedding forward kernel (gather)", None, None),
+    ((layers,), "embedding_backward", lambda *a: "embedding backward kernel (scatter-add)", None, None),
+    ((optim,), "sum_squares", lambda *a: "gradient clipping: sum of squares kernel", None, None),
+    ((optim,), "scale", lambda *a: "gradient clipping: scaling kernel", None, None),
+    ((optim,), "sgd", lambda *a: "SGD kernel: the update, and remove_duplicate's merge of the tied weight",
+     None, None),
 ]
 
 
@@ -92,20 +101,20 @@ def _wrap(fn, label, flops, in_blas, record):
         entry["calls"] += 1
         entry["seconds"] += time.perf_counter() - start
         entry["flops"] += flops(*args, **kwargs) if flops else 0
-        entry["call"] = (fn, args, kwargs)
+        entry.setdefault("replay", []).append((fn, args, kwargs))
         entry["in_blas"] = in_blas(*args, **kwargs) if in_blas else None
         return result
     return timed
 
 
-def _alone(call, repeat=5):
-    """Median seconds of one call (fn, args, kwargs) repeated on its own: a median, as the
-    step's figures are, so that the two compare."""
-    fn, args, kwargs = call
+def _alone(calls, repeat=5):
+    """Median seconds of calls [(fn, args, kwargs), ...] made again one after another on their
+    own: a median, as the step's figures are, so that the two compare."""
     seconds = []
     for _ in range(repeat):
         start = time.perf_counter()
-        fn(*args, **kwargs)
+        for fn, args, kwargs in calls:
+            fn(*args, **kwargs)
         seconds.append(time.perf_counter() - start)
     return float(np.median(seconds))
 
@@ -113,7 +122,7 @@ def _alone(call, repeat=5):
 def _in_blas(in_blas, repeat=5):
     """Median seconds of a part's products as NumPy calls (times, fn, args, kwargs) on BLAS's own threads."""
     times, fn, args, kwargs = in_blas
-    return times * _alone((fn, args, kwargs), repeat)
+    return times * _alone([(fn, args, kwargs)], repeat)
 
 
 def profile_step(model, step="train", rounds=10, sizes=None):
@@ -122,12 +131,14 @@ def profile_step(model, step="train", rounds=10, sizes=None):
     book's constructor sizes.
 
     parts, slowest first, are dicts: "part", "calls" per step, "seconds" per step in the
-    step, "gflops" there (None where not a product), "alone": seconds per step when
-    its last call is repeated on its own (median of 5) times its calls, what it costs with
-    nothing else running, and "blas": the same for its products as plain NumPy calls on
-    BLAS's own threads (None where it has none). The last part is the rest of the step,
-    with neither. The BLAS calls are timed last: after a multi-threaded call OpenBLAS's
-    workers spin for a while and would slow what is timed next (fastlstm/lanes.py).
+    step, "gflops" there (None where not a product), "alone": seconds when the last step's
+    calls of the part are made again on their own (median of 5), what it costs with nothing
+    else running, and "blas": the same for its products as plain NumPy calls on BLAS's own
+    threads (None where it has none). The last part is the rest of the step, with neither.
+    Made again, the in-place kernels (the update, clipping) change the model's arrays:
+    that happens after the timed steps. The BLAS calls are timed last: after a
+    multi-threaded call OpenBLAS's workers spin for a while and would slow what is timed
+    next (fastlstm/lanes.py).
     """
     fn, tokens = benchmark.make_step(model, "fastlstm", step, sizes)
     fn()
@@ -136,6 +147,8 @@ def profile_step(model, step="train", rounds=10, sizes=None):
     totals, seconds = [], defaultdict(list)  # per round: the step, each part
     with _timed_parts(record):
         for _ in range(rounds):
+            for r in record.values():
+                r["replay"] = []  # the calls of this step only
             before = {label: r["seconds"] for label, r in record.items()}
             start = time.perf_counter()
             fn()
@@ -148,11 +161,11 @@ def profile_step(model, step="train", rounds=10, sizes=None):
         median = float(np.median(seconds[label]))
         parts.append({"part": label, "calls": r["calls"] // rounds, "seconds": median,
                       "gflops": r["flops"] / rounds / median / 1e9 if r["flops"] else None,
-                      "alone": _alone(r["call"]) * r["calls"] / rounds})
+                      "alone": _alone(r["replay"])})
     for p, r in zip(parts, record.values()):
         p["blas"] = _in_blas(r["in_blas"]) * r["calls"] / rounds if r["in_blas"] else None
     parts.sort(key=lambda p: -p["seconds"])
-    parts.append({"part": "the rest: other kernels, dropout, embedding, clipping, update, Python",
+    parts.append({"part": "the rest: NumPy's copies and bias additions, checks, threads, Python",
                   "calls": None, "seconds": total - sum(p["seconds"] for p in parts), "gflops": None, "alone": None,
                   "blas": None})
     return total, tokens, parts

@@ -5,6 +5,9 @@ import numpy as np
 import pytest
 
 from fastlstm import blas, layers, profiling, time_layers
+from fastlstm.kernels import optim
+from fastlstm.kernels.embedding import embedding_backward
+from fastlstm.kernels.optim import sgd
 from fastlstm.recurrence import forward_steps
 
 SIZES = dict(vocab_size=50, wordvec_size=12, hidden_size=12)
@@ -25,6 +28,23 @@ def test_profile_names_every_product_and_recurrence(model, step, products):
     assert all((p["blas"] is not None) == p["part"].startswith(("product", "LSTM")) for p in parts)
     assert all(p["blas"] > 0 for p in parts if p["blas"] is not None)
     assert layers.dot is blas.dot and time_layers.dot is blas.dot and time_layers.forward_steps is forward_steps
+    assert optim.sgd is sgd and layers.embedding_backward is embedding_backward  # restored
+
+
+@pytest.mark.parametrize("model,step,kernels", [
+    ("better", "train", {"dropout forward kernel (mask and product)", "dropout backward kernel",
+                         "embedding forward kernel (gather)", "embedding backward kernel (scatter-add)",
+                         "gradient clipping: sum of squares kernel"}),  # (no scaling: tiny grads stay under 0.25)
+    ("better", "eval", {"embedding forward kernel (gather)"})])
+def test_profile_times_every_other_kernel_of_the_step(model, step, kernels):
+    total, tokens, parts = profiling.profile_step(model, step, rounds=2, sizes=SIZES)
+    labels = {p["part"] for p in parts}
+    assert kernels <= labels
+    sgd_calls = [p["calls"] for p in parts if p["part"].startswith("SGD kernel")]
+    if step == "train":
+        assert sgd_calls == [9]  # the update of 8 params (the tied weight once), and the tied weight's merge
+    else:  # no dropout, no clipping, no update
+        assert sgd_calls == [] and not any(label.startswith(("dropout", "gradient clipping")) for label in labels)
 
 
 def test_recurrence_flops_count_the_per_step_products():
