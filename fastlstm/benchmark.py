@@ -133,10 +133,13 @@ def describe_timing(quick=False):
         length = f"of >= {t['min_time']} s of calls" if t["min_time"] else "of one call"
         return f"{t['repeat']} round{'s' if t['repeat'] > 1 else ''} {length}"
     timing = TIMING[quick]
-    return (f"an untimed call, then fastlstm: {one(timing['fastlstm'])}, NumPy: {one(timing['numpy'])}, "
-            f"each round just after a peak measurement (the best of {PEAK_CALLS} {PEAK_SIZE}^3 np.dot); tokens/s and the "
-            f"fraction of the limit are medians over the rounds, the fraction of each round against its "
-            f"own peak; memory: {', '.join(timing['memory'])}")
+    return (f"fastlstm: {one(timing['fastlstm'])}, NumPy: {one(timing['numpy'])}, after an untimed call; "
+            f"memory: {', '.join(timing['memory'])}")
+
+
+PAIRING = (f"each timed round just after its own peak measurement (the best of {PEAK_CALLS} float32 {PEAK_SIZE}^3 "
+           "np.dot calls); tokens/s and the fraction of the limit are medians over the rounds, each round's "
+           "fraction against its own peak")
 
 
 def paired_rounds(fn, peak, repeat, min_time, settle=SETTLE):

@@ -202,8 +202,9 @@ def add_bench(subparsers, common):
                     "BetterRnnlm in float32, for fastlstm and for the plain-NumPy reference, warm; their ratio;\n"
                     "the achieved matrix-product GFLOP/s and its fraction of the limit set by this machine's\n"
                     "float32 np.dot peak (same threads), measured just before each timed round, so that each\n"
-                    "round counts against the peak of its moment; memory in MiB, from RSS in a fresh subprocess:\n"
-                    "step = high-water growth over one step, total = with the model. --data is unused.",
+                    "round counts against the peak of its moment (tokens/s and the fraction are medians over\n"
+                    "the rounds); memory in MiB, from RSS in a fresh subprocess: step = high-water growth over\n"
+                    "one step, total = with the model. --data is unused.",
         epilog="Run it as\n"
                "  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE fastlstm bench\n"
                "where those variables are set: they slow a current OpenBLAS on the development machine.")
@@ -214,8 +215,9 @@ def add_bench(subparsers, common):
                    help=f"comma-separated models to measure (default: {','.join(MODELS)})")
     p.add_argument("--json", metavar="FILE", help="also write the command line and the rows as JSON to FILE")
     p.add_argument("--profile", action="store_true",
-                   help="then show where the time of each model's training step goes: every product and "
-                        "recurrence with its GFLOP/s, each also timed alone (python -m fastlstm.profiling)")
+                   help="then show where the time of each model's training step goes: every product, "
+                        "recurrence and kernel, the products with their GFLOP/s, each also timed alone "
+                        "(python -m fastlstm.profiling)")
     p.set_defaults(run=_run_bench)
 
 
@@ -238,7 +240,7 @@ def _run_bench(args):
     slowing = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ]
     if slowing:
         print(f"note: {' and '.join(slowing)} set; they may slow OpenBLAS (see fastlstm bench --help)")
-    print(f"timing (float32): {benchmark.describe_timing(args.quick)}", flush=True)
+    print(f"timing (float32): {benchmark.describe_timing(args.quick)}; {benchmark.PAIRING}", flush=True)
     rows = benchmark.model_throughput(args.models, quick=args.quick,
                                       log=lambda msg: print(f"  measuring {msg}", file=sys.stderr, flush=True))
     peaks = benchmark.row_peaks(*rows)
