@@ -1,10 +1,10 @@
 """Where the time of one fastlstm training or evaluation step goes: each matrix product
-(by shape) and each LSTM recurrence with its achieved GFLOP/s, the softmax kernels, and
-every other kernel (dropout, embedding, clipping, the update), and the rest (NumPy's
-copies and bias additions, Python). Each part is also timed on its own, and each product (a recurrence's per-step product T times) as one NumPy call on
-BLAS's own threads: the faster of the two, summed over the parts, bounds what any
-ordering of the same parts on this machine's BLAS can reach, against the matrix-product
-limit that `fastlstm bench` uses.
+(by shape) and each LSTM recurrence with its achieved GFLOP/s, the softmax kernels, every
+other kernel (dropout, embedding, clipping, the update), and the rest (NumPy's copies and
+bias additions, Python). Each part is also timed on its own, and each product (a
+recurrence's per-step product T times) as one NumPy call on BLAS's own threads: the faster
+of the two, summed over the parts, bounds what any ordering of the same parts on this
+machine's BLAS can reach, against the matrix-product limit that `fastlstm bench` uses.
 
 `python -m fastlstm.profiling --model better --threads 2` prints it. The parts are timed
 by wrapping the names the layer modules call for the duration of the run; the rest is
