@@ -225,11 +225,6 @@ class Peak:
         return 2 * self.size ** 3 / best / 1e9
 
 
-def peak_gflops(size=PEAK_SIZE, repeat=3):
-    """Peak(size)(repeat)."""
-    return Peak(size)(repeat)
-
-
 def training_memory_floor(model, sizes=None, itemsize=4):
     """MiB that a training step of `model` cannot do without, as {"params", "grads",
     "activations", "total"}: the weights (the tied one once); the gradients as the book's
@@ -322,8 +317,8 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
     median over its rounds of the round's GFLOP/s over the peak measured just before it
     (the rounds' figures: 'fastlstm_round_tokens_per_s', 'fastlstm_peaks_gflops', and
     NumPy's alike); the median of fastlstm's peaks ('peak_gflops') and the limit in tokens/s
-    it sets, peak / FLOP per token. With
-    `memory`, MEMORY_METHOD's figures in MiB (None when not measured).
+    it sets, peak / FLOP per token. With `memory`, MEMORY_METHOD's figures in MiB (None when
+    not measured).
 
     Timing as TIMING[quick] says, with `settle` seconds of rest around each peak.
     `sizes` overrides the models' sizes, `peak_size` the side of the np.dot; `log`, a
@@ -345,13 +340,14 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
                     log(f"{model} {step} {impl}, each round after a float32 {peak_size}^3 np.dot")
                     fn, tokens = make_step(model, impl, step, sizes)
                     rounds = paired_rounds(fn, lambda: peak(PEAK_CALLS), settle=settle, **timing[impl])
-                    rate = float(np.median([tokens / seconds for seconds, _ in rounds]))
+                    rates = [tokens / seconds for seconds, _ in rounds]
+                    peaks = [gflops for _, gflops in rounds]
+                    rate = float(np.median(rates))
                     row[f"{impl}_tokens_per_s"] = rate
                     row[f"{impl}_gflops"] = rate * flop / 1e9
-                    row[f"{impl}_round_tokens_per_s"] = [tokens / seconds for seconds, _ in rounds]
-                    row[f"{impl}_peaks_gflops"] = [gflops for _, gflops in rounds]
-                    row[f"{impl}_fraction"] = float(np.median([tokens / seconds * flop / 1e9 / gflops
-                                                               for seconds, gflops in rounds]))
+                    row[f"{impl}_round_tokens_per_s"] = rates
+                    row[f"{impl}_peaks_gflops"] = peaks
+                    row[f"{impl}_fraction"] = float(np.median([r * flop / 1e9 / g for r, g in zip(rates, peaks)]))
                     del fn
                 row["speedup"] = row["fastlstm_tokens_per_s"] / row["numpy_tokens_per_s"]
                 row["peak_gflops"] = float(np.median(row["fastlstm_peaks_gflops"]))

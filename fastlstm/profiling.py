@@ -202,9 +202,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.threads:
         fastlstm.set_num_threads(args.threads)
-    before = benchmark.peak_gflops()  # and after: the limit is at their mean, the peak of the steps' moment
+    peak = benchmark.Peak()
+    before = peak()  # and after: the limit is at their mean, the peak of the steps' moment
     profile = profile_step(args.model, args.step, args.rounds)
-    print(format_profile(args.model, args.step, *profile, peak=(before + benchmark.peak_gflops()) / 2))
+    print(format_profile(args.model, args.step, *profile, peak=(before + peak()) / 2))
 
 
 if __name__ == "__main__":
