@@ -22,7 +22,7 @@ def dot(a, b, out=None):
         out = np.empty((M, b.shape[1]), dtype=a.dtype)
     n = min(lanes.lane_count(M, MIN_ROWS), max(1, M * K * b.shape[1] // MIN_WORK))
 
-    def lane(k, i0, i1, barrier):
+    def lane(k, i0, i1):
         np.matmul(a[i0:i1], b, out=out[i0:i1])
 
     lanes.run(lane, M, n)

@@ -6,7 +6,8 @@ a recurrence (20 x 650 times 650 x 2600 ran no faster on two), and after a
 multi-threaded call OpenBLAS's workers spin for a while, holding a core: a recurrence on
 two lanes took 87 ms right after a two-thread product and 39 ms after a one-thread one.
 So every product in the layers runs one block of the work per lane, as a single-threaded
-BLAS call or a serial kernel; the lanes block (never spin) while they wait for each other.
+BLAS call or a compiled loop (the recurrence's lanes meet once per step inside theirs:
+fastlstm/recurrence.py).
 """
 
 import threading
@@ -27,29 +28,24 @@ def blocks(items, lanes):
 
 
 def run(lane, items, lanes):
-    """lane(k, i0, i1, barrier) for each block k of range(items), with single-threaded BLAS:
-    the first block on this thread, the others on threads of their own. `barrier()` waits
-    until every lane has reached it. An exception in any lane breaks the barrier, so the
-    others stop too, and is raised here."""
+    """lane(k, i0, i1) for each block k of range(items), with single-threaded BLAS: the
+    first block on this thread, the others on threads of their own. Returns when all are
+    done; an exception in any lane is raised here, once all lanes have stopped."""
     with single_threaded_blas():
         if lanes == 1:
-            lane(0, 0, items, lambda: None)
+            lane(0, 0, items)
             return
         _run_threads(lane, blocks(items, lanes))
 
 
 def _run_threads(lane, spans):
-    barrier = threading.Barrier(len(spans))
     errors = []
 
     def work(k, i0, i1):
         try:
-            lane(k, i0, i1, barrier.wait)
-        except threading.BrokenBarrierError:
-            pass
+            lane(k, i0, i1)
         except BaseException as e:
             errors.append(e)
-            barrier.abort()
 
     threads = [threading.Thread(target=work, args=(k, i0, i1), name=f"fastlstm-lane{k}", daemon=True)
                for k, (i0, i1) in enumerate(spans) if k > 0]

@@ -5,16 +5,22 @@ threads to pay. Split by hidden units instead, each lane (fastlstm/lanes.py) own
 of units: its columns of Wh in the forward pass (f, g, i, o side by side), its rows of
 Wh in backward, and the elementwise work of its units. A lane packs its part of Wh once
 per call and multiplies by it with kernels/packed_product.py, which at these few rows
-beats BLAS (that packs its operand on every call). The lanes meet at a barrier once per
-step, when the step's h (forward) or dA (backward) is complete and every lane needs all
-of it. The results do not depend on the number of lanes, to the bit.
+beats BLAS (that packs its operand on every call). The lanes meet once per step, when the
+step's h (forward) or dA (backward) is complete and every lane needs all of it: each lane
+runs its whole loop in compiled code (kernels/recurrence.py) and waits for the others by
+spinning (kernels/spin.py), since a thread put to sleep and woken 35 times a call cost
+1 to 4 ms a recurrence. The results do not depend on the number of lanes, to the bit.
 """
+
+import os
+import time
 
 import numpy as np
 
 from fastlstm import lanes
-from fastlstm.kernels.lstm import lstm_step_backward, lstm_step_forward
-from fastlstm.kernels.packed_product import TILE_ROWS, pack, packed_product, packed_shape, panel_width
+from fastlstm.kernels.packed_product import TILE_ROWS, pack, packed_shape, panel_width
+from fastlstm.kernels.recurrence import backward_lane, forward_lane
+from fastlstm.kernels.spin import ABORT
 
 # Fewest hidden units per lane: below this a barrier per step costs more than the lane saves.
 MIN_UNITS_PER_LANE = 128
@@ -33,18 +39,15 @@ def forward_steps(gates, hs, cs, tanh_cs, Wh, b, n_lanes, empty):
     T, N, G = gates.shape
     H = G // 4
 
-    def lane(k, j0, j1, barrier):
+    def lane(k, j0, j1):
         K = j1 - j0
         packed = empty(f"Wh_packed{k}", packed_shape(H, 4 * K, Wh.dtype), Wh.dtype)
         pack(Wh, packed, starts=[g * H + j0 for g in range(4)], width=K)
         edge = empty(f"edge_lane{k}", (TILE_ROWS, panel_width(Wh.dtype)), Wh.dtype)
         hA = empty(f"hA_lane{k}", (N, 4 * K), Wh.dtype)
-        for t in range(T):
-            packed_product(hs[t], packed, hA, edge)
-            lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1], j0)
-            barrier()
+        return forward_lane, (gates, hs, cs, tanh_cs, packed, hA, edge, b, j0), T
 
-    lanes.run(lane, H, n_lanes)
+    _run_lanes(lane, H, n_lanes)
 
 
 def backward_steps(gates, cs, tanh_cs, dhs_t, Wh, dA, dh, n_lanes):
@@ -54,16 +57,43 @@ def backward_steps(gates, cs, tanh_cs, dhs_t, Wh, dA, dh, n_lanes):
     T, N, H = dhs_t.shape
     dc = np.zeros((N, H), dtype=dh.dtype)
 
-    def lane(k, j0, j1, barrier):
+    def lane(k, j0, j1):
         K = j1 - j0
         packed = np.empty(packed_shape(4 * H, K, Wh.dtype), Wh.dtype)
         pack(Wh[j0:j1].T, packed)
         edge = np.empty((TILE_ROWS, panel_width(Wh.dtype)), Wh.dtype)
-        dh_k = np.zeros((N, K), dtype=dh.dtype)
-        for t in range(T - 1, -1, -1):
-            lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs_t[t], dh_k, dc, dA[t], j0)
-            barrier()
-            packed_product(dA[t], packed, dh_k, edge)
+        dh_k = dh_lanes[j0, j1] = np.zeros((N, K), dtype=dh.dtype)
+        return backward_lane, (gates, cs, tanh_cs, dhs_t, dA, dh_k, dc, packed, edge, j0), 2 * T
+
+    dh_lanes = {}
+    _run_lanes(lane, H, n_lanes)
+    for (j0, j1), dh_k in dh_lanes.items():
         dh[:, j0:j1] = dh_k
+
+
+# Rounds a lane spins at a barrier (about 0.1 ms here) before it gives its core to the OS
+# for a moment: a lane whose thread lost its core then does not hold up the other's.
+SPINS = 1 << 12
+_yield_core = getattr(os, "sched_yield", lambda: time.sleep(0))
+
+
+def _run_lanes(prepare, H, n_lanes):
+    """Run each lane's compiled loop, prepare(k, j0, j1) -> (kernel, args, done), over its
+    block of the H units, resuming it after each yield until it reaches `done`."""
+    progress = np.zeros(n_lanes + 1, dtype=np.int64)
+
+    def lane(k, j0, j1):
+        try:
+            kernel, args, done = prepare(k, j0, j1)
+            position = 0
+            while position != done:
+                position = kernel(*args, progress, k, position, SPINS)
+                if position < 0:
+                    return
+                if position != done:
+                    _yield_core()
+        except BaseException:
+            progress[ABORT] = 1
+            raise
 
     lanes.run(lane, H, n_lanes)

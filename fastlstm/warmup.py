@@ -10,12 +10,12 @@ import time
 import numpy as np
 
 from fastlstm import kernels
-from fastlstm.kernels import dropout, embedding, linalg, lstm, optim, packed_product, softmax
+from fastlstm.kernels import dropout, embedding, linalg, lstm, optim, packed_product, recurrence, softmax, spin
 from fastlstm.models import BetterRnnlm, Rnnlm
 from fastlstm.optimizer import SGD
 from fastlstm.util import clip_grads, remove_duplicate
 
-KERNEL_MODULES = (dropout, embedding, linalg, lstm, optim, packed_product, softmax)
+KERNEL_MODULES = (dropout, embedding, linalg, lstm, optim, packed_product, recurrence, softmax, spin)
 
 
 def dispatchers():

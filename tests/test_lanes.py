@@ -9,7 +9,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from fastlstm import blas, lanes
+from fastlstm import blas, lanes, recurrence
 from fastlstm.recurrence import backward_steps, forward_steps
 from fastlstm.workspace import Workspace, fresh
 
@@ -117,17 +117,62 @@ def test_recurrence_lanes_reuse_a_workspace():
 
 
 @pytest.mark.parametrize("failing", [0, 1, 2])
-def test_an_exception_in_any_lane_reaches_the_caller_and_stops_the_others(failing):
-    steps = []
+def test_an_exception_in_any_lane_reaches_the_caller_after_the_others_finish(failing):
+    finished = []
 
-    def lane(k, i0, i1, barrier):
-        for t in range(50):
-            if k == failing and t == 3:
-                raise KeyError(f"lane {k}")
-            steps.append((k, t))
-            barrier()
+    def lane(k, i0, i1):
+        if k == failing:
+            raise KeyError(f"lane {k}")
+        finished.append(k)
 
     with pytest.raises(KeyError, match=f"lane {failing}"):
         lanes.run(lane, 9, 3)
-    assert max(t for _, t in steps) <= 3
+    assert sorted(finished) == [k for k in range(3) if k != failing]
+    assert not [t for t in threading.enumerate() if t.name.startswith("fastlstm-lane")]
+
+
+def test_recurrence_lanes_that_give_up_their_core_and_resume_agree_bit_for_bit(monkeypatch):
+    """With one spin per wait, nearly every barrier sends a lane back to yield its core and
+    resume; 4 lanes on fewer cores make them wait for each other often."""
+    monkeypatch.setattr(recurrence, "SPINS", 1)
+    yields = []
+    monkeypatch.setattr(recurrence, "_yield_core", lambda: yields.append(1))
+    case = _lstm_case(3, 9, 33, np.float32)
+    one = _run_recurrence(case, 1)
+    many = _run_recurrence(case, 4)
+    assert yields
+    for want, got in zip(one, many):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("failing", [0, 1, 2])
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_a_recurrence_lane_that_fails_stops_the_others_waiting(monkeypatch, failing, direction):
+    """A lane that fails before its loop marks the run aborted: the others, spinning at the
+    first barrier, stop instead of waiting for it forever, and the error reaches the caller."""
+    real_pack = recurrence.pack
+
+    def pack(b, p, **kwargs):
+        name = threading.current_thread().name  # lane 0 runs on the caller's thread
+        lane = int(name[len("fastlstm-lane"):]) if name.startswith("fastlstm-lane") else 0
+        backward = "starts" not in kwargs
+        if lane == failing and backward == (direction == "backward"):
+            raise MemoryError(f"lane {failing}")
+        real_pack(b, p, **kwargs)
+
+    monkeypatch.setattr(recurrence, "pack", pack)
+    case = _lstm_case(2, 6, 30, np.float64)
+    raised = []
+
+    def run():
+        try:
+            _run_recurrence(case, 3)
+        except MemoryError as e:
+            raised.append(e)
+
+    caller = threading.Thread(target=run, daemon=True)  # a lane left waiting would hang the test
+    caller.start()
+    caller.join(timeout=60)
+    assert not caller.is_alive(), "the other lanes kept waiting for the failed one"
+    assert [str(e) for e in raised] == [f"lane {failing}"]
     assert not [t for t in threading.enumerate() if t.name.startswith("fastlstm-lane")]
