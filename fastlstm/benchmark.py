@@ -20,9 +20,9 @@ import fastlstm
 import fastlstm.reference.numpy_layers as ref
 import fastlstm.time_layers as fast
 from fastlstm import models
-from fastlstm.optimizer import SGD
+from fastlstm.optimizer import SGD, clip_and_update
 from fastlstm.reference import models as ref_models
-from fastlstm.util import clip_grads, remove_duplicate
+from fastlstm.util import remove_duplicate
 from fastlstm.warmup import warm_up
 
 
@@ -200,8 +200,7 @@ def make_step(model, implementation, step, sizes=None, seed=0):
         net.forward(xs, ts)
         net.backward()
         params, grads = remove_duplicate(net.params, net.grads)
-        clip_grads(grads, MAX_GRAD)
-        optimizer.update(params, grads)
+        clip_and_update(optimizer, params, grads, MAX_GRAD)
     return train, N * T
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from fastlstm import gpu
 from fastlstm.kernels import optim as _k
-from fastlstm.util import _check_params_grads, _device_flat_views, _flat_views
+from fastlstm.util import _check_params_grads, _device_flat_views, _flat_views, _scale, clip_rate
 
 
 def _real(name, value):
@@ -107,18 +107,41 @@ class SGD(_Optimizer):
     def __init__(self, lr=0.01):
         super().__init__(lr=lr)
 
-    def update(self, params, grads):
+    def update(self, params, grads, scale=1):
+        """p -= lr * g for every param; with a `scale` other than 1 (a clipping rate from
+        fastlstm.util.clip_rate), p -= lr * (g * scale): the same values as scaling the grads
+        first and updating after, in one pass over them less. Host grads keep their values;
+        device grads are scaled in place first."""
         self._begin(params, grads)
+        scale = _real("scale", scale)
         for p, g in zip(params, grads):
             if gpu.is_device_array(p):
                 from fastlstm.kernels import optim_cuda
+                if scale != 1:
+                    optim_cuda.scale(*_device_flat_views(g), scale)
                 optim_cuda.sgd(*_device_flat_views(p, g), self.lr)
                 continue
             flat = _flat_views(p, g)
             if flat is None:
-                p -= self.lr * g
-            else:
+                p -= self.lr * (g if scale == 1 else g * scale)
+            elif scale == 1:
                 _k.sgd(flat[0], flat[1], p.dtype.type(self.lr))
+            else:
+                _k.sgd_scaled(flat[0], flat[1], p.dtype.type(self.lr), p.dtype.type(scale))
+
+
+def clip_and_update(optimizer, params, grads, max_norm):
+    """clip_grads(grads, max_norm) then optimizer.update(params, grads), as the book's training
+    loops do, returning the norm before clipping. SGD applies the clipping's scale in its
+    update instead (one pass over the gradients less), and host grads keep their values."""
+    norm, rate = clip_rate(grads, max_norm)
+    if isinstance(optimizer, SGD):
+        optimizer.update(params, grads, scale=rate)
+        return norm
+    if rate < 1:
+        _scale(grads, rate)
+    optimizer.update(params, grads)
+    return norm
 
 
 class Momentum(_Optimizer):

@@ -72,8 +72,9 @@ _PARTS = [
     ((layers,), "embedding_backward", lambda *a: "embedding backward kernel (scatter-add)", None, None),
     ((optim,), "sum_squares", lambda *a: "gradient clipping: sum of squares kernel", None, None),
     ((optim,), "scale", lambda *a: "gradient clipping: scaling kernel", None, None),
-    ((optim,), "sgd", lambda *a: "SGD kernel: the update, and remove_duplicate's merge of the tied weight",
+    ((optim,), "sgd", lambda *a: "SGD kernel: remove_duplicate's merge of the tied weight (and unclipped updates)",
      None, None),
+    ((optim,), "sgd_scaled", lambda *a: "SGD kernel with the clipping's scale: the update", None, None),
 ]
 
 

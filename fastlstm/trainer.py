@@ -16,7 +16,8 @@ import time
 import numpy as np
 
 from fastlstm import plotting
-from fastlstm.util import clip_grads, remove_duplicate
+from fastlstm.optimizer import clip_and_update
+from fastlstm.util import remove_duplicate
 
 __all__ = ["RnnlmTrainer", "remove_duplicate", "stateful_batch"]
 
@@ -73,8 +74,9 @@ class RnnlmTrainer:
                 model.backward()
                 params, grads = remove_duplicate(model.params, model.grads)  # merge the tied weights
                 if max_grad is not None:
-                    clip_grads(grads, max_grad)
-                optimizer.update(params, grads)
+                    clip_and_update(optimizer, params, grads, max_grad)
+                else:
+                    optimizer.update(params, grads)
                 total_loss += float(loss)
                 loss_count += 1
 

@@ -39,7 +39,7 @@ from fastlstm.files import atomic_write
 from fastlstm.models import BetterRnnlm, Rnnlm
 from fastlstm.optimizer import SGD
 from fastlstm.trainer import stateful_batch
-from fastlstm.util import clip_grads, eval_perplexity, remove_duplicate
+from fastlstm.util import clip_rate, eval_perplexity, remove_duplicate
 
 MODELS = {"rnnlm": Rnnlm, "better": BetterRnnlm}
 # the book's ch06 train_rnnlm.py and train_better_rnnlm.py
@@ -359,11 +359,12 @@ class Run:
                 raise Diverged(f"loss is {loss} at {self._where(self.iteration + 1)}")
             self.model.backward()
             params, grads = remove_duplicate(self.model.params, self.model.grads)
+            rate = 1
             if c["max_grad"]:
-                norm = clip_grads(grads, c["max_grad"])
+                norm, rate = clip_rate(grads, c["max_grad"])
                 if not math.isfinite(norm):
                     raise Diverged(f"gradient norm is {norm} at {self._where(self.iteration + 1)}")
-            self.optimizer.update(params, grads)
+            self.optimizer.update(params, grads, scale=rate)  # the clipping's scale folded in
         except KeyboardInterrupt:
             np.random.set_state(rng_state)
             for layer, (h, cell) in zip(lstms, lstm_states):

@@ -125,12 +125,10 @@ def _scale(grads, rate):
             _k.scale(flat[0], g.dtype.type(rate))
 
 
-def clip_grads(grads, max_norm):
-    """Scale all grads in place by max_norm / (norm + 1e-6) when that is below 1 (the book's rule).
-
-    The norm is the square root of the sum of squares over all grads. Returns the norm
-    before clipping, as a float (NaN or inf when a gradient holds one; then nothing is scaled).
-    """
+def clip_rate(grads, max_norm):
+    """(norm, rate): the norm of all grads as clip_grads computes it, and the factor the book's
+    rule scales them by, max_norm / (norm + 1e-6) where that is below 1, else 1 (also when
+    the norm is NaN). For an update that applies the factor itself (`SGD.update(..., scale=rate)`)."""
     _check_arrays("grads", grads)
     if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float, np.integer, np.floating)):
         raise TypeError(f"max_norm must be a real number, got {max_norm!r}")
@@ -138,6 +136,16 @@ def clip_grads(grads, max_norm):
         raise ValueError(f"max_norm must be finite and >= 0, got {max_norm}")
     total_norm = float(np.sqrt(_sum_squares(grads)))
     rate = max_norm / (total_norm + 1e-6)
+    return total_norm, (rate if rate < 1 else 1.0)
+
+
+def clip_grads(grads, max_norm):
+    """Scale all grads in place by max_norm / (norm + 1e-6) when that is below 1 (the book's rule).
+
+    The norm is the square root of the sum of squares over all grads. Returns the norm
+    before clipping, as a float (NaN or inf when a gradient holds one; then nothing is scaled).
+    """
+    total_norm, rate = clip_rate(grads, max_norm)
     if rate < 1:
         _scale(grads, rate)
     return total_norm

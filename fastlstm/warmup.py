@@ -12,7 +12,7 @@ import numpy as np
 from fastlstm import kernels
 from fastlstm.kernels import dropout, embedding, linalg, lstm, optim, packed_product, recurrence, softmax, spin
 from fastlstm.models import BetterRnnlm, Rnnlm
-from fastlstm.optimizer import SGD
+from fastlstm.optimizer import SGD, clip_and_update
 from fastlstm.util import clip_grads, remove_duplicate
 
 KERNEL_MODULES = (dropout, embedding, linalg, lstm, optim, packed_product, recurrence, softmax, spin)
@@ -39,7 +39,8 @@ def warm_up(dtypes=(np.float32,)):
                 model.forward(xs, xs)
                 model.backward()
                 params, grads = remove_duplicate(model.params, model.grads)
-                clip_grads(grads, 0.25)
+                clip_and_update(SGD(0.1), params, grads, 1e-3)  # the training loops' fused update
+                clip_grads(grads, 1e-3)  # book-style code's clipping
                 SGD(0.1).update(params, grads)
                 model.reset_state()
                 model.predict(xs)

@@ -50,3 +50,13 @@ def sgd(p, g, lr):
     # p: (n,)  g: (n,)
     for i in prange(p.shape[0]):
         p[i] -= lr * g[i]
+
+
+@njit(["void(float32[::1], float32[::1], float32, float32)", "void(float64[::1], float64[::1], float64, float64)"],
+      parallel=True, cache=True)
+def sgd_scaled(p, g, lr, s):
+    """p -= lr * (g * s) in place, g unchanged: gradient clipping's scaling and the SGD update
+    in one pass, rounding as `scale` then `sgd` do."""
+    # p: (n,)  g: (n,)
+    for i in prange(p.shape[0]):
+        p[i] -= lr * (g[i] * s)

@@ -361,12 +361,25 @@ def test_scale_and_sgd_kernels(dtype):
     np.testing.assert_array_equal(x, expected)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_scaled_kernel_rounds_like_scale_then_sgd(dtype):
+    rng = np.random.default_rng(9)
+    p, g = rng.standard_normal((2, 1001)).astype(dtype)
+    want_p, want_g = p.copy(), g.copy()
+    k.scale(want_g, dtype(0.3))
+    k.sgd(want_p, want_g, dtype(20.0))
+    g_before = g.copy()
+    k.sgd_scaled(p, g, dtype(20.0), dtype(0.3))
+    np.testing.assert_array_equal(p, want_p)
+    np.testing.assert_array_equal(g, g_before)
+
+
 def test_kernel_cache_loads_in_fresh_process():
     code = ("from fastlstm.kernels import optim as k\n"
-            "fs = (k.sum_squares, k.scale, k.sgd)\n"
+            "fs = (k.sum_squares, k.scale, k.sgd, k.sgd_scaled)\n"
             "print(sum(sum(f.stats.cache_hits.values()) for f in fs), sum(sum(f.stats.cache_misses.values()) for f in fs))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["6", "0"]
+    assert out == ["8", "0"]
 
 
 # ---------------------------------------------------------------- clip_grads
@@ -410,6 +423,60 @@ def test_clip_grads_nan_and_errors():
         util.clip_grads([g], None)
     with pytest.raises(TypeError, match=r"grads\[0\] has dtype int64"):
         util.clip_grads([np.zeros(3, np.int64)], 1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clip_rate_is_clip_grads_factor(dtype):
+    rng = np.random.default_rng(10)
+    grads = make_grads(rng, make_params(rng, dtype))
+    norm, rate = util.clip_rate(grads, 0.25)
+    expected_norm = np.sqrt(sum(np.sum(g.astype(np.float64) ** 2) for g in grads))
+    np.testing.assert_allclose(norm, expected_norm, rtol=1e-12)
+    assert rate == 0.25 / (norm + 1e-6) < 1
+    assert util.clip_rate(grads, 1000.0)[1] == 1.0
+    nan_norm, nan_rate = util.clip_rate([np.array([1.0, np.nan])], 0.25)
+    assert np.isnan(nan_norm) and nan_rate == 1.0
+    with pytest.raises(ValueError, match="max_norm must be finite and >= 0"):
+        util.clip_rate(grads, -1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clip_and_update_with_sgd_gives_clip_then_update_bits_and_keeps_grads(dtype):
+    """In every layout of make_params: the kernel for contiguous ones, NumPy for the strided one."""
+    rng = np.random.default_rng(11)
+    params = make_params(rng, dtype)
+    grads = make_grads(rng, params)
+    want_params, want_grads = clone(params), clone(grads)
+    want_norm = util.clip_grads(want_grads, 0.25)
+    opt.SGD(20.0).update(want_params, want_grads)
+    grads_before = clone(grads)
+    norm = opt.clip_and_update(opt.SGD(20.0), params, grads, 0.25)
+    assert norm == want_norm
+    for p, want in zip(params, want_params):
+        np.testing.assert_array_equal(p, want)
+    for g, before in zip(grads, grads_before):
+        np.testing.assert_array_equal(g, before)
+
+
+def test_clip_and_update_with_other_optimizers_clips_the_grads_first():
+    rng = np.random.default_rng(12)
+    params = make_params(rng)
+    grads = make_grads(rng, params)
+    want_params, want_grads = clone(params), clone(grads)
+    util.clip_grads(want_grads, 0.25)
+    opt.Momentum(0.1).update(want_params, want_grads)
+    opt.clip_and_update(opt.Momentum(0.1), params, grads, 0.25)
+    for got, want in zip(params + grads, want_params + want_grads):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_sgd_update_refuses_a_bad_scale():
+    p, g = np.zeros(3), np.ones(3)
+    with pytest.raises(ValueError, match="scale must be finite"):
+        opt.SGD(1.0).update([p], [g], scale=np.nan)
+    with pytest.raises(TypeError, match="scale must be a real number"):
+        opt.SGD(1.0).update([p], [g], scale="0.5")
+    assert (p == 0).all()
 
 
 # ---------------------------------------------------------------- eval_perplexity
