@@ -12,7 +12,6 @@ spinning (kernels/spin.py), since a thread put to sleep and woken 35 times a cal
 1 to 4 ms a recurrence. The results do not depend on the number of lanes, to the bit.
 """
 
-import os
 import time
 
 import numpy as np
@@ -71,15 +70,23 @@ def backward_steps(gates, cs, tanh_cs, dhs_t, Wh, dA, dh, n_lanes):
         dh[:, j0:j1] = dh_k
 
 
-# Rounds a lane spins at a barrier (about 0.1 ms here) before it gives its core to the OS
-# for a moment: a lane whose thread lost its core then does not hold up the other's.
-SPINS = 1 << 12
-_yield_core = getattr(os, "sched_yield", lambda: time.sleep(0))
+# Rounds a lane spins at a barrier (about 1 ms here, longer than a step) before it sleeps
+# for a moment (REST seconds asked, 0.08 ms here) and spins again: when the other lane's
+# thread has lost its core, or a virtual machine's host has taken the other CPU, a
+# spinning lane would keep its own core busy for nothing; a sleeping one lets it go idle.
+# Against the blocking barrier, a BetterRnnlm training step with this change and the fused
+# SGD update ran 0.99x to 1.02x faster with 0.13 ms of spinning, 1.01x to 1.08x with 1 ms.
+SPINS = 1 << 15
+REST = 2e-5
+
+
+def _rest():
+    time.sleep(REST)
 
 
 def _run_lanes(prepare, H, n_lanes):
     """Run each lane's compiled loop, prepare(k, j0, j1) -> (kernel, args, done), over its
-    block of the H units, resuming it after each yield until it reaches `done`."""
+    block of the H units, resuming it after each rest until it reaches `done`."""
     progress = np.zeros(n_lanes + 1, dtype=np.int64)
 
     def lane(k, j0, j1):
@@ -91,7 +98,7 @@ def _run_lanes(prepare, H, n_lanes):
                 if position < 0:
                     return
                 if position != done:
-                    _yield_core()
+                    _rest()
         except BaseException:
             progress[ABORT] = 1
             raise

@@ -8,7 +8,7 @@ without a Python call per step.
 
 Both loops can stop early and be resumed: they return where to go on from (a position),
 `done` when finished, or -1 when another lane failed. They stop when the barrier has
-spun `spins` rounds in vain, so that the caller can yield its core for a moment.
+spun `spins` rounds in vain, so that the caller can sleep for a moment.
 """
 
 from numba import njit

@@ -4,9 +4,9 @@ The lanes meet once per time step, every 0.5 to 1 ms. A thread that sleeps on a 
 costs a wake-up (60 us a barrier here, in a virtual machine) and the GIL on the way back in.
 Here each lane publishes how many steps it has finished in its own slot of an int64 array
 (`progress`), with release order, and waits, with acquire order, until every lane has
-published as many. The wait gives up after `spins` rounds and reports it, so the caller
-can yield the core to another process and come back: a lane that lost its core for a while
-does not keep the other one spinning for long.
+published as many. The wait gives up after `spins` rounds and reports it, so that the
+caller can sleep a moment and come back: a lane that lost its core for a while does not
+keep the other one spinning for long.
 """
 
 import platform

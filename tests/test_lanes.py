@@ -131,16 +131,16 @@ def test_an_exception_in_any_lane_reaches_the_caller_after_the_others_finish(fai
     assert not [t for t in threading.enumerate() if t.name.startswith("fastlstm-lane")]
 
 
-def test_recurrence_lanes_that_give_up_their_core_and_resume_agree_bit_for_bit(monkeypatch):
-    """With one spin per wait, nearly every barrier sends a lane back to yield its core and
-    resume; 4 lanes on fewer cores make them wait for each other often."""
+def test_recurrence_lanes_that_rest_and_resume_agree_bit_for_bit(monkeypatch):
+    """With one spin per wait, nearly every barrier sends a lane back to rest and resume;
+    4 lanes on fewer cores make them wait for each other often."""
     monkeypatch.setattr(recurrence, "SPINS", 1)
-    yields = []
-    monkeypatch.setattr(recurrence, "_yield_core", lambda: yields.append(1))
+    rests = []
+    monkeypatch.setattr(recurrence, "_rest", lambda: rests.append(1))
     case = _lstm_case(3, 9, 33, np.float32)
     one = _run_recurrence(case, 1)
     many = _run_recurrence(case, 4)
-    assert yields
+    assert rests
     for want, got in zip(one, many):
         np.testing.assert_array_equal(got, want)
 
