@@ -12,8 +12,6 @@ spinning (kernels/spin.py), since a thread put to sleep and woken 35 times a cal
 1 to 4 ms a recurrence. The results do not depend on the number of lanes, to the bit.
 """
 
-import time
-
 import numpy as np
 
 from fastlstm import lanes
@@ -70,20 +68,6 @@ def backward_steps(gates, cs, tanh_cs, dhs_t, Wh, dA, dh, n_lanes):
         dh[:, j0:j1] = dh_k
 
 
-# Rounds a lane spins at a barrier (about 1 ms here, longer than a step) before it sleeps
-# for a moment (REST seconds asked, 0.08 ms here) and spins again: when the other lane's
-# thread has lost its core, or a virtual machine's host has taken the other CPU, a
-# spinning lane would keep its own core busy for nothing; a sleeping one lets it go idle.
-# Against the blocking barrier, a BetterRnnlm training step with this change and the fused
-# SGD update ran 0.99x to 1.02x faster with 0.13 ms of spinning, 1.01x to 1.08x with 1 ms.
-SPINS = 1 << 15
-REST = 2e-5
-
-
-def _rest():
-    time.sleep(REST)
-
-
 def _run_lanes(prepare, H, n_lanes):
     """Run each lane's compiled loop, prepare(k, j0, j1) -> (kernel, args, done), over its
     block of the H units, resuming it after each rest until it reaches `done`."""
@@ -94,11 +78,11 @@ def _run_lanes(prepare, H, n_lanes):
             kernel, args, done = prepare(k, j0, j1)
             position = 0
             while position != done:
-                position = kernel(*args, progress, k, position, SPINS)
+                position = kernel(*args, progress, k, position, lanes.SPINS)
                 if position < 0:
                     return
                 if position != done:
-                    _rest()
+                    lanes.rest()
         except BaseException:
             progress[ABORT] = 1
             raise

@@ -3,6 +3,7 @@ to rounding), the LSTM recurrence by hidden units (the single lane's result bit 
 in float32 and float64); odd sizes leave uneven blocks; an exception in any lane reaches
 the caller."""
 
+import os
 import threading
 import tracemalloc
 
@@ -128,15 +129,64 @@ def test_an_exception_in_any_lane_reaches_the_caller_after_the_others_finish(fai
     with pytest.raises(KeyError, match=f"lane {failing}"):
         lanes.run(lane, 9, 3)
     assert sorted(finished) == [k for k in range(3) if k != failing]
-    assert not [t for t in threading.enumerate() if t.name.startswith("fastlstm-lane")]
+    finished.clear()
+    failing = None
+    lanes.run(lane, 9, 3)  # the workers took no harm
+    assert sorted(finished) == [0, 1, 2]
+
+
+def test_workers_are_kept_from_call_to_call():
+    threads = []
+    record = lambda k, i0, i1: threads.append((k, threading.current_thread()))  # noqa: E731
+    lanes.run(record, 6, 3)
+    first = dict(threads)
+    threads.clear()
+    lanes.run(record, 6, 3)
+    assert dict(threads) == first
+    assert first[0] is threading.current_thread() and len(set(first.values())) == 3
+
+
+def test_calls_from_two_threads_at_once_both_complete():
+    """One uses the pool, the other, finding it busy, threads of its own."""
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((300, 200)), rng.standard_normal((200, 100))
+    results, start = {}, threading.Barrier(2)
+
+    def caller(name):
+        start.wait()
+        results[name] = [blas.dot(a, b) for _ in range(20)]
+
+    callers = [threading.Thread(target=caller, args=(name,)) for name in "xy"]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(timeout=60)
+    for name in "xy":
+        for got in results[name]:
+            np.testing.assert_allclose(got, a @ b, rtol=1e-13, atol=1e-12)
+
+
+def test_a_forked_process_makes_its_own_workers(many_lanes):
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((30, 20)), rng.standard_normal((20, 10))
+    blas.dot(a, b)  # the parent's workers exist before the fork
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its copies of the parent's workers are not running
+        ok = np.allclose(blas.dot(a, b), a @ b)
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1" and status == 0
 
 
 def test_recurrence_lanes_that_rest_and_resume_agree_bit_for_bit(monkeypatch):
     """With one spin per wait, nearly every barrier sends a lane back to rest and resume;
     4 lanes on fewer cores make them wait for each other often."""
-    monkeypatch.setattr(recurrence, "SPINS", 1)
+    monkeypatch.setattr(lanes, "SPINS", 1)
     rests = []
-    monkeypatch.setattr(recurrence, "_rest", lambda: rests.append(1))
+    monkeypatch.setattr(lanes, "rest", lambda: rests.append(1))
     case = _lstm_case(3, 9, 33, np.float32)
     one = _run_recurrence(case, 1)
     many = _run_recurrence(case, 4)
@@ -175,4 +225,6 @@ def test_a_recurrence_lane_that_fails_stops_the_others_waiting(monkeypatch, fail
     caller.join(timeout=60)
     assert not caller.is_alive(), "the other lanes kept waiting for the failed one"
     assert [str(e) for e in raised] == [f"lane {failing}"]
-    assert not [t for t in threading.enumerate() if t.name.startswith("fastlstm-lane")]
+    monkeypatch.setattr(recurrence, "pack", real_pack)
+    for want, got in zip(_run_recurrence(case, 1), _run_recurrence(case, 3)):  # the lanes took no harm
+        np.testing.assert_array_equal(got, want)
