@@ -11,11 +11,13 @@ MIN_ROWS = 16
 MIN_WORK = 1 << 21
 
 
-def dot(a, b, out=None):
-    """a @ b for 2-D a and b into `out` (C-contiguous, of their dtype; made when None).
+def dot(a, b, out=None, bias=None):
+    """a @ b (+ bias, a row added to every row) for 2-D a and b into `out` (C-contiguous, of
+    their dtype; made when None).
 
     np.matmul hands a row block of a transposed operand to BLAS as it is, with its leading
-    dimension; np.dot would copy it first (the block is neither C- nor F-contiguous).
+    dimension; np.dot would copy it first (the block is neither C- nor F-contiguous). Each
+    lane adds the bias to its own rows, so that the pass over the output runs on every core.
     """
     M, K = a.shape
     if out is None:
@@ -24,6 +26,8 @@ def dot(a, b, out=None):
 
     def lane(k, i0, i1):
         np.matmul(a[i0:i1], b, out=out[i0:i1])
+        if bias is not None:
+            out[i0:i1] += bias
 
     lanes.run(lane, M, n)
     return out

@@ -79,8 +79,7 @@ class Affine:
             raise ValueError(f"x has width {x.shape[-1]} but W has shape {W.shape}")
         out = empty("out", x.shape[:-1] + (W.shape[1],), dtype)
         out2 = out.reshape(-1, W.shape[1])
-        dot(x.reshape(-1, W.shape[0]), W, out=out2)
-        out2 += b
+        dot(x.reshape(-1, W.shape[0]), W, out=out2, bias=b)
         return out, x
 
     def backward(self, dout):

@@ -34,7 +34,8 @@ def _steps_flops(gates, *rest):
     return 2 * T * N * (G // 4) * G
 
 
-def _dot_in_blas(a, b, out=None):
+def _dot_in_blas(a, b, out=None, bias=None):
+    """The product alone: a bias is left out."""
     return (1, np.dot, (a, b), {} if out is None else {"out": out})
 
 

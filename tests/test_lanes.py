@@ -43,6 +43,19 @@ def test_dot_split_by_rows_matches_numpy(many_lanes, M, K, P):
     np.testing.assert_allclose(out, np.dot(a, b), rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dot_adds_the_bias_to_every_row(many_lanes, dtype):
+    rng = np.random.default_rng(5)
+    a, b, bias = rng.standard_normal((17, 13)), rng.standard_normal((13, 29)), rng.standard_normal(29)
+    a, b, bias = a.astype(dtype), b.astype(dtype), bias.astype(dtype)
+    out = np.full((17, 29), np.nan, dtype)
+    blas.dot(a, b, out=out, bias=bias)
+    want = blas.dot(a, b)  # split the same way: BLAS rounds a block of rows as it does alone
+    want += bias
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_allclose(out, a.astype(np.float64) @ b + bias, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_matmul_tn_into_split_by_rows(many_lanes, order):
     rng = np.random.default_rng(1)
