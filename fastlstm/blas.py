@@ -4,6 +4,7 @@ import numpy as np
 
 from fastlstm import lanes
 from fastlstm.checks import c_order_view
+from fastlstm.kernels.linalg import add_to_rows
 
 # A lane's share of a product: at least this many rows and this many multiply-adds, below
 # which starting a thread costs more than the lane saves.
@@ -22,12 +23,14 @@ def dot(a, b, out=None, bias=None):
     M, K = a.shape
     if out is None:
         out = np.empty((M, b.shape[1]), dtype=a.dtype)
+    if bias is not None and bias.shape != (out.shape[1],):  # the kernel reads bias[:columns] unchecked
+        raise ValueError(f"bias must have shape ({out.shape[1]},), got {bias.shape}")
     n = min(lanes.lane_count(M, MIN_ROWS), max(1, M * K * b.shape[1] // MIN_WORK))
 
     def lane(k, i0, i1):
         np.matmul(a[i0:i1], b, out=out[i0:i1])
         if bias is not None:
-            out[i0:i1] += bias
+            add_to_rows(out[i0:i1], bias)
 
     lanes.run(lane, M, n)
     return out

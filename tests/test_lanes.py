@@ -54,6 +54,16 @@ def test_dot_adds_the_bias_to_every_row(many_lanes, dtype):
     want += bias
     np.testing.assert_array_equal(out, want)
     np.testing.assert_allclose(out, a.astype(np.float64) @ b + bias, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"bias must have shape \(29,\)"):
+        blas.dot(a, b, bias=bias[:5])
+
+
+def test_affine_refuses_a_bias_replaced_by_one_of_another_width():
+    from fastlstm.layers import Affine
+    layer = Affine(np.ones((3, 4), np.float32), np.zeros(4, np.float32))
+    layer.params[1] = np.zeros(2, np.float32)
+    with pytest.raises(ValueError, match="bias must have shape"):
+        layer.forward(np.ones((5, 3), np.float32))
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
