@@ -112,10 +112,7 @@ class _Worker(threading.Thread):
                 continue
             taken += 1
             lane, k, i0, i1, progress, errors = self._tasks.popleft()
-            try:
-                lane(k, i0, i1)
-            except BaseException as e:
-                errors.append(e)
+            _attempt(lane, k, i0, i1, errors)
             publish(progress, k, 1)
 
 
@@ -138,15 +135,20 @@ class _Pool:
 _pool = _Pool()
 
 
+def _attempt(lane, k, i0, i1, errors):
+    """lane(k, i0, i1), its exception appended to `errors`: the caller raises it once every lane has stopped."""
+    try:
+        lane(k, i0, i1)
+    except BaseException as e:
+        errors.append(e)
+
+
 def _run_on_workers(lane, spans, workers):
     progress = np.zeros(len(spans) + 1, dtype=np.int64)
     errors = []
     for worker, (k, (i0, i1)) in zip(workers, enumerate(spans[1:], start=1)):
         worker.post((lane, k, i0, i1, progress, errors))
-    try:
-        lane(0, *spans[0])
-    except BaseException as e:
-        errors.append(e)
+    _attempt(lane, 0, *spans[0], errors)
     publish(progress, 0, 1)
     wait(progress, 1)
     if errors:
@@ -155,18 +157,11 @@ def _run_on_workers(lane, spans, workers):
 
 def _run_threads(lane, spans):
     errors = []
-
-    def work(k, i0, i1):
-        try:
-            lane(k, i0, i1)
-        except BaseException as e:
-            errors.append(e)
-
-    threads = [threading.Thread(target=work, args=(k, i0, i1), name=f"fastlstm-lane{k}", daemon=True)
+    threads = [threading.Thread(target=_attempt, args=(lane, k, i0, i1, errors), name=f"fastlstm-lane{k}", daemon=True)
                for k, (i0, i1) in enumerate(spans) if k > 0]
     for thread in threads:
         thread.start()
-    work(0, *spans[0])
+    _attempt(lane, 0, *spans[0], errors)
     for thread in threads:
         thread.join()
     if errors:

@@ -13,7 +13,7 @@ import numpy as np
 
 from fastlstm import gpu
 from fastlstm.kernels import optim as _k
-from fastlstm.util import _check_params_grads, _device_flat_views, _flat_views, _scale, clip_rate
+from fastlstm.util import _check_params_grads, _device_flat_views, _flat_views, clip_grads, clip_rate
 
 
 def _real(name, value):
@@ -134,13 +134,12 @@ def clip_and_update(optimizer, params, grads, max_norm):
     """clip_grads(grads, max_norm) then optimizer.update(params, grads), as the book's training
     loops do, returning the norm before clipping. SGD applies the clipping's scale in its
     update instead (one pass over the gradients less), and host grads keep their values."""
-    norm, rate = clip_rate(grads, max_norm)
-    if isinstance(optimizer, SGD):
-        optimizer.update(params, grads, scale=rate)
+    if not isinstance(optimizer, SGD):
+        norm = clip_grads(grads, max_norm)
+        optimizer.update(params, grads)
         return norm
-    if rate < 1:
-        _scale(grads, rate)
-    optimizer.update(params, grads)
+    norm, rate = clip_rate(grads, max_norm)
+    optimizer.update(params, grads, scale=rate)
     return norm
 
 

@@ -1,7 +1,7 @@
 """Where the time of one fastlstm training or evaluation step goes: each matrix product
 (by shape) and each LSTM recurrence with its achieved GFLOP/s, the softmax kernels, every
-other kernel (dropout, embedding, clipping, the update), and the rest (NumPy's copies and
-bias additions, Python). Each part is also timed on its own, and each product (a
+other kernel (dropout, embedding, clipping, the update), and the rest (NumPy's copies,
+checks, threads, Python). Each part is also timed on its own, and each product (a
 recurrence's per-step product T times) as one NumPy call on BLAS's own threads: the faster
 of the two, summed over the parts, bounds what any ordering of the same parts on this
 machine's BLAS can reach, against the matrix-product limit that `fastlstm bench` uses.
@@ -167,7 +167,7 @@ def profile_step(model, step="train", rounds=10, sizes=None):
     for p, r in zip(parts, record.values()):
         p["blas"] = _in_blas(r["in_blas"]) * r["calls"] / rounds if r["in_blas"] else None
     parts.sort(key=lambda p: -p["seconds"])
-    parts.append({"part": "the rest: NumPy's copies and bias additions, checks, threads, Python",
+    parts.append({"part": "the rest: NumPy's copies, checks, threads, Python",
                   "calls": None, "seconds": total - sum(p["seconds"] for p in parts), "gflops": None, "alone": None,
                   "blas": None})
     return total, tokens, parts

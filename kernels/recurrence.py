@@ -59,4 +59,3 @@ def backward_lane(gates, cs, tanh_cs, dhs_t, dA, dh_k, dc, packed, edge, j0, pro
             return p if waited == 0 else -1
         packed_product(dA[t], packed, dh_k, edge)
     return 2 * T
-
