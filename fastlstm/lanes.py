@@ -13,7 +13,7 @@ The lanes other than the caller's own run on worker threads kept from call to ca
 starting and joining a thread per call cost about 0.3 ms a call more here (0.69 against
 0.40 ms for a call of two 0.18 ms lanes), 15 calls a BetterRnnlm training step. A worker
 waits for its next block by spinning briefly (kernels/spin.py), then sleeps on an event;
-the caller waits for the workers by spinning, then resting.
+the caller waits for the workers by spinning briefly, then resting.
 """
 
 import os
@@ -26,15 +26,21 @@ import numpy as np
 from fastlstm.kernels.spin import publish, wait_all
 from fastlstm.threads import get_num_threads, single_threaded_blas
 
-# Rounds a lane spins waiting (about 1 ms here, longer than a recurrence step) before it
-# sleeps for a moment (REST seconds asked, 0.08 ms here) and spins again: when the
-# thread it waits for has lost its core, or a virtual machine's host has taken the other
-# CPU, a spinning lane would keep its own core busy for nothing; a sleeping one lets it
-# go idle. Against a blocking barrier, a BetterRnnlm training step with the recurrence's
-# spinning barrier and the fused SGD update ran 0.99x to 1.02x faster with 0.13 ms of
-# spinning, 1.01x to 1.08x with 1 ms.
+# Rounds a recurrence's lane spins waiting for the others (about 1 ms here, longer than a
+# recurrence step) before it sleeps for a moment (REST seconds asked, 0.08 ms here) and
+# spins again: when the thread it waits for has lost its core, or a virtual machine's host
+# has taken the other CPU, a spinning lane would keep its own core busy for nothing; a
+# sleeping one lets it go idle. Against a blocking barrier, a BetterRnnlm training step
+# with the recurrence's spinning barrier and the fused SGD update ran 0.99x to 1.02x
+# faster with 0.13 ms of spinning, 1.01x to 1.08x with 1 ms.
 SPINS = 1 << 15
 REST = 2e-5
+# Rounds of the shorter spins (about 15 us): the caller's wait for the workers' blocks of a
+# product, and a recurrence's lanes while another process holds a core
+# (fastlstm/recurrence.py). There a spinning thread takes CPU time from the one it waits
+# for: with a busy process beside it, a BetterRnnlm training step on two threads ran 1.2x
+# faster than with 1 ms of spinning, evaluation 1.4x.
+MIN_SPINS = 1 << 9
 # Rounds a worker spins for its next block (about 0.06 ms) before it sleeps on an event:
 # enough to catch a product that follows at once, short enough not to take a core from
 # the Numba kernels the caller runs in between. Against a thread started per call, steps
@@ -50,8 +56,10 @@ def rest():
 
 def wait(progress, steps):
     """Wait until every lane's slot of `progress` holds `steps` or more (kernels/spin.py),
-    spinning and resting in turn, or its abort slot is set."""
-    while wait_all(progress, steps, SPINS) == 0:
+    spinning briefly and resting in turn, or its abort slot is set. The callers are at the
+    end of a product, whose blocks can end milliseconds apart when one core is slower at
+    the moment: a rest costs them nothing there."""
+    while wait_all(progress, steps, MIN_SPINS) == 0:
         rest()
 
 

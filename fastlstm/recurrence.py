@@ -9,7 +9,8 @@ beats BLAS (that packs its operand on every call). The lanes meet once per step,
 step's h (forward) or dA (backward) is complete and every lane needs all of it: each lane
 runs its whole loop in compiled code (kernels/recurrence.py) and waits for the others by
 spinning (kernels/spin.py), since a thread put to sleep and woken 35 times a call cost
-1 to 4 ms a recurrence. The results do not depend on the number of lanes, to the bit.
+1 to 4 ms a recurrence; while another process holds one of their cores, they spin less.
+The results do not depend on the number of lanes, to the bit.
 """
 
 import numpy as np
@@ -21,6 +22,11 @@ from fastlstm.kernels.spin import ABORT
 
 # Fewest hidden units per lane: below this a barrier per step costs more than the lane saves.
 MIN_UNITS_PER_LANE = 128
+# A wait that runs out of lanes.SPINS twice (the lane it waits for has been off its core
+# for 2 ms: another process is running there) makes the lanes' next CHEAP_RESTS rests
+# come after lanes.MIN_SPINS rounds instead.
+CHEAP_RESTS = 256
+_cheap_rests = 0  # rests left to come after lanes.MIN_SPINS rounds
 
 
 def lane_count(H):
@@ -78,13 +84,28 @@ def _run_lanes(prepare, H, n_lanes):
             kernel, args, done = prepare(k, j0, j1)
             position = 0
             while position != done:
-                position = kernel(*args, progress, k, position, lanes.SPINS)
+                start, position = position, kernel(*args, progress, k, position, _spins())
                 if position < 0:
                     return
                 if position != done:
-                    lanes.rest()
+                    _rest(again=position == start)
         except BaseException:
             progress[ABORT] = 1
             raise
 
     lanes.run(lane, H, n_lanes)
+
+
+def _spins():
+    """Rounds a lane's next wait spins before it rests."""
+    return lanes.MIN_SPINS if _cheap_rests else lanes.SPINS
+
+
+def _rest(again):
+    """Rest after a wait ran out of spins; `again` when the same wait had run out before."""
+    global _cheap_rests
+    if _cheap_rests:
+        _cheap_rests -= 1
+    elif again:
+        _cheap_rests = CHEAP_RESTS
+    lanes.rest()

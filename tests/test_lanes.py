@@ -5,6 +5,7 @@ the caller."""
 
 import os
 import threading
+import time
 import tracemalloc
 
 import numpy as np
@@ -208,12 +209,57 @@ def test_recurrence_lanes_that_rest_and_resume_agree_bit_for_bit(monkeypatch):
     """With one spin per wait, nearly every barrier sends a lane back to rest and resume;
     4 lanes on fewer cores make them wait for each other often."""
     monkeypatch.setattr(lanes, "SPINS", 1)
+    monkeypatch.setattr(recurrence, "_cheap_rests", 0)
     rests = []
     monkeypatch.setattr(lanes, "rest", lambda: rests.append(1))
     case = _lstm_case(3, 9, 33, np.float32)
     one = _run_recurrence(case, 1)
     many = _run_recurrence(case, 4)
     assert rests
+    for want, got in zip(one, many):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_wait_that_runs_out_twice_makes_the_next_rests_come_sooner(monkeypatch):
+    """One wait running out keeps the full spins; the same wait running out again (the lane
+    it waits for is off its core) makes the next CHEAP_RESTS rests come after MIN_SPINS."""
+    monkeypatch.setattr(lanes, "rest", lambda: None)
+    monkeypatch.setattr(recurrence, "_cheap_rests", 0)
+    monkeypatch.setattr(recurrence, "CHEAP_RESTS", 3)
+    recurrence._rest(again=False)
+    assert recurrence._spins() == lanes.SPINS
+    recurrence._rest(again=True)
+    spins = []
+    for _ in range(4):
+        spins.append(recurrence._spins())
+        recurrence._rest(again=False)
+    assert spins == [lanes.MIN_SPINS] * 3 + [lanes.SPINS]
+
+
+def test_lanes_whose_peer_starts_late_spin_less_and_agree_bit_for_bit(monkeypatch):
+    """A lane that starts 50 ms late, as when another process holds its core, makes the
+    others' wait for it run out of spins again and again: they switch to the short spins,
+    and the results stay the single lane's."""
+    monkeypatch.setattr(recurrence, "_cheap_rests", 0)
+    case = _lstm_case(3, 5, 33, np.float32)
+    one = _run_recurrence(case, 1)
+    real_pack, real_spins = recurrence.pack, recurrence._spins
+
+    def pack(b, p, **kwargs):
+        if threading.current_thread().name == "fastlstm-lane1":
+            time.sleep(0.05)
+        real_pack(b, p, **kwargs)
+
+    spins = []
+
+    def spins_now():
+        spins.append(real_spins())
+        return spins[-1]
+
+    monkeypatch.setattr(recurrence, "pack", pack)
+    monkeypatch.setattr(recurrence, "_spins", spins_now)
+    many = _run_recurrence(case, 3)
+    assert spins[0] == lanes.SPINS and lanes.MIN_SPINS in spins
     for want, got in zip(one, many):
         np.testing.assert_array_equal(got, want)
 
