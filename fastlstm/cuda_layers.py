@@ -326,15 +326,13 @@ class TimeLSTM(_OnDevice, time_layers.TimeLSTM):
         for t in range(T):
             linalg.matmul(hs[t], Wh, hA)
             k.lstm.lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
-        return self._finish(empty, save, xs_t, hs, cs, tanh_cs, gates)
+        out = empty("out", (N, T, H), dtype)
+        linalg.swap_01(hs[1:], out)
+        return self._finish(empty, save, xs_t, hs, cs, tanh_cs, gates, out)
 
     @staticmethod
     def _copy(src, dst):
         dst.copy_to_device(src)
-
-    @staticmethod
-    def _swap_01(src, dst):
-        _k().linalg.swap_01(src, dst)
 
     def backward(self, dhs):
         (xs_t, hs, cs, tanh_cs, gates), dhs = self._backward_inputs(dhs)

@@ -44,11 +44,11 @@ def _matmul_tn_in_blas(a, b, out):
     return (1, np.dot, (b.T, a) if transposed else (a.T, b), {"out": buf})
 
 
-def _forward_steps_in_blas(gates, hs, cs, tanh_cs, Wh, *rest):
+def _forward_steps_in_blas(gates, hs, cs, tanh_cs, out, Wh, *rest):
     return (gates.shape[0], np.dot, (hs[0], Wh), {})
 
 
-def _backward_steps_in_blas(gates, cs, tanh_cs, dhs_t, Wh, dA, *rest):
+def _backward_steps_in_blas(gates, cs, tanh_cs, dhs, Wh, dA, *rest):
     return (gates.shape[0], np.dot, (dA[0], Wh.T), {})
 
 
@@ -66,7 +66,7 @@ _PARTS = [
      f"{g.shape[1]}x{g.shape[2]} @ {g.shape[2]}x{g.shape[2] // 4}", _steps_flops, _backward_steps_in_blas),
     ((layers,), "softmax_cross_entropy_forward", lambda *a: "softmax cross-entropy forward kernel", None, None),
     ((layers,), "softmax_cross_entropy_backward", lambda *a: "softmax cross-entropy backward kernel", None, None),
-    ((layers, time_layers), "column_sums", lambda *a: "bias gradients (column sums)", None, None),
+    ((layers,), "column_sums", lambda *a: "bias gradients (column sums)", None, None),
     ((layers,), "dropout_forward", lambda *a: "dropout forward kernel (mask and product)", None, None),
     ((layers,), "dropout_backward", lambda *a: "dropout backward kernel", None, None),
     ((layers,), "embedding_forward", lambda *a: "embedding forward kernel (gather)", None, None),

@@ -34,10 +34,12 @@ def lane_count(H):
     return lanes.lane_count(H, MIN_UNITS_PER_LANE)
 
 
-def forward_steps(gates, hs, cs, tanh_cs, Wh, b, n_lanes, empty):
+def forward_steps(gates, hs, cs, tanh_cs, out, Wh, b, n_lanes, empty):
     """Run the T steps forward: gates (T, N, 4H) holds x_t @ Wx on entry and the activated
     gates on return; hs[0], cs[0] (N, H) the initial state, hs[t + 1], cs[t + 1] filled
-    with the state after step t, tanh_cs[t] with tanh of it. `empty(name, shape, dtype)`
+    with the state after step t, tanh_cs[t] with tanh of it, and out (N, T, H), the
+    layer's output, with hs[1:] batch-major (each lane copies its units' h as it makes
+    them, instead of a pass over all of them after the loop). `empty(name, shape, dtype)`
     gives the lanes' scratch arrays (a workspace's: nothing of them outlives the call)."""
     T, N, G = gates.shape
     H = G // 4
@@ -48,17 +50,19 @@ def forward_steps(gates, hs, cs, tanh_cs, Wh, b, n_lanes, empty):
         pack(Wh, packed, starts=[g * H + j0 for g in range(4)], width=K)
         edge = empty(f"edge_lane{k}", (TILE_ROWS, panel_width(Wh.dtype)), Wh.dtype)
         hA = empty(f"hA_lane{k}", (N, 4 * K), Wh.dtype)
-        return forward_lane, (gates, hs, cs, tanh_cs, packed, hA, edge, b, j0), T
+        return forward_lane, (gates, hs, cs, tanh_cs, out, packed, hA, edge, b, j0), T
 
     _run_lanes(lane, H, n_lanes)
 
 
-def backward_steps(gates, cs, tanh_cs, dhs_t, Wh, dA, dh, n_lanes):
-    """Run the T steps backward from the gradients dhs_t (T, N, H) of the outputs: fills
-    dA (T, N, 4H) with the gates' pre-activation gradients and dh (N, H) with the
-    gradient of the initial h."""
-    T, N, H = dhs_t.shape
+def backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, db, n_lanes):
+    """Run the T steps backward from the gradients dhs (N, T, H, C-contiguous) of the
+    outputs: fills dA (T, N, 4H) with the gates' pre-activation gradients, db (4H,) with
+    their sums over steps and rows (the bias gradient) and dh (N, H) with the gradient of
+    the initial h."""
+    N, T, H = dhs.shape
     dc = np.zeros((N, H), dtype=dh.dtype)
+    db[...] = 0
 
     def lane(k, j0, j1):
         K = j1 - j0
@@ -66,7 +70,7 @@ def backward_steps(gates, cs, tanh_cs, dhs_t, Wh, dA, dh, n_lanes):
         pack(Wh[j0:j1].T, packed)
         edge = np.empty((TILE_ROWS, panel_width(Wh.dtype)), Wh.dtype)
         dh_k = dh_lanes[j0, j1] = np.zeros((N, K), dtype=dh.dtype)
-        return backward_lane, (gates, cs, tanh_cs, dhs_t, dA, dh_k, dc, packed, edge, j0), 2 * T
+        return backward_lane, (gates, cs, tanh_cs, dhs, dA, db, dh_k, dc, packed, edge, j0), 2 * T
 
     dh_lanes = {}
     _run_lanes(lane, H, n_lanes)

@@ -11,7 +11,6 @@ from fastlstm.layers import *  # noqa: F401,F403
 from fastlstm.layers import Affine, Embedding, SoftmaxWithLoss, _check_ratio, _dropout_backward, _dropout_mask_apply
 from fastlstm.blas import dot, matmul_tn_into
 from fastlstm.checks import as_floats, check_ndim, check_shape, weights_dtype
-from fastlstm.kernels.linalg import column_sums
 from fastlstm.recurrence import backward_steps, forward_steps, lane_count
 from fastlstm.workspace import Workspace, fresh
 
@@ -128,29 +127,23 @@ class TimeLSTM(_CudaWhenAsked):
         gates = empty("gates", (T, N, 4 * H), dtype)
         dot(xs_t.reshape(T * N, D), Wx, out=gates.reshape(T * N, 4 * H))
         tanh_cs = empty("tanh_cs", (T, N, H), dtype)
-        forward_steps(gates, hs, cs, tanh_cs, Wh, b, lane_count(H), self._workspace.empty)
-        return self._finish(empty, save, xs_t, hs, cs, tanh_cs, gates)
+        out = empty("out", (N, T, H), dtype)
+        forward_steps(gates, hs, cs, tanh_cs, out, Wh, b, lane_count(H), self._workspace.empty)
+        return self._finish(empty, save, xs_t, hs, cs, tanh_cs, gates, out)
 
-    def _finish(self, empty, save, xs_t, hs, cs, tanh_cs, gates):
-        """Keep the last h and c, save what backward needs when `save`, return the outputs (N, T, H)."""
+    def _finish(self, empty, save, xs_t, hs, cs, tanh_cs, gates, out):
+        """Keep the last h and c, save what backward needs when `save`, return `out`, the outputs (N, T, H)."""
         T, N, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
         self.h = empty("h", (N, H), hs.dtype)
         self.c = empty("c", (N, H), hs.dtype)
         self._copy(hs[T], self.h)
         self._copy(cs[T], self.c)
         self._saved = (xs_t, hs, cs, tanh_cs, gates) if save else None
-        out = empty("out", (N, T, H), hs.dtype)
-        self._swap_01(hs[1:], out)
         return out
 
     @staticmethod
     def _copy(src, dst):
         np.copyto(dst, src)
-
-    @staticmethod
-    def _swap_01(src, dst):
-        """dst = src with its first two axes swapped."""
-        np.copyto(dst, src.transpose(1, 0, 2))
 
     def _backward_inputs(self, dhs):
         """(xs_t, hs, cs, tanh_cs, gates) saved by forward and dhs (N, T, H), checked against them."""
@@ -167,14 +160,12 @@ class TimeLSTM(_CudaWhenAsked):
         Wx, Wh, b = self.params
         T, N, D = xs_t.shape
         H = Wh.shape[0]
-        dhs_t = np.ascontiguousarray(dhs.transpose(1, 0, 2))
         dA = np.empty_like(gates)
         dh = np.empty((N, H), dtype=hs.dtype)
-        backward_steps(gates, cs, tanh_cs, dhs_t, Wh, dA, dh, lane_count(H))
+        backward_steps(gates, cs, tanh_cs, np.ascontiguousarray(dhs), Wh, dA, dh, self.grads[2], lane_count(H))
         dA2 = dA.reshape(T * N, 4 * H)
         matmul_tn_into(xs_t.reshape(T * N, D), dA2, self.grads[0])
         matmul_tn_into(hs[:T].reshape(T * N, H), dA2, self.grads[1])
-        column_sums(dA2, self.grads[2])
         self.dh = dh
         return dot(dA2, Wx.T).reshape(T, N, D).transpose(1, 0, 2).copy()
 

@@ -19,30 +19,35 @@ from fastlstm.kernels.spin import publish, wait_all
 
 
 @njit(cache=True, nogil=True)
-def forward_lane(gates, hs, cs, tanh_cs, packed, hA, edge, b, j0, progress, lane, position, spins):
+def forward_lane(gates, hs, cs, tanh_cs, out, packed, hA, edge, b, j0, progress, lane, position, spins):
     """Steps position .. T - 1 forward for the lane's units; positions are time steps, done = T.
 
-    gates (T, N, 4H), hs and cs (T + 1, N, H), tanh_cs (T, N, H) as in
+    gates (T, N, 4H), hs and cs (T + 1, N, H), tanh_cs (T, N, H), out (N, T, H) as in
     fastlstm.recurrence.forward_steps; packed: the lane's columns of Wh (f, g, i, o blocks
     side by side), packed; hA (N, 4K) and edge scratch; progress (lanes + 1,) int64.
     """
-    T = gates.shape[0]
+    T, N = gates.shape[0], gates.shape[1]
+    K = hA.shape[1] // 4
     for t in range(position, T):
         waited = wait_all(progress, t, spins)  # every lane's part of hs[t] is written
         if waited != 1:
             return t if waited == 0 else -1
         packed_product(hs[t], packed, hA, edge)
         lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1], j0)
+        for n in range(N):  # while the new h is in this core's cache
+            h, h_out = hs[t + 1, n, j0:j0 + K], out[n, t, j0:j0 + K]
+            for j in range(K):
+                h_out[j] = h[j]
         publish(progress, lane, t + 1)
     return T
 
 
 @njit(cache=True, nogil=True)
-def backward_lane(gates, cs, tanh_cs, dhs_t, dA, dh_k, dc, packed, edge, j0, progress, lane, position, spins):
+def backward_lane(gates, cs, tanh_cs, dhs, dA, db, dh_k, dc, packed, edge, j0, progress, lane, position, spins):
     """Steps backward for the lane's units; position 2i is step T - 1 - i from its start,
     2i + 1 the same step's product, after the wait; done = 2T.
 
-    gates, cs, tanh_cs, dhs_t, dA as in fastlstm.recurrence.backward_steps; dh_k (N, K):
+    gates, cs, tanh_cs, dhs, dA, db as in fastlstm.recurrence.backward_steps; dh_k (N, K):
     dA_{t+1} @ Wh.T at the lane's units (zero before the last step); dc (N, H); packed: the
     lane's rows of Wh, transposed and packed; progress (lanes + 1,) int64.
     """
@@ -51,7 +56,7 @@ def backward_lane(gates, cs, tanh_cs, dhs_t, dA, dh_k, dc, packed, edge, j0, pro
         i = p // 2
         t = T - 1 - i
         if p % 2 == 0:
-            lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs_t[t], dh_k, dc, dA[t], j0)
+            lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs, t, dh_k, dc, dA[t], db, j0)
             publish(progress, lane, i + 1)
             continue
         waited = wait_all(progress, i + 1, spins)  # every lane's part of dA[t] is written

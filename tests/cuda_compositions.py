@@ -34,14 +34,14 @@ def lstm_cpu(xs_t, Wx, Wh, b, h0, c0, dhs_t):
     dA = np.empty_like(gates)
     dh = np.zeros((N, H), dtype)
     dc = np.zeros((N, H), dtype)
+    db = np.zeros(b.shape, dtype)
     for t in range(T - 1, -1, -1):
-        lstm.lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs_t[t], dh, dc, dA[t], 0)
+        lstm.lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs_t[t][:, None], 0, dh, dc, dA[t], db, 0)
         np.dot(dA[t], Wh.T, out=dh)
     dA2 = dA.reshape(T * N, 4 * H)
-    dWx, dWh, db = np.empty(Wx.shape, dtype), np.empty(Wh.shape, dtype), np.empty(b.shape, dtype)
+    dWx, dWh = np.empty(Wx.shape, dtype), np.empty(Wh.shape, dtype)
     matmul_tn_into(xs_t.reshape(T * N, D), dA2, dWx)
     matmul_tn_into(hs[:T].reshape(T * N, H), dA2, dWh)
-    linalg.column_sums(dA2, db)
     dxs_t = np.dot(dA2, Wx.T).reshape(T, N, D)
     return dict(hs=hs, cs=cs, gates=gates, dxs_t=dxs_t, dWx=dWx, dWh=dWh, db=db, dh0=dh)
 

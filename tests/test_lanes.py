@@ -99,7 +99,7 @@ def _lstm_case(N, T, H, dtype, seed=0):
     Wh = (rng.standard_normal((H, 4 * H)) / np.sqrt(H)).astype(dtype)
     b = rng.standard_normal(4 * H).astype(dtype)
     h0, c0 = rng.standard_normal((2, N, H)).astype(dtype)
-    dhs = rng.standard_normal((T, N, H)).astype(dtype)
+    dhs = rng.standard_normal((N, T, H)).astype(dtype)
     return gates, Wh, b, h0, c0, dhs
 
 
@@ -112,11 +112,13 @@ def _run_recurrence(case, n_lanes, empty=fresh):
     cs = np.zeros((T + 1, N, H), gates.dtype)
     hs[0], cs[0] = h0, c0
     tanh_cs = np.zeros((T, N, H), gates.dtype)
-    forward_steps(gates, hs, cs, tanh_cs, Wh, b, n_lanes, empty)
+    out = np.full((N, T, H), np.nan, gates.dtype)
+    forward_steps(gates, hs, cs, tanh_cs, out, Wh, b, n_lanes, empty)
     dA = np.full(gates.shape, np.nan, gates.dtype)
     dh = np.full((N, H), np.nan, gates.dtype)
-    backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, n_lanes)
-    return gates, hs, cs, tanh_cs, dA, dh
+    db = np.full(G, np.nan, gates.dtype)
+    backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, db, n_lanes)
+    return gates, hs, cs, tanh_cs, dA, dh, db, out
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -127,6 +129,10 @@ def test_recurrence_over_lanes_is_the_single_lanes_bit_for_bit(N, T, H, n_lanes,
     many = _run_recurrence(case, n_lanes)
     for want, got in zip(one, many):
         np.testing.assert_array_equal(got, want)
+    hs, dA, db, out = many[1], many[4], many[6], many[7]
+    np.testing.assert_array_equal(out, hs[1:].transpose(1, 0, 2))
+    np.testing.assert_allclose(db, dA.sum(axis=(0, 1), dtype=np.float64), rtol=1e-4 if dtype == np.float32 else 1e-12,
+                               atol=1e-4 if dtype == np.float32 else 1e-12)
 
 
 def test_recurrence_lanes_reuse_a_workspace():
