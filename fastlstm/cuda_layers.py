@@ -219,6 +219,7 @@ class TimeSoftmaxWithLoss(_OnDevice, time_layers.TimeSoftmaxWithLoss):
     `ignore_label` (-1); targets may also be one-hot (N, T, V)."""
 
     _new_array = staticmethod(_fresh)
+    _precomputes_gradient = False
 
     def __init__(self):
         gpu.require()

@@ -148,6 +148,43 @@ def test_ignored_targets_do_not_count():
     np.testing.assert_allclose(dx[0, [0, 2]].sum(axis=-1), 0, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N,T,V", [(1, 1, 1), (3, 7, 17), (2, 35, 1000)])
+def test_gradient_made_in_forward_is_backwards_to_the_bit(dtype, N, T, V):
+    """After a forward followed by backward, the next forward writes the gradient (for
+    dout = 1) in its pass over the scores; backward hands it out, the same bits as a
+    gradient made in backward, once; other douts and a second call make their own."""
+    rng = np.random.default_rng(V)
+    steps = [(rng.standard_normal((N, T, V)).astype(dtype) * 3, rng.integers(-1, V, size=(N, T))) for _ in range(3)]
+    for _, ts in steps:
+        ts[0, 0] = max(ts[0, 0], 0)
+    trained = fast.TimeSoftmaxWithLoss()
+    for k, (xs, ts) in enumerate(steps):
+        loss = trained.forward(xs, ts)
+        made_in_forward = trained.cache[-1]
+        assert (made_in_forward is not None) == (k > 0)
+        fresh = fast.TimeSoftmaxWithLoss()
+        assert fresh.forward(xs, ts) == loss
+        want = fresh.backward()
+        got = trained.backward()
+        if k > 0:
+            assert got.base is made_in_forward
+        np.testing.assert_array_equal(got, want)
+        got[...] = 7
+        np.testing.assert_array_equal(trained.backward(), want)
+        np.testing.assert_array_equal(trained.backward(2.5), fresh.backward(2.5))
+    trained.forward(*steps[0])
+    trained.forward(*steps[1])  # no backward came after the last forward: the gradient waits for backward
+    assert trained.cache[-1] is None
+    np.testing.assert_array_equal(trained.backward(), _gradient(*steps[1]))
+
+
+def _gradient(xs, ts):
+    layer = fast.TimeSoftmaxWithLoss()
+    layer.forward(xs, ts)
+    return layer.backward()
+
+
 def test_tied_weight_gradient_lands_in_the_transposed_buffer():
     rng = np.random.default_rng(8)
     E = rng.standard_normal((11, 4))
