@@ -29,15 +29,17 @@ def dispatchers():
 
 
 def warm_up(dtypes=(np.float32,)):
-    """Run one training step and one evaluation step of tiny Rnnlm and BetterRnnlm models per dtype."""
+    """Run two training steps and one evaluation step of tiny Rnnlm and BetterRnnlm models per
+    dtype: the second step's forward also writes the softmax gradient (fastlstm.layers.SoftmaxWithLoss)."""
     state = np.random.get_state()
     try:
         np.random.seed(0)
         for dtype in dtypes:
             for model in (Rnnlm(13, 5, 3, dtype=dtype), BetterRnnlm(13, 5, 5, dtype=dtype)):
                 xs = np.random.randint(0, 13, size=(2, 3))
-                model.forward(xs, xs)
-                model.backward()
+                for _ in range(2):
+                    model.forward(xs, xs)
+                    model.backward()
                 params, grads = remove_duplicate(model.params, model.grads)
                 clip_and_update(SGD(0.1), params, grads, 1e-3)  # the training loops' fused update
                 clip_grads(grads, 1e-3)  # book-style code's clipping

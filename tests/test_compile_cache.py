@@ -36,3 +36,25 @@ def test_a_change_to_any_kernel_source_recompiles_every_kernel(tmp_path):
                           if (found := c.from_function(lstm.lstm_step_forward.py_func, lstm.__file__)) is not None)
     assert found.get_source_stamp()[1] == kernels.sources_digest()
     assert locator.from_function(test_a_fresh_process_loads_every_kernel_from_the_cache, __file__) is None
+
+
+def test_after_warm_up_training_and_evaluation_compile_nothing():
+    code = """
+import numpy as np
+from fastlstm import warmup
+from fastlstm.models import BetterRnnlm, Rnnlm
+from fastlstm.optimizer import SGD, clip_and_update
+from fastlstm.util import remove_duplicate
+warmup.warm_up()
+before = {name: len(d.signatures) for name, d in warmup.dispatchers().items()}
+for model in (Rnnlm(17, 4, 6), BetterRnnlm(17, 6, 6)):
+    xs = np.random.randint(0, 17, size=(3, 4))
+    for _ in range(3):
+        model.forward(xs, xs)
+        model.backward()
+        clip_and_update(SGD(0.1), *remove_duplicate(model.params, model.grads), 0.25)
+    model.forward(xs, xs, train_flg=False)
+print(sorted(name for name, d in warmup.dispatchers().items() if len(d.signatures) != before[name]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
