@@ -176,7 +176,8 @@ def profile_step(model, step="train", rounds=10, sizes=None):
 
 
 def format_profile(model, step, total, tokens, parts, peak=None):
-    """The profile as a table; with `peak` (GFLOP/s), what the parts alone allow against the limit."""
+    """The profile as a table; with `peak` (GFLOP/s), what the parts alone allow against the
+    limit, and the step's own fraction of it."""
     def ms(seconds, width):
         return format("" if seconds is None else format(seconds * 1e3, ".1f"), f">{width}s")
 
@@ -192,7 +193,8 @@ def format_profile(model, step, total, tokens, parts, peak=None):
              f"at most {tokens / alone:,.0f} tokens/s without the rest")
     if peak:
         limit = peak * 1e9 / benchmark.model_flop_per_token(model, step)
-        bound += f", {tokens / alone / limit:.0%} of the limit ({limit:,.0f} tokens/s at {peak:.1f} GFLOP/s)"
+        bound += (f", {tokens / alone / limit:.0%} of the limit ({limit:,.0f} tokens/s at {peak:.1f} GFLOP/s);"
+                  f" the step itself: {tokens / total / limit:.0%}")
     return "\n".join(lines + ["  " + bound])
 
 

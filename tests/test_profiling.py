@@ -4,7 +4,7 @@ the layer modules left as they were."""
 import numpy as np
 import pytest
 
-from fastlstm import blas, layers, profiling, time_layers
+from fastlstm import benchmark, blas, layers, profiling, time_layers
 from fastlstm.kernels import optim
 from fastlstm.kernels.embedding import embedding_backward
 from fastlstm.kernels.optim import sgd
@@ -60,6 +60,8 @@ def test_format_shows_each_part_and_the_bound_of_the_parts_alone():
     assert len(lines) == 3 + len(parts)
     alone = sum(min(p["alone"], p["blas"] or p["alone"]) for p in parts[:-1])
     assert f"add up to {alone * 1e3:.1f} ms" in lines[-1] and "of the limit" in lines[-1]
+    limit = 100.0e9 / benchmark.model_flop_per_token("rnnlm", "train")
+    assert lines[-1].endswith(f"the step itself: {tokens / total / limit:.0%}")
     assert lines[1].split()[-2:] == ["BLAS", "ms"]
 
 
