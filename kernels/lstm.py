@@ -72,9 +72,10 @@ def lstm_step_backward(gates, c_prev, tanh_c, dh_outs, t, dh_next, dc, dA, db, j
     dh_outs (N, T, H) the gradients from the layer's outputs, of which step t's is read
     (passed whole, as the layer has them: the slice dh_outs[:, t] is an array of strided
     rows to Numba, on which the loop did not vectorise and ran 3x slower); dh_next (N, K)
-    = dA_{t+1} @ Wh.T at the block's units; dc (N, H): the cell gradient from step t+1 on entry, the one for
-    step t-1 on return (at the block's units); db (4H,): the bias gradient, to which each
-    row of dA is added in order. Out: dA (N, 4H) at the block's units. All C-contiguous.
+    = dA_{t+1} @ Wh.T at the block's units; dc (N, H): the cell gradient from step t+1 on
+    entry, the one for step t-1 on return (at the block's units); db (4H,): the bias
+    gradient, to which each row of dA is added in order. Out: dA (N, 4H) at the block's
+    units. All C-contiguous.
     """
     N, H = dc.shape
     K = dh_next.shape[1]

@@ -8,7 +8,7 @@ median over the rounds of the ratio old / new.
 
 The other commit's `fastlstm` and `kernels` are taken with `git archive` into a scratch
 folder, renamed `fastlstm_old` so that both import side by side (its kernels compile on
-first use, into that folder). Run it with the benchmark environment:
+first use, into that folder, which goes when the run ends). Run it with the benchmark environment:
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python scripts/ab_step.py HEAD~2 --model better --step train
 """
@@ -58,7 +58,13 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(old_package(args.rev, Path(tempfile.mkdtemp(prefix="fastlstm-ab-")))))
+    with tempfile.TemporaryDirectory(prefix="fastlstm-ab-") as folder:
+        sys.path.insert(0, str(old_package(args.rev, Path(folder))))
+        compare(args)
+
+
+def compare(args):
+    """Time args.rounds rounds of both steps and print the figures."""
     steps = {}
     for name, package in (("old", "fastlstm_old"), ("new", "fastlstm")):
         module = importlib.import_module(package)
