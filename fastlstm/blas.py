@@ -1,15 +1,20 @@
 """Matrix products through NumPy's BLAS, their rows split over lanes (fastlstm/lanes.py)."""
 
+import functools
+
 import numpy as np
 
 from fastlstm import lanes
 from fastlstm.checks import c_order_view
 from fastlstm.kernels.linalg import add_to_rows
+from fastlstm.threads import single_threaded_blas
 
 # A lane's share of a product: at least this many rows and this many multiply-adds, below
 # which starting a thread costs more than the lane saves.
 MIN_ROWS = 16
 MIN_WORK = 1 << 21
+# Row counts tried, smallest first, as the quantum of a product's cuts (row_quantum).
+QUANTA = (8, 12, 16, 24, 32, 48, 64, 96)
 
 
 def dot(a, b, out=None, bias=None):
@@ -32,8 +37,36 @@ def dot(a, b, out=None, bias=None):
         if bias is not None:
             add_to_rows(out[i0:i1], bias)
 
-    lanes.run(lane, M, n)
+    lanes.run(lane, M, n, quantum=row_quantum(out.dtype) if n > 1 else None, learn=True)
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def row_quantum(dtype):
+    """The fewest rows q (of QUANTA) such that single-threaded BLAS gives every row of a
+    product the same bits whether the product is cut at multiples of q or not, or None.
+
+    BLAS kernels work on blocks of a few rows and round a short last block another way
+    (OpenBLAS's float32 kernel here: 12 rows; float64: 8); cut at multiples of such a
+    block, a product's blocks are the whole product's rows to the bit, so the lanes can
+    split it by their speeds without the results depending on timing. Found by trying
+    each candidate, plain and with a transposed left operand, on a product whose blocks
+    take over a million multiply-adds, as a lane's do (BLAS may take another path for
+    smaller ones); None leaves the lanes' even split."""
+    rng = np.random.default_rng(0)
+    K, N = 256, 1024
+    with single_threaded_blas():
+        for q in QUANTA:
+            M = 4 * q + q // 2 + 1
+            b = rng.standard_normal((K, N)).astype(dtype)
+            for a in (rng.standard_normal((M, K)).astype(dtype), rng.standard_normal((K, M)).astype(dtype).T):
+                whole = np.matmul(a, b)
+                if not all(np.array_equal(np.matmul(a[:cut], b), whole[:cut])
+                           and np.array_equal(np.matmul(a[cut:], b), whole[cut:]) for cut in range(q, M, q)):
+                    break
+            else:
+                return q
+    return None
 
 
 def matmul_tn_into(a, b, out):

@@ -14,6 +14,12 @@ starting and joining a thread per call cost about 0.3 ms a call more here (0.69 
 0.40 ms for a call of two 0.18 ms lanes), 15 calls a BetterRnnlm training step. A worker
 waits for its next block by spinning briefly (kernels/spin.py), then sleeps on an event;
 the caller waits for the workers by spinning briefly, then resting.
+
+One core of a shared machine runs slower at times, for hundreds of milliseconds (a
+worker's blocks took 1.3 to 1.5x as long per row as the caller's, product after product,
+then 1.0x again): lanes that split evenly then wait for the slow one. Work whose results
+do not depend on where it is cut (at multiples of a quantum) is split instead by the
+lanes' speeds, learnt from the products' blocks as they run (`run(..., quantum, learn)`).
 """
 
 import os
@@ -47,6 +53,15 @@ MIN_SPINS = 1 << 9
 # ran 1.01x to 1.02x faster (training) and 1.01x to 1.04x (evaluation); spinning 1 ms,
 # 0.99x to 1.01x and 1.04x to 1.16x.
 IDLE_SPINS = 1 << 11
+# How far one product's measured lane speeds move the ones learnt before (on a log scale):
+# a slow core's episode is followed within two or three products, 20 to 80 ms each in a
+# BetterRnnlm step; its lanes' speeds moved 5% from product to product, steady.
+LEARNING = 0.5
+# A lane's speed relative to the caller's stays within these, so that no lane's block
+# shrinks below a third of the work of two lanes.
+SPEED_BOUNDS = (0.5, 2.0)
+# Lanes that took less than this tell little about their speeds.
+MIN_LEARN_SECONDS = 1e-3
 
 
 def rest():
@@ -69,29 +84,65 @@ def lane_count(items, min_items):
     return max(1, min(get_num_threads(), items // min_items))
 
 
-def blocks(items, lanes):
-    """[(i0, i1), ...]: `lanes` contiguous blocks of range(items), as even as can be."""
-    edges = [items * k // lanes for k in range(lanes + 1)]
+def blocks(items, lanes, quantum=None):
+    """[(i0, i1), ...]: `lanes` contiguous blocks of range(items), as even as can be; with
+    `quantum`, sized to the lanes' speeds learnt so far, every cut at a multiple of
+    `quantum` and every block at least that long (even, when items are too few)."""
+    if quantum is None or items < lanes * quantum:
+        edges = [items * k // lanes for k in range(lanes + 1)]
+    else:  # edges counted in quanta; the last block takes the rest
+        shares, quanta = np.cumsum(_speeds(lanes)), items // quantum
+        edges = [0] + [int(round(items * share / shares[-1] / quantum)) for share in shares[:-1]]
+        for k in range(1, lanes):  # keep a quantum for every block, before and after
+            edges[k] = min(max(edges[k], edges[k - 1] + 1), quanta - (lanes - k))
+        edges = [e * quantum for e in edges] + [items]
     return list(zip(edges[:-1], edges[1:]))
 
 
-def run(lane, items, lanes):
+def run(lane, items, lanes, quantum=None, learn=False):
     """lane(k, i0, i1) for each block k of range(items), with single-threaded BLAS: the
     first block on this thread, the others on the pool's workers (or, when another thread
     is using the pool, on threads of their own). Returns when all are done; an exception
-    in any lane is raised here, once all lanes have stopped."""
+    in any lane is raised here, once all lanes have stopped.
+
+    With `quantum`, the blocks follow the lanes' speeds, cut at multiples of it (for work
+    whose results do not depend on such cuts); with `learn`, the lanes' times update the
+    speeds (for work the lanes do apart: not a recurrence, whose lanes wait for each other).
+    """
     with single_threaded_blas():
         if lanes == 1:
             lane(0, 0, items)
             return
-        spans = blocks(items, lanes)
+        spans = blocks(items, lanes, quantum)
         if _pool.lock.acquire(blocking=False):
             try:
-                _run_on_workers(lane, spans, _pool.workers(len(spans) - 1))
+                seconds = _run_on_workers(lane, spans, _pool.workers(len(spans) - 1))
+                if learn:
+                    _learn(spans, seconds)
             finally:
                 _pool.lock.release()
         else:
             _run_threads(lane, spans)
+
+
+_speed = [1.0]  # each lane's speed relative to the caller's (lane 0), learnt by products
+
+
+def _speeds(lanes):
+    while len(_speed) < lanes:
+        _speed.append(1.0)
+    return _speed[:lanes]
+
+
+def _learn(spans, seconds):
+    """Move the lanes' speeds towards the items per second their blocks just ran at."""
+    if seconds.min() < MIN_LEARN_SECONDS:
+        return
+    rates = [(i1 - i0) / s for (i0, i1), s in zip(spans, seconds)]
+    low, high = SPEED_BOUNDS
+    _speeds(len(spans))
+    for k in range(1, len(spans)):
+        _speed[k] = min(high, max(low, _speed[k] ** (1 - LEARNING) * (rates[k] / rates[0]) ** LEARNING))
 
 
 class _Worker(threading.Thread):
@@ -106,7 +157,7 @@ class _Worker(threading.Thread):
         self.start()
 
     def post(self, task):
-        """task = (lane, k, i0, i1, progress, errors)."""
+        """task = (lane, k, i0, i1, progress, seconds, errors)."""
         self._tasks.append(task)
         publish(self._posted, 0, self._posted[0] + 1)
         self._wake.set()
@@ -119,8 +170,8 @@ class _Worker(threading.Thread):
                 self._wake.clear()
                 continue
             taken += 1
-            lane, k, i0, i1, progress, errors = self._tasks.popleft()
-            _attempt(lane, k, i0, i1, errors)
+            lane, k, i0, i1, progress, seconds, errors = self._tasks.popleft()
+            seconds[k] = _attempt(lane, k, i0, i1, errors)
             publish(progress, k, 1)
 
 
@@ -144,23 +195,29 @@ _pool = _Pool()
 
 
 def _attempt(lane, k, i0, i1, errors):
-    """lane(k, i0, i1), its exception appended to `errors`: the caller raises it once every lane has stopped."""
+    """lane(k, i0, i1), its exception appended to `errors`: the caller raises it once every
+    lane has stopped. Returns the seconds it took."""
+    start = time.perf_counter()
     try:
         lane(k, i0, i1)
     except BaseException as e:
         errors.append(e)
+    return time.perf_counter() - start
 
 
 def _run_on_workers(lane, spans, workers):
+    """Returns each lane's seconds."""
     progress = np.zeros(len(spans) + 1, dtype=np.int64)
+    seconds = np.zeros(len(spans))
     errors = []
     for worker, (k, (i0, i1)) in zip(workers, enumerate(spans[1:], start=1)):
-        worker.post((lane, k, i0, i1, progress, errors))
-    _attempt(lane, 0, *spans[0], errors)
+        worker.post((lane, k, i0, i1, progress, seconds, errors))
+    seconds[0] = _attempt(lane, 0, *spans[0], errors)
     publish(progress, 0, 1)
     wait(progress, 1)
     if errors:
         raise errors[0]
+    return seconds
 
 
 def _run_threads(lane, spans):

@@ -1,7 +1,8 @@
 """Work split over lanes (fastlstm/lanes.py): matrix products by rows (equal to NumPy's
-to rounding), the LSTM recurrence by hidden units (the single lane's result bit for bit,
-in float32 and float64); odd sizes leave uneven blocks; an exception in any lane reaches
-the caller."""
+to rounding; cut by the lanes' speeds, the whole product's bits), the LSTM recurrence by
+hidden units (the single lane's result bit for bit, in float32 and float64, however the
+units are cut); odd sizes leave uneven blocks; the lanes' speeds are learnt from the
+products; an exception in any lane reaches the caller."""
 
 import os
 import threading
@@ -12,7 +13,9 @@ import numpy as np
 import pytest
 
 from fastlstm import blas, lanes, recurrence
+from fastlstm.kernels.linalg import add_to_rows
 from fastlstm.recurrence import backward_steps, forward_steps
+from fastlstm.threads import single_threaded_blas
 from fastlstm.workspace import Workspace, fresh
 
 
@@ -32,6 +35,81 @@ def test_blocks_cover_the_range_evenly():
         assert spans[0][0] == 0 and spans[-1][1] == items
         assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
         assert max(j1 - j0 for j0, j1 in spans) - min(j1 - j0 for j0, j1 in spans) <= 1
+
+
+@pytest.fixture
+def speeds(monkeypatch):
+    """Start from equal lane speeds and leave the module's as they were."""
+    monkeypatch.setattr(lanes, "_speed", [1.0])
+    return lanes._speed
+
+
+def test_blocks_follow_the_lanes_speeds_at_multiples_of_the_quantum(speeds):
+    speeds[:] = [1.0, 0.5]
+    assert lanes.blocks(700, 2, 12) == [(0, 468), (468, 700)]  # 466.7 rounded to a multiple of 12
+    speeds[:] = [1.0, 2.0]
+    assert lanes.blocks(700, 2, 12) == [(0, 228), (228, 700)]
+    assert lanes.blocks(700, 2) == [(0, 350), (350, 700)]  # no quantum: even
+    assert lanes.blocks(20, 2, 12) == [(0, 10), (10, 20)]  # too few items to cut by speed
+    speeds[:] = [1.0, 2.0, 0.5]
+    for items in (36, 37, 100, 650):
+        spans = lanes.blocks(items, 3, 12)
+        assert spans[0][0] == 0 and spans[-1][1] == items
+        assert all(a[1] == b[0] and a[1] % 12 == 0 for a, b in zip(spans, spans[1:]))
+        assert all(i1 - i0 >= 12 for i0, i1 in spans)
+    assert lanes.blocks(650, 3, 12) == [(0, 180), (180, 552), (552, 650)]
+
+
+def test_the_lanes_learn_their_speeds_from_their_times(speeds):
+    spans = [(0, 300), (300, 600)]
+    lanes._learn(spans, np.array([0.010, 0.020]))  # the worker took twice as long a row
+    assert speeds[1] == pytest.approx(0.5 ** lanes.LEARNING)
+    for _ in range(20):
+        lanes._learn(spans, np.array([0.010, 0.040]))
+    assert speeds[1] == lanes.SPEED_BOUNDS[0]
+    lanes._learn(spans, np.array([0.010, lanes.MIN_LEARN_SECONDS / 2]))  # too short to tell
+    assert speeds[1] == lanes.SPEED_BOUNDS[0]
+
+
+def test_a_slower_lane_gets_fewer_items(speeds):
+    """A lane that takes twice as long per item: after a few calls its block is the smaller,
+    as long as the calls learn; calls that do not learn follow what was learnt."""
+    taken = {}
+
+    def lane(k, i0, i1):
+        taken[k] = i1 - i0
+        time.sleep((i1 - i0) * (4e-5 if k else 2e-5))
+
+    lanes.run(lane, 240, 2, quantum=12)
+    assert taken == {0: 120, 1: 120}
+    for _ in range(6):
+        lanes.run(lane, 240, 2, quantum=12, learn=True)
+    assert taken[1] < 0.45 * 240
+    learnt = list(speeds)
+    lanes.run(lane, 240, 2, quantum=12)
+    assert speeds == learnt
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("lane_speeds", [[1.0, 0.5], [1.0, 2.0], [1.0, 0.6, 1.7]])
+def test_products_cut_by_the_lanes_speeds_are_the_whole_products_bits(speeds, monkeypatch, dtype, lane_speeds):
+    """Cut at multiples of row_quantum, each lane's block is the whole product's rows to
+    the bit: plain, into a transposed output (matmul_tn_into) and with a bias."""
+    assert blas.row_quantum(np.dtype(dtype)) is not None, "this BLAS gives no row count to cut products at"
+    monkeypatch.setattr(lanes, "get_num_threads", lambda: len(lane_speeds))
+    monkeypatch.setattr(lanes, "LEARNING", 0.0)  # every call cuts by lane_speeds
+    speeds[:] = lane_speeds
+    rng = np.random.default_rng(6)
+    a, b, c, bias = (rng.standard_normal(shape).astype(dtype) for shape in [(307, 200), (200, 900), (307, 150), (900,)])
+    with single_threaded_blas():
+        whole = {"dot": np.matmul(a, b), "C": np.matmul(a.T, c), "F": np.matmul(c.T, a).T}
+    add_to_rows(with_bias := whole["dot"].copy(), bias)
+    np.testing.assert_array_equal(blas.dot(a, b), whole["dot"])
+    np.testing.assert_array_equal(blas.dot(a, b, bias=bias), with_bias)
+    for order in "CF":
+        out = np.zeros((200, 150), dtype, order=order)
+        blas.matmul_tn_into(a, c, out)
+        np.testing.assert_array_equal(out, whole[order])
 
 
 @pytest.mark.parametrize("M,K,P", [(1, 5, 7), (3, 1, 1), (17, 13, 29), (100, 33, 3)])
@@ -123,7 +201,9 @@ def _run_recurrence(case, n_lanes, empty=fresh):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("N,T,H,n_lanes", [(1, 1, 13, 3), (3, 7, 17, 2), (2, 5, 13, 5), (4, 6, 33, 3), (20, 4, 650, 2)])
-def test_recurrence_over_lanes_is_the_single_lanes_bit_for_bit(N, T, H, n_lanes, dtype):
+@pytest.mark.parametrize("lane_speeds", [[1.0], [1.0, 0.5, 2.0, 0.7, 1.6]], ids=["even", "by-speed"])
+def test_recurrence_over_lanes_is_the_single_lanes_bit_for_bit(speeds, N, T, H, n_lanes, dtype, lane_speeds):
+    speeds[:] = lane_speeds
     case = _lstm_case(N, T, H, dtype)
     one = _run_recurrence(case, 1)
     many = _run_recurrence(case, n_lanes)

@@ -1,14 +1,20 @@
-"""One thread setting governs Numba's kernels and every loaded BLAS together."""
+"""One thread setting governs Numba's kernels and every loaded BLAS together, and changes no
+bit of a model's results."""
 
 import os
 import subprocess
 import sys
 
 import numba
+import numpy as np
 import pytest
 
 import fastlstm
+from fastlstm.models import BetterRnnlm
+from fastlstm.optimizer import SGD
 from fastlstm.threads import blas_num_threads
+from fastlstm.trainer import remove_duplicate
+from fastlstm.util import clip_grads
 
 
 def test_set_num_threads_sets_numba_and_blas():
@@ -44,3 +50,39 @@ def test_bad_environment_value():
     out = subprocess.run([sys.executable, "-c", "import fastlstm"], env=env, capture_output=True, text=True)
     assert out.returncode != 0
     assert "FASTLSTM_NUM_THREADS must be an integer, got 'many'" in out.stderr
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_training_gives_the_same_bits_on_one_thread_and_on_two(dtype):
+    """Products cut at multiples of BLAS's row blocks (fastlstm.blas.row_quantum), the
+    recurrence by units, the kernels in blocks fixed by size: the thread count changes no bit."""
+    runs = []
+    before = fastlstm.get_num_threads()
+    try:
+        for n in (1, 2):
+            fastlstm.set_num_threads(n)
+            runs.append(_train_and_evaluate(dtype))
+    finally:
+        fastlstm.set_num_threads(before)
+    (losses1, params1), (losses2, params2) = runs
+    assert losses1 == losses2
+    for p1, p2 in zip(params1, params2):
+        np.testing.assert_array_equal(p1, p2)
+
+
+def _train_and_evaluate(dtype):
+    """Losses of 3 BetterRnnlm training steps (700 rows: products and recurrences split over
+    lanes) and of an evaluation, and the weights at the end."""
+    np.random.seed(0)
+    net = BetterRnnlm(vocab_size=1000, wordvec_size=300, hidden_size=300, dtype=dtype)
+    xs, ts = np.random.default_rng(0).integers(0, 1000, size=(2, 20, 35))
+    optimizer, losses = SGD(20.0), []
+    for _ in range(3):
+        losses.append(net.forward(xs, ts))
+        net.backward()
+        params, grads = remove_duplicate(net.params, net.grads)
+        clip_grads(grads, 0.25)
+        optimizer.update(params, grads)
+    net.reset_state()
+    losses.append(net.forward(xs[:10], ts[:10], train_flg=False))
+    return losses, [p.copy() for p in net.params]
