@@ -55,7 +55,8 @@ MIN_SPINS = 1 << 9
 IDLE_SPINS = 1 << 11
 # How far one product's measured lane speeds move the ones learnt before (on a log scale):
 # a slow core's episode is followed within two or three products, 20 to 80 ms each in a
-# BetterRnnlm step; its lanes' speeds moved 5% from product to product, steady.
+# BetterRnnlm step, while the ratio measured from one product to the next wanders by about
+# 5% when nothing changes. A training step with 0.8 or 0.25 ran 0.994x and 0.986x as fast.
 LEARNING = 0.5
 # A lane's speed relative to the caller's stays within these, so that no lane's block
 # shrinks below a third of the work of two lanes.
