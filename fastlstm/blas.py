@@ -15,6 +15,13 @@ MIN_ROWS = 16
 MIN_WORK = 1 << 21
 # Row counts tried, smallest first, as the quantum of a product's cuts (row_quantum).
 QUANTA = (8, 12, 16, 24, 32, 48, 64, 96)
+# A product's lanes follow their speeds only when an even share of it is at least
+# 4 x FOLLOW_WORK multiply-adds, so that every block, however SPEED_BOUNDS let the speeds cut
+# it, keeps FOLLOW_WORK or more: BLAS may compute smaller products another way, whose bits
+# differ from the whole product's (OpenBLAS's AVX-512 kernels take a direct path below 7.3
+# million), and that would make results depend on timing. Smaller products are split
+# evenly, still at multiples of the quantum. BetterRnnlm's products are all far above it.
+FOLLOW_WORK = 1 << 23
 
 
 def dot(a, b, out=None, bias=None):
@@ -30,14 +37,16 @@ def dot(a, b, out=None, bias=None):
         out = np.empty((M, b.shape[1]), dtype=a.dtype)
     if bias is not None and bias.shape != (out.shape[1],):  # the kernel reads bias[:columns] unchecked
         raise ValueError(f"bias must have shape ({out.shape[1]},), got {bias.shape}")
-    n = min(lanes.lane_count(M, MIN_ROWS), max(1, M * K * b.shape[1] // MIN_WORK))
+    work = M * K * b.shape[1]
+    n = min(lanes.lane_count(M, MIN_ROWS), max(1, work // MIN_WORK))
+    quantum = row_quantum(out.dtype) if n > 1 else None
 
     def lane(k, i0, i1):
         np.matmul(a[i0:i1], b, out=out[i0:i1])
         if bias is not None:
             add_to_rows(out[i0:i1], bias)
 
-    lanes.run(lane, M, n, quantum=row_quantum(out.dtype) if n > 1 else None, learn=True)
+    lanes.run(lane, M, n, quantum=quantum, follow=work // n >= 4 * FOLLOW_WORK, learn=True)
     return out
 
 
@@ -51,10 +60,10 @@ def row_quantum(dtype):
     block, a product's blocks are the whole product's rows to the bit, so the lanes can
     split it by their speeds without the results depending on timing. Found by trying
     each candidate, plain and with a transposed left operand, on a product whose blocks
-    take over a million multiply-adds, as a lane's do (BLAS may take another path for
-    smaller ones); None leaves the lanes' even split."""
+    take FOLLOW_WORK multiply-adds or more, as the lanes' do when they follow their speeds;
+    None leaves the lanes' even split."""
     rng = np.random.default_rng(0)
-    K, N = 256, 1024
+    K, N = 512, 2048  # a block of 8 rows: FOLLOW_WORK
     with single_threaded_blas():
         for q in QUANTA:
             M = 4 * q + q // 2 + 1

@@ -19,7 +19,8 @@ One core of a shared machine runs slower at times, for hundreds of milliseconds 
 worker's blocks took 1.3 to 1.5x as long per row as the caller's, product after product,
 then 1.0x again): lanes that split evenly then wait for the slow one. Work whose results
 do not depend on where it is cut (at multiples of a quantum) is split instead by the
-lanes' speeds, learnt from the products' blocks as they run (`run(..., quantum, learn)`).
+lanes' speeds, learnt from the products' blocks as they run (`run(..., quantum, follow,
+learn)`).
 """
 
 import os
@@ -85,14 +86,14 @@ def lane_count(items, min_items):
     return max(1, min(get_num_threads(), items // min_items))
 
 
-def blocks(items, lanes, quantum=None):
-    """[(i0, i1), ...]: `lanes` contiguous blocks of range(items), as even as can be; with
-    `quantum`, sized to the lanes' speeds learnt so far, every cut at a multiple of
-    `quantum` and every block at least that long (even, when items are too few)."""
+def blocks(items, lanes, quantum=None, follow=False):
+    """[(i0, i1), ...]: `lanes` contiguous blocks of range(items), as even as can be, or with
+    `follow`, sized to the lanes' speeds learnt so far; with `quantum`, every cut at a
+    multiple of it and every block at least that long (when items are enough)."""
     if quantum is None or items < lanes * quantum:
         edges = [items * k // lanes for k in range(lanes + 1)]
     else:  # edges counted in quanta; the last block takes the rest
-        shares, quanta = np.cumsum(_speeds(lanes)), items // quantum
+        shares, quanta = np.cumsum(_speeds(lanes) if follow else [1.0] * lanes), items // quantum
         edges = [0] + [int(round(items * share / shares[-1] / quantum)) for share in shares[:-1]]
         for k in range(1, lanes):  # keep a quantum for every block, before and after
             edges[k] = min(max(edges[k], edges[k - 1] + 1), quanta - (lanes - k))
@@ -100,21 +101,22 @@ def blocks(items, lanes, quantum=None):
     return list(zip(edges[:-1], edges[1:]))
 
 
-def run(lane, items, lanes, quantum=None, learn=False):
+def run(lane, items, lanes, quantum=None, follow=False, learn=False):
     """lane(k, i0, i1) for each block k of range(items), with single-threaded BLAS: the
     first block on this thread, the others on the pool's workers (or, when another thread
     is using the pool, on threads of their own). Returns when all are done; an exception
     in any lane is raised here, once all lanes have stopped.
 
-    With `quantum`, the blocks follow the lanes' speeds, cut at multiples of it (for work
-    whose results do not depend on such cuts); with `learn`, the lanes' times update the
-    speeds (for work the lanes do apart: not a recurrence, whose lanes wait for each other).
+    With `quantum`, the cuts fall at multiples of it, and with `follow` too, the blocks
+    follow the lanes' speeds (for work whose results do not depend on such cuts); with
+    `learn`, the lanes' times update the speeds (for work the lanes do apart: not a
+    recurrence, whose lanes wait for each other).
     """
     with single_threaded_blas():
         if lanes == 1:
             lane(0, 0, items)
             return
-        spans = blocks(items, lanes, quantum)
+        spans = blocks(items, lanes, quantum, follow)
         if _pool.lock.acquire(blocking=False):
             try:
                 seconds = _run_on_workers(lane, spans, _pool.workers(len(spans) - 1))

@@ -98,7 +98,7 @@ def _run_lanes(prepare, H, n_lanes):
             progress[ABORT] = 1
             raise
 
-    lanes.run(lane, H, n_lanes, quantum=1)  # any cut gives the same bits
+    lanes.run(lane, H, n_lanes, quantum=1, follow=True)  # any cut gives the same bits
 
 
 def _spins():

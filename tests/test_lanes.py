@@ -46,18 +46,19 @@ def speeds(monkeypatch):
 
 def test_blocks_follow_the_lanes_speeds_at_multiples_of_the_quantum(speeds):
     speeds[:] = [1.0, 0.5]
-    assert lanes.blocks(700, 2, 12) == [(0, 468), (468, 700)]  # 466.7 rounded to a multiple of 12
+    assert lanes.blocks(700, 2, 12, follow=True) == [(0, 468), (468, 700)]  # 466.7 rounded to 12s
     speeds[:] = [1.0, 2.0]
-    assert lanes.blocks(700, 2, 12) == [(0, 228), (228, 700)]
+    assert lanes.blocks(700, 2, 12, follow=True) == [(0, 228), (228, 700)]
+    assert lanes.blocks(700, 2, 12) == [(0, 348), (348, 700)]  # not following: even, in 12s
     assert lanes.blocks(700, 2) == [(0, 350), (350, 700)]  # no quantum: even
-    assert lanes.blocks(20, 2, 12) == [(0, 10), (10, 20)]  # too few items to cut by speed
+    assert lanes.blocks(20, 2, 12, follow=True) == [(0, 10), (10, 20)]  # too few items for 12s
     speeds[:] = [1.0, 2.0, 0.5]
     for items in (36, 37, 100, 650):
-        spans = lanes.blocks(items, 3, 12)
+        spans = lanes.blocks(items, 3, 12, follow=True)
         assert spans[0][0] == 0 and spans[-1][1] == items
         assert all(a[1] == b[0] and a[1] % 12 == 0 for a, b in zip(spans, spans[1:]))
         assert all(i1 - i0 >= 12 for i0, i1 in spans)
-    assert lanes.blocks(650, 3, 12) == [(0, 180), (180, 552), (552, 650)]
+    assert lanes.blocks(650, 3, 12, follow=True) == [(0, 180), (180, 552), (552, 650)]
 
 
 def test_the_lanes_learn_their_speeds_from_their_times(speeds):
@@ -80,13 +81,13 @@ def test_a_slower_lane_gets_fewer_items(speeds):
         taken[k] = i1 - i0
         time.sleep((i1 - i0) * (4e-5 if k else 2e-5))
 
-    lanes.run(lane, 240, 2, quantum=12)
+    lanes.run(lane, 240, 2, quantum=12, follow=True)
     assert taken == {0: 120, 1: 120}
     for _ in range(6):
-        lanes.run(lane, 240, 2, quantum=12, learn=True)
+        lanes.run(lane, 240, 2, quantum=12, follow=True, learn=True)
     assert taken[1] < 0.45 * 240
     learnt = list(speeds)
-    lanes.run(lane, 240, 2, quantum=12)
+    lanes.run(lane, 240, 2, quantum=12, follow=True)
     assert speeds == learnt
 
 
@@ -94,22 +95,40 @@ def test_a_slower_lane_gets_fewer_items(speeds):
 @pytest.mark.parametrize("lane_speeds", [[1.0, 0.5], [1.0, 2.0], [1.0, 0.6, 1.7]])
 def test_products_cut_by_the_lanes_speeds_are_the_whole_products_bits(speeds, monkeypatch, dtype, lane_speeds):
     """Cut at multiples of row_quantum, each lane's block is the whole product's rows to
-    the bit: plain, into a transposed output (matmul_tn_into) and with a bias."""
-    assert blas.row_quantum(np.dtype(dtype)) is not None, "this BLAS gives no row count to cut products at"
+    the bit: plain, into a transposed output (matmul_tn_into) and with a bias. Where this
+    BLAS has no such quantum, the lanes split evenly (and round as BLAS does by blocks)."""
     monkeypatch.setattr(lanes, "get_num_threads", lambda: len(lane_speeds))
     monkeypatch.setattr(lanes, "LEARNING", 0.0)  # every call cuts by lane_speeds
     speeds[:] = lane_speeds
     rng = np.random.default_rng(6)
-    a, b, c, bias = (rng.standard_normal(shape).astype(dtype) for shape in [(307, 200), (200, 900), (307, 150), (900,)])
+    a, b, c, bias = (rng.standard_normal(shape).astype(dtype) for shape in [(613, 256), (256, 1024), (613, 1024), (1024,)])
     with single_threaded_blas():
         whole = {"dot": np.matmul(a, b), "C": np.matmul(a.T, c), "F": np.matmul(c.T, a).T}
     add_to_rows(with_bias := whole["dot"].copy(), bias)
-    np.testing.assert_array_equal(blas.dot(a, b), whole["dot"])
-    np.testing.assert_array_equal(blas.dot(a, b, bias=bias), with_bias)
+    check = np.testing.assert_array_equal
+    if blas.row_quantum(np.dtype(dtype)) is None:
+        check = lambda got, want: np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)  # noqa: E731
+    check(blas.dot(a, b), whole["dot"])
+    check(blas.dot(a, b, bias=bias), with_bias)
     for order in "CF":
-        out = np.zeros((200, 150), dtype, order=order)
+        out = np.zeros((256, 1024), dtype, order=order)
         blas.matmul_tn_into(a, c, out)
-        np.testing.assert_array_equal(out, whole[order])
+        check(out, whole[order])
+
+
+def test_only_large_products_follow_the_lanes_speeds(monkeypatch):
+    """Below 4 x FOLLOW_WORK multiply-adds a lane, BLAS might round a block unlike the whole
+    product, so the split stays even (at multiples of the quantum)."""
+    monkeypatch.setattr(lanes, "get_num_threads", lambda: 2)
+    calls = []
+    monkeypatch.setattr(lanes, "run", lambda lane, items, n, **kwargs: calls.append(kwargs))
+    rng = np.random.default_rng(7)
+    small = rng.standard_normal((300, 100)).astype(np.float32)  # 9 million multiply-adds in all
+    large = rng.standard_normal((700, 650)).astype(np.float32)
+    blas.dot(small, small.T)
+    blas.dot(large, large.T)
+    quantum = blas.row_quantum(np.dtype(np.float32))
+    assert calls == [{"quantum": quantum, "follow": False, "learn": True}, {"quantum": quantum, "follow": True, "learn": True}]
 
 
 @pytest.mark.parametrize("M,K,P", [(1, 5, 7), (3, 1, 1), (17, 13, 29), (100, 33, 3)])
