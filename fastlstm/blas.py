@@ -64,10 +64,10 @@ def row_quantum(dtype):
     None leaves the lanes' even split."""
     rng = np.random.default_rng(0)
     K, N = 512, 2048  # a block of 8 rows: FOLLOW_WORK
+    b = rng.standard_normal((K, N)).astype(dtype)
     with single_threaded_blas():
         for q in QUANTA:
             M = 4 * q + q // 2 + 1
-            b = rng.standard_normal((K, N)).astype(dtype)
             for a in (rng.standard_normal((M, K)).astype(dtype), rng.standard_normal((K, M)).astype(dtype).T):
                 whole = np.matmul(a, b)
                 if not all(np.array_equal(np.matmul(a[:cut], b), whole[:cut])

@@ -132,8 +132,8 @@ _speed = [1.0]  # each lane's speed relative to the caller's (lane 0), learnt by
 
 
 def _speeds(lanes):
-    while len(_speed) < lanes:
-        _speed.append(1.0)
+    """The first `lanes` speeds, lanes not seen before at 1."""
+    _speed.extend([1.0] * (lanes - len(_speed)))
     return _speed[:lanes]
 
 
@@ -143,9 +143,8 @@ def _learn(spans, seconds):
         return
     rates = [(i1 - i0) / s for (i0, i1), s in zip(spans, seconds)]
     low, high = SPEED_BOUNDS
-    _speeds(len(spans))
-    for k in range(1, len(spans)):
-        _speed[k] = min(high, max(low, _speed[k] ** (1 - LEARNING) * (rates[k] / rates[0]) ** LEARNING))
+    for k, speed in enumerate(_speeds(len(spans))[1:], start=1):
+        _speed[k] = min(high, max(low, speed ** (1 - LEARNING) * (rates[k] / rates[0]) ** LEARNING))
 
 
 class _Worker(threading.Thread):
