@@ -44,7 +44,7 @@ def _matmul_tn_in_blas(a, b, out):
     return (1, np.dot, (b.T, a) if transposed else (a.T, b), {"out": buf})
 
 
-def _forward_steps_in_blas(gates, hs, cs, tanh_cs, out, Wh, *rest):
+def _forward_steps_in_blas(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, *rest):
     return (gates.shape[0], np.dot, (hs[0], Wh), {})
 
 

@@ -35,12 +35,13 @@ def lane_count(H):
     return lanes.lane_count(H, MIN_UNITS_PER_LANE)
 
 
-def forward_steps(gates, hs, cs, tanh_cs, out, Wh, b, n_lanes, empty):
+def forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, n_lanes, empty):
     """Run the T steps forward: gates (T, N, 4H) holds x_t @ Wx on entry and the activated
     gates on return; hs[0], cs[0] (N, H) the initial state, hs[t + 1], cs[t + 1] filled
-    with the state after step t, tanh_cs[t] with tanh of it, and out (N, T, H), the
-    layer's output, with hs[1:] batch-major (each lane copies its units' h as it makes
-    them, instead of a pass over all of them after the loop). `empty(name, shape, dtype)`
+    with the state after step t, tanh_cs[t] with tanh of it, out (N, T, H), the layer's
+    output, with hs[1:] batch-major, and hs_inputs[1:] (T, N, H; any strides) with hs[1:T],
+    the h each step multiplies, beside x_t for the weight gradients' one product (each lane
+    copies its units' h as it makes them, instead of a pass over all of them after the loop). `empty(name, shape, dtype)`
     gives the lanes' scratch arrays (a workspace's: nothing of them outlives the call)."""
     T, N, G = gates.shape
     H = G // 4
@@ -51,7 +52,7 @@ def forward_steps(gates, hs, cs, tanh_cs, out, Wh, b, n_lanes, empty):
         pack(Wh, packed, starts=[g * H + j0 for g in range(4)], width=K)
         edge = empty(f"edge_lane{k}", (TILE_ROWS, panel_width(Wh.dtype)), Wh.dtype)
         hA = empty(f"hA_lane{k}", (N, 4 * K), Wh.dtype)
-        return forward_lane, (gates, hs, cs, tanh_cs, out, packed, hA, edge, b, j0), T
+        return forward_lane, (gates, hs, cs, tanh_cs, out, hs_inputs, packed, hA, edge, b, j0), T
 
     _run_lanes(lane, H, n_lanes)
 

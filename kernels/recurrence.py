@@ -19,11 +19,11 @@ from fastlstm.kernels.spin import publish, wait_all
 
 
 @njit(cache=True, nogil=True)
-def forward_lane(gates, hs, cs, tanh_cs, out, packed, hA, edge, b, j0, progress, lane, position, spins):
+def forward_lane(gates, hs, cs, tanh_cs, out, hs_inputs, packed, hA, edge, b, j0, progress, lane, position, spins):
     """Steps position .. T - 1 forward for the lane's units; positions are time steps, done = T.
 
-    gates (T, N, 4H), hs and cs (T + 1, N, H), tanh_cs (T, N, H), out (N, T, H) as in
-    fastlstm.recurrence.forward_steps; packed: the lane's columns of Wh (f, g, i, o blocks
+    gates (T, N, 4H), hs and cs (T + 1, N, H), tanh_cs (T, N, H), out (N, T, H) and
+    hs_inputs (T, N, H) as in fastlstm.recurrence.forward_steps; packed: the lane's columns of Wh (f, g, i, o blocks
     side by side), packed; hA (N, 4K) and edge scratch; progress (lanes + 1,) int64.
     """
     T, N = gates.shape[0], gates.shape[1]
@@ -38,6 +38,10 @@ def forward_lane(gates, hs, cs, tanh_cs, out, packed, hA, edge, b, j0, progress,
             h, h_out = hs[t + 1, n, j0:j0 + K], out[n, t, j0:j0 + K]
             for j in range(K):
                 h_out[j] = h[j]
+            if t + 1 < T:
+                h_in = hs_inputs[t + 1, n, j0:j0 + K]
+                for j in range(K):
+                    h_in[j] = h[j]
         publish(progress, lane, t + 1)
     return T
 

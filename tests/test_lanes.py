@@ -210,12 +210,15 @@ def _run_recurrence(case, n_lanes, empty=fresh):
     hs[0], cs[0] = h0, c0
     tanh_cs = np.zeros((T, N, H), gates.dtype)
     out = np.full((N, T, H), np.nan, gates.dtype)
-    forward_steps(gates, hs, cs, tanh_cs, out, Wh, b, n_lanes, empty)
+    inputs = np.full((T, N, H + 3), np.nan, gates.dtype)  # h_t beside a 3-wide x_t, as TimeLSTM lays them
+    hs_inputs = inputs[:, :, 3:]
+    hs_inputs[0] = h0
+    forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, n_lanes, empty)
     dA = np.full(gates.shape, np.nan, gates.dtype)
     dh = np.full((N, H), np.nan, gates.dtype)
     db = np.full(G, np.nan, gates.dtype)
     backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, db, n_lanes)
-    return gates, hs, cs, tanh_cs, dA, dh, db, out
+    return gates, hs, cs, tanh_cs, dA, dh, db, out, inputs
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -228,8 +231,10 @@ def test_recurrence_over_lanes_is_the_single_lanes_bit_for_bit(speeds, N, T, H, 
     many = _run_recurrence(case, n_lanes)
     for want, got in zip(one, many):
         np.testing.assert_array_equal(got, want)
-    hs, dA, db, out = many[1], many[4], many[6], many[7]
+    hs, dA, db, out, inputs = many[1], many[4], many[6], many[7], many[8]
     np.testing.assert_array_equal(out, hs[1:].transpose(1, 0, 2))
+    np.testing.assert_array_equal(inputs[:, :, 3:], hs[:T])
+    assert np.isnan(inputs[:, :, :3]).all()  # the lanes write h only
     np.testing.assert_allclose(db, dA.sum(axis=(0, 1), dtype=np.float64), rtol=1e-4 if dtype == np.float32 else 1e-12,
                                atol=1e-4 if dtype == np.float32 else 1e-12)
 
