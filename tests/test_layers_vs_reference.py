@@ -52,6 +52,16 @@ def test_lstm(dtype, N, T, W):
     assert f.params[0] is r.params[0]
 
 
+@pytest.mark.parametrize("replaced", [0, 1])
+def test_lstm_gradient_arrays_put_in_place_of_its_own_receive_the_gradients(replaced):
+    rng = np.random.default_rng(3)
+    N, T, D, H = 2, 3, 5, 7
+    f, r = lstm_pair(rng, np.float64, D, H)
+    f.grads[replaced] = np.full_like(f.grads[replaced], np.nan)
+    xs, dhs = weights(rng, np.float64, (N, T, D), (N, T, H), scale=1.0)
+    check_lstm_step(f, r, xs, dhs, np.float64)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_lstm_stateful_calls_reset_and_set_state(dtype):
     rng = np.random.default_rng(5)
