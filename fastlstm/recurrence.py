@@ -39,10 +39,11 @@ def forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, n_lanes, empty)
     """Run the T steps forward: gates (T, N, 4H) holds x_t @ Wx on entry and the activated
     gates on return; hs[0], cs[0] (N, H) the initial state, hs[t + 1], cs[t + 1] filled
     with the state after step t, tanh_cs[t] with tanh of it, out (N, T, H), the layer's
-    output, with hs[1:] batch-major, and hs_inputs[1:] (T, N, H; any strides) with hs[1:T],
-    the h each step multiplies, beside x_t for the weight gradients' one product (each lane
-    copies its units' h as it makes them, instead of a pass over all of them after the loop). `empty(name, shape, dtype)`
-    gives the lanes' scratch arrays (a workspace's: nothing of them outlives the call)."""
+    output, with hs[1:] batch-major, and hs_inputs[1:] (T, N, H, any strides) with hs[1:T],
+    the h each step multiplies, kept beside x_t for the weight gradients' one product (each
+    lane copies its units' h as it makes them, instead of a pass over all of them after the
+    loop). `empty(name, shape, dtype)` gives the lanes' scratch arrays (a workspace's:
+    nothing of them outlives the call)."""
     T, N, G = gates.shape
     H = G // 4
 

@@ -23,8 +23,9 @@ def forward_lane(gates, hs, cs, tanh_cs, out, hs_inputs, packed, hA, edge, b, j0
     """Steps position .. T - 1 forward for the lane's units; positions are time steps, done = T.
 
     gates (T, N, 4H), hs and cs (T + 1, N, H), tanh_cs (T, N, H), out (N, T, H) and
-    hs_inputs (T, N, H) as in fastlstm.recurrence.forward_steps; packed: the lane's columns of Wh (f, g, i, o blocks
-    side by side), packed; hA (N, 4K) and edge scratch; progress (lanes + 1,) int64.
+    hs_inputs (T, N, H) as in fastlstm.recurrence.forward_steps; packed: the lane's
+    columns of Wh (f, g, i, o blocks side by side), packed; hA (N, 4K) and edge scratch;
+    progress (lanes + 1,) int64.
     """
     T, N = gates.shape[0], gates.shape[1]
     K = hA.shape[1] // 4
