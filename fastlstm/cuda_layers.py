@@ -329,7 +329,7 @@ class TimeLSTM(_OnDevice, time_layers.TimeLSTM):
             k.lstm.lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
         out = empty("out", (N, T, H), dtype)
         linalg.swap_01(hs[1:], out)
-        return self._finish(empty, save, xs_t, hs, cs, tanh_cs, gates, out)
+        return self._finish(empty, save, hs, cs, out, (xs_t, hs, cs, tanh_cs, gates))
 
     @staticmethod
     def _copy(src, dst):

@@ -135,16 +135,17 @@ class TimeLSTM(_CudaWhenAsked):
         tanh_cs = empty("tanh_cs", (T, N, H), dtype)
         out = empty("out", (N, T, H), dtype)
         forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, lane_count(H), self._workspace.empty)
-        return self._finish(empty, save, inputs, hs, cs, tanh_cs, gates, out)
+        return self._finish(empty, save, hs, cs, out, (inputs, cs, tanh_cs, gates))
 
-    def _finish(self, empty, save, inputs, hs, cs, tanh_cs, gates, out):
-        """Keep the last h and c, save what backward needs when `save`, return `out`, the outputs (N, T, H)."""
+    def _finish(self, empty, save, hs, cs, out, saved):
+        """Keep the last h and c, keep `saved` (time-major arrays, the gates last) for backward
+        when `save`, return `out`, the outputs (N, T, H)."""
         T, N, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
         self.h = empty("h", (N, H), hs.dtype)
         self.c = empty("c", (N, H), hs.dtype)
         self._copy(hs[T], self.h)
         self._copy(cs[T], self.c)
-        self._saved = (inputs, hs, cs, tanh_cs, gates) if save else None
+        self._saved = saved if save else None
         return out
 
     @staticmethod
@@ -152,22 +153,22 @@ class TimeLSTM(_CudaWhenAsked):
         np.copyto(dst, src)
 
     def _backward_inputs(self, dhs):
-        """(inputs, hs, cs, tanh_cs, gates) saved by forward and dhs (N, T, H), checked against them."""
+        """What forward saved for backward, its last array the gates (T, N, 4H), and dhs
+        (N, T, H) checked against them."""
         if self._saved is None:
             raise RuntimeError("TimeLSTM.backward called before forward")
-        inputs, hs, cs, tanh_cs, gates = self._saved
-        T, N, _ = inputs.shape
-        dhs = self._as_floats(dhs, 3, hs.dtype, "dhs")
-        check_shape(dhs, (N, T, hs.shape[2]), "dhs")
-        return (inputs, hs, cs, tanh_cs, gates), dhs
+        T, N, G = self._saved[-1].shape
+        dhs = self._as_floats(dhs, 3, self._saved[-1].dtype, "dhs")
+        check_shape(dhs, (N, T, G // 4), "dhs")
+        return self._saved, dhs
 
     def backward(self, dhs):
-        (inputs, hs, cs, tanh_cs, gates), dhs = self._backward_inputs(dhs)
+        (inputs, cs, tanh_cs, gates), dhs = self._backward_inputs(dhs)
         Wx, Wh, b = self.params
         T, N, D = inputs.shape[0], inputs.shape[1], Wx.shape[0]
         H = Wh.shape[0]
         dA = np.empty_like(gates)
-        dh = np.empty((N, H), dtype=hs.dtype)
+        dh = np.empty((N, H), dtype=gates.dtype)
         backward_steps(gates, cs, tanh_cs, np.ascontiguousarray(dhs), Wh, dA, dh, self.grads[2], lane_count(H))
         dA2 = dA.reshape(T * N, 4 * H)
         # [dWx; dWh] = [x_t, h_t].T @ dA in one product: 1.05x faster than two
