@@ -6,6 +6,7 @@ Every layer keeps the book's contract: `params` holds the very arrays passed in,
 the weights' dtype.
 """
 
+import numba
 import numpy as np
 
 from fastlstm.blas import dot, matmul_tn_into
@@ -14,8 +15,7 @@ from fastlstm.functions import cross_entropy_error, sigmoid, softmax
 from fastlstm.kernels.linalg import column_sums
 from fastlstm.kernels.dropout import dropout_backward, dropout_forward
 from fastlstm.kernels.embedding import embedding_backward, embedding_forward
-from fastlstm.kernels.softmax import (softmax_cross_entropy_backward, softmax_cross_entropy_forward,
-                                      softmax_cross_entropy_forward_backward)
+from fastlstm.kernels.softmax import softmax_cross_entropy_forward, softmax_cross_entropy_forward_backward
 from fastlstm.workspace import Workspace, fresh
 
 
@@ -161,26 +161,26 @@ class SoftmaxWithLoss:
         if count == 0:
             raise ValueError(f"every target equals ignore_label {self.ignore_label}: the mean loss is undefined")
         x2 = np.ascontiguousarray(x).reshape(-1, V)
-        row_lse = empty("row_lse", (x2.shape[0],), x.dtype)
         row_loss = empty("row_loss", (x2.shape[0],), np.float64)
         dx = None
         if with_gradient:
             dx = np.empty_like(x2)
-            softmax_cross_entropy_forward_backward(x2, ts, row_lse, row_loss, x2.dtype.type(1 / count), dx)
+            softmax_cross_entropy_forward_backward(x2, ts, row_loss, x2.dtype.type(1 / count), dx)
         else:
-            softmax_cross_entropy_forward(x2, ts, row_lse, row_loss)
-        return row_loss.sum() / count, [x2, ts, row_lse, count, x.shape, dx]
+            tasks = max(1, min(x2.shape[0], numba.get_num_threads()))
+            softmax_cross_entropy_forward(x2, ts, row_loss, empty("exps", (tasks, V), x.dtype))
+        return row_loss.sum() / count, [x2, ts, count, x.shape, dx]
 
     def backward(self, dout=1):
         _require_forward(self.cache, self)
         self._backward_followed = True
-        x2, ts, row_lse, count, shape, dx = self.cache
+        x2, ts, count, shape, dx = self.cache
         if dx is not None and dout == 1:
             self.cache[-1] = None  # handed out once: a second call makes its own
             return dx.reshape(shape)
         dx = np.empty_like(x2)
         scale = x2.dtype.type(dout / count)
-        softmax_cross_entropy_backward(x2, ts, row_lse, scale, dx)
+        softmax_cross_entropy_forward_backward(x2, ts, np.empty(x2.shape[0]), scale, dx)
         return dx.reshape(shape)
 
 

@@ -65,9 +65,8 @@ _PARTS = [
     ((time_layers,), "backward_steps", lambda g, *r: f"LSTM recurrence backward, {g.shape[0]} steps of "
      f"{g.shape[1]}x{g.shape[2]} @ {g.shape[2]}x{g.shape[2] // 4}", _steps_flops, _backward_steps_in_blas),
     ((layers,), "softmax_cross_entropy_forward", lambda *a: "softmax cross-entropy forward kernel", None, None),
-    ((layers,), "softmax_cross_entropy_backward", lambda *a: "softmax cross-entropy backward kernel", None, None),
     ((layers,), "softmax_cross_entropy_forward_backward",
-     lambda *a: "softmax cross-entropy forward kernel, with backward's gradient", None, None),
+     lambda *a: "softmax cross-entropy kernel, loss and gradient", None, None),
     ((layers,), "column_sums", lambda *a: "bias gradients (column sums)", None, None),
     ((layers,), "dropout_forward", lambda *a: "dropout forward kernel (mask and product)", None, None),
     ((layers,), "dropout_backward", lambda *a: "dropout backward kernel", None, None),

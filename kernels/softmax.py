@@ -1,6 +1,7 @@
-"""Fused softmax cross-entropy: per row a pass for the max and one for exp-sum and loss;
-the gradient is written straight into its output, so no probability matrix is kept.
-A training step's forward can write the gradient too, while each row is in the cache."""
+"""Fused softmax cross-entropy: per row a pass for the max, one that writes exp(x - max)
+and sums it, and, for the gradient, one that scales those exps in place (in the cache),
+so no probability matrix is kept and each score goes through exp once. A training step's
+forward can write the gradient too, while each row is in the cache."""
 
 import numpy as np
 from numba import njit, prange
@@ -14,8 +15,10 @@ SUM_BLOCK = 256
 
 
 @njit(cache=True, **KERNEL_OPTIONS)
-def _row_loss(x, ts, m, row_lse, row_loss):
-    """Row m's log-sum-exp into row_lse[m] and its loss into row_loss[m] (0 when ignored)."""
+def _row_exps(x, ts, m, e, row_loss):
+    """e = exp(x[m] - max(x[m])); row m's loss -log softmax(x[m])[t] into row_loss[m] (0 when
+    ignored). Returns the sum of e, in float64. Every path to a row's loss or gradient
+    comes through here, so that they round alike."""
     row = x[m]
     V = row.size
     mx = row[0]
@@ -25,58 +28,57 @@ def _row_loss(x, ts, m, row_lse, row_loss):
     s = 0.0
     for v0 in range(0, V, SUM_BLOCK):
         block = row[v0:min(v0 + SUM_BLOCK, V)]
+        exps = e[v0:min(v0 + SUM_BLOCK, V)]
         part = mx - mx  # zero in x's dtype
         for v in range(block.size):
-            part += exp(block[v] - mx)
+            ev = exp(block[v] - mx)
+            exps[v] = ev
+            part += ev
         s += part
-    lse = mx + np.log(s)
-    row_lse[m] = lse
     t = ts[m]
-    row_loss[m] = lse - row[t] if t >= 0 else 0.0
+    row_loss[m] = mx + np.log(s) - row[t] if t >= 0 else 0.0
+    return s
 
 
 @njit(cache=True, **KERNEL_OPTIONS)
-def _row_gradient(x, ts, m, row_lse, scale, dx):
-    """dx[m] = (softmax(x[m]) - onehot(t)) * scale, or 0 for an ignored row."""
-    V = x.shape[1]
-    t = ts[m]
+def _gradient_from_exps(e, t, s, scale):
+    """e = (e / s - onehot(t)) * scale in place, with e a row's exps summing to s; 0 for an
+    ignored row (t < 0)."""
     if t < 0:
-        for v in range(V):
-            dx[m, v] = 0
+        for v in range(e.size):
+            e[v] = 0
         return
-    lse = row_lse[m]
-    for v in range(V):
-        dx[m, v] = exp(x[m, v] - lse) * scale
-    dx[m, t] -= scale
+    factor = e.dtype.type(scale / s)
+    for v in range(e.size):
+        e[v] *= factor
+    e[t] -= scale
 
 
 @njit(parallel=True, cache=True, **KERNEL_OPTIONS)
-def softmax_cross_entropy_forward(x, ts, row_lse, row_loss):
-    """Per-row log-sum-exp and loss -log softmax(x)[t]; rows with t < 0 (ignored) lose 0.
+def softmax_cross_entropy_forward(x, ts, row_loss, exps):
+    """Per-row loss -log softmax(x)[t]; rows with t < 0 (ignored) lose 0.
 
-    x (M, V) logits; ts (M,) targets in [0, V) or -1. Out: row_lse (M,) in x's dtype,
-    row_loss (M,) float64. Each row's sum adds blocks of SUM_BLOCK terms in float64.
+    x (M, V) logits; ts (M,) targets in [0, V) or -1; exps (P, V) scratch, one row per
+    parallel task (each takes a contiguous block of rows). Out: row_loss (M,) float64.
+    Each row's sum adds blocks of SUM_BLOCK terms in float64.
+    """
+    M = x.shape[0]
+    P = exps.shape[0]
+    for p in prange(P):
+        for m in range(p * M // P, (p + 1) * M // P):
+            _row_exps(x, ts, m, exps[p], row_loss)
+
+
+@njit(parallel=True, cache=True, **KERNEL_OPTIONS)
+def softmax_cross_entropy_forward_backward(x, ts, row_loss, scale, dx):
+    """softmax_cross_entropy_forward, and dx = (softmax(x) - onehot(t)) * scale per row (0
+    for ignored rows) in the same pass over each row: the row is read from memory once.
+    Backward alone runs this too, so that a gradient is the same to the bit whichever
+    call made it.
+
+    scale = dout / count, a scalar of x's dtype; dx (M, V): each row receives its exps,
+    then becomes the gradient in place.
     """
     for m in prange(x.shape[0]):
-        _row_loss(x, ts, m, row_lse, row_loss)
-
-
-@njit(parallel=True, cache=True, **KERNEL_OPTIONS)
-def softmax_cross_entropy_backward(x, ts, row_lse, scale, dx):
-    """dx = (softmax(x) - onehot(t)) * scale per row, and 0 for ignored rows.
-
-    x (M, V); ts (M,); row_lse (M,) from forward; scale = dout / count, a scalar of
-    x's dtype; dx (M, V).
-    """
-    for m in prange(x.shape[0]):
-        _row_gradient(x, ts, m, row_lse, scale, dx)
-
-
-@njit(parallel=True, cache=True, **KERNEL_OPTIONS)
-def softmax_cross_entropy_forward_backward(x, ts, row_lse, row_loss, scale, dx):
-    """softmax_cross_entropy_forward, and the backward's dx for this `scale` in the same
-    pass over each row (the same values, to the bit): the row is read from memory once
-    instead of twice."""
-    for m in prange(x.shape[0]):
-        _row_loss(x, ts, m, row_lse, row_loss)
-        _row_gradient(x, ts, m, row_lse, scale, dx)
+        s = _row_exps(x, ts, m, dx[m], row_loss)
+        _gradient_from_exps(dx[m], ts[m], s, scale)

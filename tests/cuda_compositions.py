@@ -12,7 +12,7 @@ gradients dxs_t (T, N, D), dWx, dWh, db, dh0.
 import numpy as np
 
 from fastlstm.blas import matmul_tn_into
-from fastlstm.kernels import linalg, lstm
+from fastlstm.kernels import linalg, lstm, softmax
 from fastlstm.optimizer import SGD
 from fastlstm.trainer import stateful_batch
 from fastlstm.util import clip_grads, remove_duplicate
@@ -134,3 +134,16 @@ def train_steps(model, corpus, steps, batch_size, time_size, lr=20.0, max_grad=0
         optimizer.update(params, grads)
         log.append((float(loss), norm))
     return log
+
+
+def softmax_cross_entropy_cpu(x, ts, scale):
+    """(lse, loss, dx) per row of x (M, V): loss and gradient from the CPU kernels, the
+    log-sum-exp (which the CUDA kernels keep for backward and the CPU's do not) from NumPy."""
+    M, V = x.shape
+    loss = np.empty(M)
+    softmax.softmax_cross_entropy_forward(x, ts, loss, np.empty((1, V), x.dtype))
+    dx = np.empty_like(x)
+    softmax.softmax_cross_entropy_forward_backward(x, ts, np.empty(M), scale, dx)
+    x64 = x.astype(np.float64)
+    top = x64.max(axis=1)
+    return top + np.log(np.exp(x64 - top[:, None]).sum(axis=1)), loss, dx
