@@ -32,22 +32,52 @@ def dot(a, b, out=None, bias=None):
     dimension; np.dot would copy it first (the block is neither C- nor F-contiguous). Each
     lane adds the bias to its own rows, so that the pass over the output runs on every core.
     """
-    M, K = a.shape
     if out is None:
-        out = np.empty((M, b.shape[1]), dtype=a.dtype)
+        out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
     if bias is not None and bias.shape != (out.shape[1],):  # the kernel reads bias[:columns] unchecked
         raise ValueError(f"bias must have shape ({out.shape[1]},), got {bias.shape}")
-    work = M * K * b.shape[1]
-    n = min(lanes.lane_count(M, MIN_ROWS), max(1, work // MIN_WORK))
-    quantum = row_quantum(out.dtype) if n > 1 else None
+    _split_over_lanes([(a, b, out, bias)])
+    return out
+
+
+def dots(*products):
+    """out = a @ b for each (a, b, out) of `products`, independent products run as one split
+    over the lanes: each lane takes the same share of every product's rows. A backward's
+    weight and input gradients go together, so that where one core is slower for the
+    moment the lanes wait for it once for the pair instead of once per product."""
+    _split_over_lanes([(a, b, out, None) for a, b, out in products])
+
+
+def _split_over_lanes(products):
+    """Run [(a, b, out, bias or None), ...] (as `dot` takes them) on the lanes, the rows of
+    every product cut at the same shares: the lanes split the longest product's rows (at
+    multiples of row_quantum, by their speeds where every product's blocks are large
+    enough), and each other product's rows are cut at the nearest multiple of the quantum
+    to the same fractions."""
+    rows = [a.shape[0] for a, _, _, _ in products]
+    works = [a.shape[0] * a.shape[1] * b.shape[1] for a, b, _, _ in products]
+    n = min(min(lanes.lane_count(M, MIN_ROWS) for M in rows), max(1, sum(works) // MIN_WORK))
+    quantum = row_quantum(products[0][2].dtype) if n > 1 else None
+    lead = max(rows)
+
+    def cut(i, M):
+        """The row of a product of M rows at the lead's row i."""
+        if i == 0 or M == lead:
+            return i
+        if i == lead:
+            return M
+        q = quantum if quantum and M >= n * quantum else 1
+        return min(M, round(i * M / lead / q) * q)
 
     def lane(k, i0, i1):
-        np.matmul(a[i0:i1], b, out=out[i0:i1])
-        if bias is not None:
-            add_to_rows(out[i0:i1], bias)
+        for (a, b, out, bias), M in zip(products, rows):
+            j0, j1 = cut(i0, M), cut(i1, M)
+            np.matmul(a[j0:j1], b, out=out[j0:j1])
+            if bias is not None:
+                add_to_rows(out[j0:j1], bias)
 
-    lanes.run(lane, M, n, quantum=quantum, follow=work // n >= 4 * FOLLOW_WORK, learn=True)
-    return out
+    follow = all(work // n >= 4 * FOLLOW_WORK for work in works)
+    lanes.run(lane, lead, n, quantum=quantum, follow=follow, learn=True)
 
 
 @functools.lru_cache(maxsize=None)
@@ -78,14 +108,17 @@ def row_quantum(dtype):
     return None
 
 
-def matmul_tn_into(a, b, out):
-    """out[...] = a.T @ b without a temporary.
+def tn_product(a, b, out):
+    """(lhs, rhs, buf) such that buf[...] = lhs @ rhs is out[...] = a.T @ b, with buf
+    C-contiguous (for `dots`).
 
     BLAS writes only C-contiguous outputs; a gradient shaped like a tied, transposed
     weight is F-contiguous, so its transpose receives b.T @ a instead.
     """
     buf, transposed = c_order_view(out)
-    if transposed:
-        dot(b.T, a, out=buf)
-    else:
-        dot(a.T, b, out=buf)
+    return (b.T, a, buf) if transposed else (a.T, b, buf)
+
+
+def matmul_tn_into(a, b, out):
+    """out[...] = a.T @ b without a temporary."""
+    dots(tn_product(a, b, out))

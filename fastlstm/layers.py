@@ -9,7 +9,7 @@ the weights' dtype.
 import numba
 import numpy as np
 
-from fastlstm.blas import dot, matmul_tn_into
+from fastlstm.blas import dot, dots, tn_product
 from fastlstm.checks import as_floats, as_token_ids, check_ndim, check_shape, weights_dtype
 from fastlstm.functions import cross_entropy_error, sigmoid, softmax
 from fastlstm.kernels.linalg import column_sums
@@ -90,9 +90,10 @@ class Affine:
         check_shape(dout, self.x.shape[:-1] + (W.shape[1],), "dout")
         x2 = self.x.reshape(-1, W.shape[0])
         dout2 = dout.reshape(-1, W.shape[1])
-        matmul_tn_into(x2, dout2, self.grads[0])
+        dx = np.empty(self.x.shape, dtype=W.dtype)
+        dots(tn_product(x2, dout2, self.grads[0]), (dout2, W.T, dx.reshape(x2.shape)))
         column_sums(dout2, self.grads[1])
-        return dot(dout2, W.T).reshape(self.x.shape)
+        return dx
 
 
 class Softmax:

@@ -20,13 +20,21 @@ import numpy as np
 
 import fastlstm
 from fastlstm import benchmark, layers, time_layers
-from fastlstm.checks import c_order_view
 from fastlstm.kernels import optim
 
 
 def _product_flops(a, b, *rest, **kwargs):
-    """FLOPs of dot(a, b) and of matmul_tn_into(a, b, out): a's two sides times b's columns, twice."""
+    """FLOPs of dot(a, b): a's two sides times b's columns, twice."""
     return 2 * a.shape[0] * a.shape[1] * b.shape[1]
+
+
+def _products_label(*products):
+    return "products " + " and ".join(f"{a.shape[0]}x{a.shape[1]} @ {b.shape[0]}x{b.shape[1]}" for a, b, _ in products) \
+        + ", split together"
+
+
+def _products_flops(*products):
+    return sum(_product_flops(a, b) for a, b, _ in products)
 
 
 def _steps_flops(gates, *rest):
@@ -36,30 +44,27 @@ def _steps_flops(gates, *rest):
 
 def _dot_in_blas(a, b, out=None, bias=None):
     """The product alone: a bias is left out."""
-    return (1, np.dot, (a, b), {} if out is None else {"out": out})
+    return [(1, np.dot, (a, b), {} if out is None else {"out": out})]
 
 
-def _matmul_tn_in_blas(a, b, out):
-    buf, transposed = c_order_view(out)
-    return (1, np.dot, (b.T, a) if transposed else (a.T, b), {"out": buf})
+def _products_in_blas(*products):
+    return [(1, np.dot, (a, b), {"out": out}) for a, b, out in products]
 
 
 def _forward_steps_in_blas(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, *rest):
-    return (gates.shape[0], np.dot, (hs[0], Wh), {})
+    return [(gates.shape[0], np.dot, (hs[0], Wh), {})]
 
 
 def _backward_steps_in_blas(gates, cs, tanh_cs, dhs, Wh, dA, *rest):
-    return (gates.shape[0], np.dot, (dA[0], Wh.T), {})
+    return [(gates.shape[0], np.dot, (dA[0], Wh.T), {})]
 
 
 # (modules, name, label of a call, FLOPs of a call or None, the call's products as
-# (times, fn, args, kwargs) of one NumPy call, or None)
+# [(times, fn, args, kwargs) of one NumPy call, ...], or None)
 _PARTS = [
     ((layers, time_layers), "dot", lambda a, b, *r, **kwargs: f"product {a.shape[0]}x{a.shape[1]} @ {b.shape[0]}x{b.shape[1]}",
      _product_flops, _dot_in_blas),
-    ((layers, time_layers), "matmul_tn_into",
-     lambda a, b, out: f"product {a.shape[1]}x{a.shape[0]} @ {b.shape[0]}x{b.shape[1]} (weight gradient)", _product_flops,
-     _matmul_tn_in_blas),
+    ((layers, time_layers), "dots", _products_label, _products_flops, _products_in_blas),
     ((time_layers,), "forward_steps", lambda g, *r: f"LSTM recurrence forward, {g.shape[0]} steps of "
      f"{g.shape[1]}x{g.shape[2] // 4} @ {g.shape[2] // 4}x{g.shape[2]}", _steps_flops, _forward_steps_in_blas),
     ((time_layers,), "backward_steps", lambda g, *r: f"LSTM recurrence backward, {g.shape[0]} steps of "
@@ -123,9 +128,8 @@ def _alone(calls, repeat=5):
 
 
 def _in_blas(in_blas, repeat=5):
-    """Median seconds of a part's products as NumPy calls (times, fn, args, kwargs) on BLAS's own threads."""
-    times, fn, args, kwargs = in_blas
-    return times * _alone([(fn, args, kwargs)], repeat)
+    """Median seconds of a part's products as NumPy calls [(times, fn, args, kwargs), ...] on BLAS's own threads."""
+    return sum(times * _alone([(fn, args, kwargs)], repeat) for times, fn, args, kwargs in in_blas)
 
 
 def profile_step(model, step="train", rounds=10, sizes=None):

@@ -9,7 +9,7 @@ import numpy as np
 from fastlstm.np import *  # noqa: F401,F403  (the book's model files expect `np` from here)
 from fastlstm.layers import *  # noqa: F401,F403
 from fastlstm.layers import Affine, Embedding, SoftmaxWithLoss, _check_ratio, _dropout_backward, _dropout_mask_apply
-from fastlstm.blas import dot, matmul_tn_into
+from fastlstm.blas import dot, dots, tn_product
 from fastlstm.checks import as_floats, check_ndim, check_shape, weights_dtype
 from fastlstm.recurrence import backward_steps, forward_steps, lane_count
 from fastlstm.workspace import Workspace, fresh
@@ -171,13 +171,14 @@ class TimeLSTM(_CudaWhenAsked):
         dh = np.empty((N, H), dtype=gates.dtype)
         backward_steps(gates, cs, tanh_cs, np.ascontiguousarray(dhs), Wh, dA, dh, self.grads[2], lane_count(H))
         dA2 = dA.reshape(T * N, 4 * H)
-        # [dWx; dWh] = [x_t, h_t].T @ dA in one product: 1.05x faster than two
-        matmul_tn_into(inputs.reshape(T * N, D + H), dA2, self._weight_grads)
+        dxs = np.empty((T * N, D), dtype=gates.dtype)
+        # [dWx; dWh] = [x_t, h_t].T @ dA in one product (1.05x faster than two), beside dxs
+        dots(tn_product(inputs.reshape(T * N, D + H), dA2, self._weight_grads), (dA2, Wx.T, dxs))
         for grad, block in zip(self.grads[:2], (self._weight_grads[:D], self._weight_grads[D:])):
             if grad.base is not self._weight_grads:  # a gradient array put in its place
                 grad[...] = block
         self.dh = dh
-        return dot(dA2, Wx.T).reshape(T, N, D).transpose(1, 0, 2).copy()
+        return dxs.reshape(T, N, D).transpose(1, 0, 2).copy()
 
     def set_state(self, h, c=None):
         self.h, self.c = h, c

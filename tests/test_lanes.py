@@ -114,6 +114,11 @@ def test_products_cut_by_the_lanes_speeds_are_the_whole_products_bits(speeds, mo
         out = np.zeros((256, 1024), dtype, order=order)
         blas.matmul_tn_into(a, c, out)
         check(out, whole[order])
+        out[...], dx = 0, np.zeros((613, 256), dtype)  # a weight gradient and an input gradient together
+        blas.dots(blas.tn_product(a, c, out), (c, b.T, dx))
+        check(out, whole[order])
+        with single_threaded_blas():
+            check(dx, np.matmul(c, b.T))
 
 
 def test_only_large_products_follow_the_lanes_speeds(monkeypatch):
@@ -139,6 +144,18 @@ def test_dot_split_by_rows_matches_numpy(many_lanes, M, K, P):
     out = np.full((M, P), np.nan)
     assert blas.dot(a, b, out=out) is out
     np.testing.assert_allclose(out, np.dot(a, b), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("rows", [(17, 29), (29, 17), (1, 40), (40, 1), (0, 5), (3, 3)])
+def test_dots_split_products_of_any_rows_together(many_lanes, rows):
+    """Each lane takes the same share of every product's rows; together they cover each
+    product once, whatever the row counts."""
+    rng = np.random.default_rng(sum(rows))
+    products = [(rng.standard_normal((M, 13)), rng.standard_normal((13, 7 + k)), np.full((M, 7 + k), np.nan))
+                for k, M in enumerate(rows)]
+    blas.dots(*products)
+    for a, b, out in products:
+        np.testing.assert_allclose(out, a @ b, rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -18,7 +18,8 @@ def test_profile_names_every_product_and_recurrence(model, step, products):
     total, tokens, parts = profiling.profile_step(model, step, rounds=2, sizes=SIZES)
     assert tokens == {"train": 700, "eval": 350}[step]
     labels = [p["part"] for p in parts]
-    assert sum(p["calls"] for p in parts if p["part"].startswith("product")) == products
+    # a backward's weight and input gradients are one part, "products A and B, split together"
+    assert sum(p["calls"] * (p["part"].count(" and ") + 1) for p in parts if p["part"].startswith("product")) == products
     assert any(label.startswith("LSTM recurrence forward") for label in labels)
     assert any(label.startswith("LSTM recurrence backward") for label in labels) == (step == "train")
     assert labels[-1].startswith("the rest") and parts[-1]["alone"] is None
@@ -66,15 +67,17 @@ def test_format_shows_each_part_and_the_bound_of_the_parts_alone():
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_blas_column_times_the_same_product(order):
+def test_blas_column_times_the_same_products(order):
     rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((7, 5)), rng.standard_normal((7, 3))
-    out = np.zeros((5, 3), order=order)
-    times, fn, args, kwargs = profiling._matmul_tn_in_blas(a, b, out)
-    fn(*args, **kwargs)
-    assert times == 1
+    a, b, c = rng.standard_normal((7, 5)), rng.standard_normal((7, 3)), rng.standard_normal((3, 4))
+    out, dx = np.zeros((5, 3), order=order), np.zeros((7, 4))
+    calls = profiling._products_in_blas(blas.tn_product(a, b, out), (b, c, dx))
+    for times, fn, args, kwargs in calls:
+        fn(*args, **kwargs)
+    assert [call[0] for call in calls] == [1, 1]
     np.testing.assert_allclose(out, a.T @ b, rtol=1e-12)
-    times, fn, args, kwargs = profiling._dot_in_blas(a.T, b)
+    np.testing.assert_allclose(dx, b @ c, rtol=1e-12)
+    [(times, fn, args, kwargs)] = profiling._dot_in_blas(a.T, b)
     np.testing.assert_allclose(fn(*args, **kwargs), a.T @ b, rtol=1e-12)
 
 
@@ -82,8 +85,8 @@ def test_blas_column_of_a_recurrence_is_its_step_product_times_the_steps():
     T, N, H = 4, 3, 5
     gates, dA = np.zeros((T, N, 4 * H)), np.zeros((T, N, 4 * H))
     hs, Wh = np.zeros((T + 1, N, H)), np.zeros((H, 4 * H))
-    times, fn, args, kwargs = profiling._forward_steps_in_blas(gates, hs, hs, hs[1:], None, hs[:T], Wh, np.zeros(4 * H), 1,
+    [(times, fn, args, kwargs)] = profiling._forward_steps_in_blas(gates, hs, hs, hs[1:], None, hs[:T], Wh, np.zeros(4 * H), 1,
                                                                None)
     assert (times, fn(*args, **kwargs).shape) == (T, (N, 4 * H))
-    times, fn, args, kwargs = profiling._backward_steps_in_blas(gates, hs, hs[1:], hs[1:], Wh, dA, np.zeros((N, H)), 1)
+    [(times, fn, args, kwargs)] = profiling._backward_steps_in_blas(gates, hs, hs[1:], hs[1:], Wh, dA, np.zeros((N, H)), 1)
     assert (times, fn(*args, **kwargs).shape) == (T, (N, H))
