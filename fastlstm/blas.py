@@ -118,7 +118,3 @@ def tn_product(a, b, out):
     buf, transposed = c_order_view(out)
     return (b.T, a, buf) if transposed else (a.T, b, buf)
 
-
-def matmul_tn_into(a, b, out):
-    """out[...] = a.T @ b without a temporary."""
-    dots(tn_product(a, b, out))

@@ -11,7 +11,7 @@ gradients dxs_t (T, N, D), dWx, dWh, db, dh0.
 
 import numpy as np
 
-from fastlstm.blas import matmul_tn_into
+from fastlstm.blas import dots, tn_product
 from fastlstm.kernels import linalg, lstm, softmax
 from fastlstm.optimizer import SGD
 from fastlstm.trainer import stateful_batch
@@ -40,8 +40,7 @@ def lstm_cpu(xs_t, Wx, Wh, b, h0, c0, dhs_t):
         np.dot(dA[t], Wh.T, out=dh)
     dA2 = dA.reshape(T * N, 4 * H)
     dWx, dWh = np.empty(Wx.shape, dtype), np.empty(Wh.shape, dtype)
-    matmul_tn_into(xs_t.reshape(T * N, D), dA2, dWx)
-    matmul_tn_into(hs[:T].reshape(T * N, H), dA2, dWh)
+    dots(tn_product(xs_t.reshape(T * N, D), dA2, dWx), tn_product(hs[:T].reshape(T * N, H), dA2, dWh))
     dxs_t = np.dot(dA2, Wx.T).reshape(T, N, D)
     return dict(hs=hs, cs=cs, gates=gates, dxs_t=dxs_t, dWx=dWx, dWh=dWh, db=db, dh0=dh)
 
@@ -94,7 +93,7 @@ def affine_cpu(x, W, b, dout):
     out = np.dot(x, W)
     out += b
     dW, db = np.empty(W.shape, W.dtype), np.empty(b.shape, W.dtype)
-    matmul_tn_into(x, dout, dW)
+    dots(tn_product(x, dout, dW))
     linalg.column_sums(dout, db)
     return dict(out=out, dx=np.dot(dout, W.T), dW=dW, db=db)
 

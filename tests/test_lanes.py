@@ -95,7 +95,7 @@ def test_a_slower_lane_gets_fewer_items(speeds):
 @pytest.mark.parametrize("lane_speeds", [[1.0, 0.5], [1.0, 2.0], [1.0, 0.6, 1.7]])
 def test_products_cut_by_the_lanes_speeds_are_the_whole_products_bits(speeds, monkeypatch, dtype, lane_speeds):
     """Cut at multiples of row_quantum, each lane's block is the whole product's rows to
-    the bit: plain, into a transposed output (matmul_tn_into) and with a bias. Where this
+    the bit: plain, into a transposed output (tn_product), with a bias and beside another product. Where this
     BLAS has no such quantum, the lanes split evenly (and round as BLAS does by blocks)."""
     monkeypatch.setattr(lanes, "get_num_threads", lambda: len(lane_speeds))
     monkeypatch.setattr(lanes, "LEARNING", 0.0)  # every call cuts by lane_speeds
@@ -112,7 +112,7 @@ def test_products_cut_by_the_lanes_speeds_are_the_whole_products_bits(speeds, mo
     check(blas.dot(a, b, bias=bias), with_bias)
     for order in "CF":
         out = np.zeros((256, 1024), dtype, order=order)
-        blas.matmul_tn_into(a, c, out)
+        blas.dots(blas.tn_product(a, c, out))
         check(out, whole[order])
         out[...], dx = 0, np.zeros((613, 256), dtype)  # a weight gradient and an input gradient together
         blas.dots(blas.tn_product(a, c, out), (c, b.T, dx))
@@ -182,24 +182,24 @@ def test_affine_refuses_a_bias_replaced_by_one_of_another_width():
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_matmul_tn_into_split_by_rows(many_lanes, order):
+def test_transposed_product_split_by_rows(many_lanes, order):
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal((29, 13)), rng.standard_normal((29, 17))
     out = np.zeros((13, 17), order=order)
-    blas.matmul_tn_into(a, b, out)
+    blas.dots(blas.tn_product(a, b, out))
     np.testing.assert_allclose(out, a.T @ b, rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_matmul_tn_into_copies_no_block_of_the_transposed_operand(many_lanes, order):
+def test_transposed_product_copies_no_block_of_the_transposed_operand(many_lanes, order):
     """Each lane's rows of a.T (neither C- nor F-contiguous) go to BLAS as they are."""
     rng = np.random.default_rng(2)
     a, b = rng.standard_normal((400, 300)), rng.standard_normal((400, 200))
     out = np.zeros((300, 200), order=order)
-    blas.matmul_tn_into(a, b, out)  # first calls allocate for themselves (threads, BLAS handles)
+    blas.dots(blas.tn_product(a, b, out))  # first calls allocate for themselves (threads, BLAS handles)
     tracemalloc.start()
     try:
-        blas.matmul_tn_into(a, b, out)
+        blas.dots(blas.tn_product(a, b, out))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
