@@ -117,4 +117,3 @@ def tn_product(a, b, out):
     """
     buf, transposed = c_order_view(out)
     return (b.T, a, buf) if transposed else (a.T, b, buf)
-

@@ -29,11 +29,13 @@ def _product_flops(a, b, *rest, **kwargs):
 
 
 def _products_label(*products):
-    return "products " + " and ".join(f"{a.shape[0]}x{a.shape[1]} @ {b.shape[0]}x{b.shape[1]}" for a, b, _ in products) \
-        + ", split together"
+    """The label of a `dots` call: its products' shapes, which its lanes split together."""
+    shapes = (f"{a.shape[0]}x{a.shape[1]} @ {b.shape[0]}x{b.shape[1]}" for a, b, _ in products)
+    return f"products {' and '.join(shapes)}, split together"
 
 
 def _products_flops(*products):
+    """FLOPs of dots(*products)."""
     return sum(_product_flops(a, b) for a, b, _ in products)
 
 

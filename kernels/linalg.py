@@ -34,7 +34,7 @@ def column_sums(a, out):
     block of columns. The blocks depend on the shape alone, so the result does not depend
     on the number of threads.
 
-    a (K, P), rows contiguous; out (P,). The loops index slices from 0 so that they vectorise.
+    a (K, P); out (P,). The loops index slices from 0 so that they vectorise.
     """
     K, P = a.shape
     n_blocks = max(1, (K + SUM_ROWS - 1) // SUM_ROWS)
