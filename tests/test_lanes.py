@@ -95,8 +95,9 @@ def test_a_slower_lane_gets_fewer_items(speeds):
 @pytest.mark.parametrize("lane_speeds", [[1.0, 0.5], [1.0, 2.0], [1.0, 0.6, 1.7]])
 def test_products_cut_by_the_lanes_speeds_are_the_whole_products_bits(speeds, monkeypatch, dtype, lane_speeds):
     """Cut at multiples of row_quantum, each lane's block is the whole product's rows to
-    the bit: plain, into a transposed output (tn_product), with a bias and beside another product. Where this
-    BLAS has no such quantum, the lanes split evenly (and round as BLAS does by blocks)."""
+    the bit: plain, into a transposed output (tn_product), with a bias and beside another
+    product. Where this BLAS has no such quantum, the lanes split evenly (and round as BLAS
+    does by blocks)."""
     monkeypatch.setattr(lanes, "get_num_threads", lambda: len(lane_speeds))
     monkeypatch.setattr(lanes, "LEARNING", 0.0)  # every call cuts by lane_speeds
     speeds[:] = lane_speeds
