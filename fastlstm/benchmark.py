@@ -314,10 +314,10 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
     fastlstm and of the NumPy reference, each the median over its rounds, and their ratio;
     FLOPs per token; achieved GFLOP/s; each implementation's fraction of the limit, the
     median over its rounds of the round's GFLOP/s over the peak measured just before it
-    (the rounds' figures: 'fastlstm_round_tokens_per_s', 'fastlstm_peaks_gflops', and
-    NumPy's alike); the median of fastlstm's peaks ('peak_gflops') and the limit in tokens/s
-    it sets, peak / FLOP per token. With `memory`, MEMORY_METHOD's figures in MiB (None when
-    not measured).
+    (the rounds' figures: 'fastlstm_round_tokens_per_s', 'fastlstm_peaks_gflops',
+    'fastlstm_round_fractions', and NumPy's alike); the median of fastlstm's peaks
+    ('peak_gflops') and the limit in tokens/s it sets, peak / FLOP per token. With
+    `memory`, MEMORY_METHOD's figures in MiB (None when not measured).
 
     Timing as TIMING[quick] says, with `settle` seconds of rest around each peak.
     `sizes` overrides the models' sizes, `peak_size` the side of the np.dot; `log`, a
@@ -346,7 +346,8 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
                     row[f"{impl}_gflops"] = rate * flop / 1e9
                     row[f"{impl}_round_tokens_per_s"] = rates
                     row[f"{impl}_peaks_gflops"] = peaks
-                    row[f"{impl}_fraction"] = float(np.median([r * flop / 1e9 / g for r, g in zip(rates, peaks)]))
+                    row[f"{impl}_round_fractions"] = [r * flop / 1e9 / g for r, g in zip(rates, peaks)]
+                    row[f"{impl}_fraction"] = float(np.median(row[f"{impl}_round_fractions"]))
                     del fn
                 row["speedup"] = row["fastlstm_tokens_per_s"] / row["numpy_tokens_per_s"]
                 row["peak_gflops"] = float(np.median(row["fastlstm_peaks_gflops"]))
@@ -392,6 +393,10 @@ def format_throughput(rows):
                  "rounds of the round's GFLOP/s over the peak measured just before it")
     lines.append("MiB: step/total; the floor of a training step (params + grads + activations backward needs, "
                  f"training_memory_floor): {', '.join(floors)}")
+    lines.append("of lim round by round (fastlstm, each round against its own peak, lowest first):")
+    for r in rows:
+        fractions = sorted(r["fastlstm_round_fractions"])
+        lines.append(f"  {r['model']:7s}{r['step']:6s}" + " ".join(f"{f:.1%}" for f in fractions))
     return "\n".join(lines)
 
 

@@ -63,6 +63,11 @@ def test_each_round_counts_against_the_peak_measured_just_before_it(monkeypatch)
     assert row["numpy_fraction"] == pytest.approx(700 * flop / 1e9 / 100)
     assert row["fastlstm_peaks_gflops"] == [100.0, 50.0] and row["peak_gflops"] == pytest.approx(75.0)
     assert row["fastlstm_round_tokens_per_s"] == [350.0, 175.0]
+    assert row["fastlstm_round_fractions"] == pytest.approx([350 * flop / 1e9 / 100] * 2)
+    fraction = f"{350 * flop / 1e9 / 100:.1%}"
+    assert f"rnnlm  train {fraction} {fraction}" in benchmark.format_throughput([row])  # each round's, listed
+    unsorted = {**row, "fastlstm_round_fractions": [0.8, 0.7, 0.75]}
+    assert "rnnlm  train 70.0% 75.0% 80.0%" in benchmark.format_throughput([unsorted])  # lowest first
     assert row["speedup"] == pytest.approx(262.5 / 700)
 
 
