@@ -1,4 +1,4 @@
-"""CUDA twins of the layers' matrix-product steps (np.dot, fastlstm.blas.matmul_tn_into,
+"""CUDA twins of the layers' matrix-product steps (np.dot, a.T @ b (fastlstm.blas.tn_product),
 the bias add) and of kernels/linalg.py's column sums, and the launch settings that every
 `*_cuda` module shares.
 
@@ -145,7 +145,9 @@ def matmul(a, b, out):
 
 
 def matmul_tn_into(a, b, out):
-    """out = a.T @ b (twin of fastlstm.blas.matmul_tn_into). a (K, P), b (K, Q); out (P, Q) any layout."""
+    """out = a.T @ b (the host does this with fastlstm.blas.tn_product and dots).
+
+    a (K, P), b (K, Q); out (P, Q) any layout."""
     matmul(transpose_view(a), b, out)
 
 

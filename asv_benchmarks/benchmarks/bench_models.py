@@ -1,7 +1,9 @@
 """Whole-model figures of the book's two configurations in float32: tokens/s of a training
 and of an evaluation step (tokens = batch x time steps), and the peak memory of one
-BetterRnnlm training step. `fastlstm bench` measures the same steps against the NumPy
-reference; this suite tracks them per commit."""
+BetterRnnlm training step. `fastlstm bench` measures the same models and batches against
+the NumPy reference; this suite tracks them per commit. Its training step is written the
+book's way (clip_grads, then update), as book-style code runs it; the bench and
+`fastlstm train` fold the clipping's factor into the update's pass instead."""
 
 import timeit
 
