@@ -19,7 +19,8 @@ def test_profile_names_every_product_and_recurrence(model, step, products):
     assert tokens == {"train": 700, "eval": 350}[step]
     labels = [p["part"] for p in parts]
     # a backward's weight and input gradients are one part, "products A and B, split together"
-    assert sum(p["calls"] * (p["part"].count(" and ") + 1) for p in parts if p["part"].startswith("product")) == products
+    product_calls = [p["calls"] * (p["part"].count(" and ") + 1) for p in parts if p["part"].startswith("product")]
+    assert sum(product_calls) == products
     assert any(label.startswith("LSTM recurrence forward") for label in labels)
     assert any(label.startswith("LSTM recurrence backward") for label in labels) == (step == "train")
     assert labels[-1].startswith("the rest") and parts[-1]["alone"] is None
@@ -85,8 +86,9 @@ def test_blas_column_of_a_recurrence_is_its_step_product_times_the_steps():
     T, N, H = 4, 3, 5
     gates, dA = np.zeros((T, N, 4 * H)), np.zeros((T, N, 4 * H))
     hs, Wh = np.zeros((T + 1, N, H)), np.zeros((H, 4 * H))
-    [(times, fn, args, kwargs)] = profiling._forward_steps_in_blas(gates, hs, hs, hs[1:], None, hs[:T], Wh, np.zeros(4 * H), 1,
-                                                               None)
+    [(times, fn, args, kwargs)] = profiling._forward_steps_in_blas(
+        gates, hs, hs, hs[1:], None, hs[:T], Wh, np.zeros(4 * H), 1, None)
     assert (times, fn(*args, **kwargs).shape) == (T, (N, 4 * H))
-    [(times, fn, args, kwargs)] = profiling._backward_steps_in_blas(gates, hs, hs[1:], hs[1:], Wh, dA, np.zeros((N, H)), 1)
+    [(times, fn, args, kwargs)] = profiling._backward_steps_in_blas(
+        gates, hs, hs[1:], hs[1:], Wh, dA, np.zeros((N, H)), 1)
     assert (times, fn(*args, **kwargs).shape) == (T, (N, H))
