@@ -202,9 +202,10 @@ def add_bench(subparsers, common):
                     "BetterRnnlm in float32, for fastlstm and for the plain-NumPy reference, warm; their ratio;\n"
                     "the achieved matrix-product GFLOP/s and its fraction of the limit set by this machine's\n"
                     "float32 np.dot peak (same threads), measured just before each timed round, so that each\n"
-                    "round counts against the peak of its moment (tokens/s and the fraction are medians over\n"
-                    "the rounds); memory in MiB, from RSS in a fresh subprocess: step = high-water growth over\n"
-                    "one step, total = with the model. --data is unused.",
+                    "round counts against the peak of its moment (each side of a round the best of two\n"
+                    "measurements; tokens/s and the fraction are medians over the rounds); memory in MiB,\n"
+                    "from RSS in a fresh subprocess: step = high-water growth over one step, total = with\n"
+                    "the model. --data is unused.",
         epilog="Run it as\n"
                "  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE fastlstm bench\n"
                "where those variables are set: they slow a current OpenBLAS on the development machine.")
@@ -246,7 +247,7 @@ def _run_bench(args):
     peaks = benchmark.row_peaks(*rows)
     peak = float(np.median(peaks))
     print(f"peak: median {peak:.1f} GFLOP/s of {len(peaks)} measurements ({min(peaks):.1f} to {max(peaks):.1f}), "
-          f"float32 {benchmark.PEAK_SIZE}^3 np.dot, the best of {benchmark.PEAK_CALLS} calls before each timed round")
+          f"float32 {benchmark.PEAK_SIZE}^3 np.dot, the best of {benchmark.BEST_OF} calls before each timed round")
     print(f"memory: {benchmark.MEMORY_METHOD}")
     print(benchmark.format_throughput(rows))
     if args.profile:
