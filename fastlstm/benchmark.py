@@ -20,9 +20,9 @@ import fastlstm
 import fastlstm.reference.numpy_layers as ref
 import fastlstm.time_layers as fast
 from fastlstm import models
-from fastlstm.optimizer import SGD, clip_and_update
+from fastlstm.optimizer import SGD
 from fastlstm.reference import models as ref_models
-from fastlstm.util import remove_duplicate
+from fastlstm.training_step import train_step
 from fastlstm.warmup import warm_up
 
 
@@ -201,13 +201,7 @@ def make_step(model, implementation, step, sizes=None, seed=0):
     if step == "eval":
         return (lambda: net.forward(xs, ts, **spec["eval_kwargs"])), N * T
     optimizer = SGD(LR)
-
-    def train():
-        net.forward(xs, ts)
-        net.backward()
-        params, grads = remove_duplicate(net.params, net.grads)
-        clip_and_update(optimizer, params, grads, MAX_GRAD)
-    return train, N * T
+    return (lambda: train_step(net, optimizer, xs, ts, MAX_GRAD)), N * T
 
 
 class Peak:

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from fastlstm import plotting
-from fastlstm.optimizer import clip_and_update
+from fastlstm.training_step import train_step
 from fastlstm.util import remove_duplicate
 
 __all__ = ["RnnlmTrainer", "remove_duplicate", "stateful_batch"]
@@ -70,14 +70,8 @@ class RnnlmTrainer:
             for iters in range(max_iters):
                 batch_x, batch_t = self.get_batch(xs, ts, batch_size, time_size)
 
-                loss = model.forward(batch_x, batch_t)
-                model.backward()
-                params, grads = remove_duplicate(model.params, model.grads)  # merge the tied weights
-                if max_grad is not None:
-                    clip_and_update(optimizer, params, grads, max_grad)
-                else:
-                    optimizer.update(params, grads)
-                total_loss += float(loss)
+                loss, _ = train_step(model, optimizer, batch_x, batch_t, max_grad)
+                total_loss += loss
                 loss_count += 1
 
                 if (eval_interval is not None) and (iters % eval_interval) == 0:

@@ -39,7 +39,8 @@ from fastlstm.files import atomic_write
 from fastlstm.models import BetterRnnlm, Rnnlm
 from fastlstm.optimizer import SGD
 from fastlstm.trainer import stateful_batch
-from fastlstm.util import clip_rate, eval_perplexity, remove_duplicate
+from fastlstm.training_step import train_step
+from fastlstm.util import eval_perplexity
 
 MODELS = {"rnnlm": Rnnlm, "better": BetterRnnlm}
 # the book's ch06 train_rnnlm.py and train_better_rnnlm.py
@@ -354,17 +355,9 @@ class Run:
         lstm_states = [(layer.h, layer.c) for layer in lstms]
         try:
             xs, ts = stateful_batch(self.xs, self.ts, c["batch_size"], c["time_size"], self.time_idx)
-            loss = float(self.model.forward(xs, ts))
-            if not math.isfinite(loss):
-                raise Diverged(f"loss is {loss} at {self._where(self.iteration + 1)}")
-            self.model.backward()
-            params, grads = remove_duplicate(self.model.params, self.model.grads)
-            rate = 1
-            if c["max_grad"]:
-                norm, rate = clip_rate(grads, c["max_grad"])
-                if not math.isfinite(norm):
-                    raise Diverged(f"gradient norm is {norm} at {self._where(self.iteration + 1)}")
-            self.optimizer.update(params, grads, scale=rate)  # the clipping's scale folded in
+            loss, _ = train_step(self.model, self.optimizer, xs, ts, c["max_grad"] or None, check_finite=True)
+        except FloatingPointError as e:
+            raise Diverged(f"{e} at {self._where(self.iteration + 1)}") from None
         except KeyboardInterrupt:
             np.random.set_state(rng_state)
             for layer, (h, cell) in zip(lstms, lstm_states):
