@@ -339,17 +339,8 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
                     log(f"{model} {step} {impl}, each round after a float32 {peak_size}^3 np.dot")
                     fn, tokens = make_step(model, impl, step, sizes)
                     rounds = paired_rounds(fn, peak, settle=settle, **timing[impl])
-                    rates = [tokens / min(seconds) for seconds, _ in rounds]
-                    peaks = [max(gflops) for _, gflops in rounds]
-                    rate = float(np.median(rates))
-                    row[f"{impl}_tokens_per_s"] = rate
-                    row[f"{impl}_gflops"] = rate * flop / 1e9
-                    row[f"{impl}_round_tokens_per_s"] = rates
-                    row[f"{impl}_peaks_gflops"] = peaks
-                    row[f"{impl}_round_fractions"] = [r * flop / 1e9 / g for r, g in zip(rates, peaks)]
-                    row[f"{impl}_fraction"] = float(np.median(row[f"{impl}_round_fractions"]))
-                    row[f"{impl}_round_calls"] = [{"seconds": seconds, "gflops": gflops} for seconds, gflops in rounds]
                     del fn
+                    row.update(_round_figures(impl, rounds, tokens, flop))
                 row["speedup"] = row["fastlstm_tokens_per_s"] / row["numpy_tokens_per_s"]
                 row["peak_gflops"] = float(np.median(row["fastlstm_peaks_gflops"]))
                 row["limit_tokens_per_s"] = row["peak_gflops"] * 1e9 / flop
@@ -367,6 +358,18 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
                 r[f"{impl}_step_mib"] = figures.get("step")
                 r[f"{impl}_total_mib"] = figures.get("total")
     return rows
+
+
+def _round_figures(impl, rounds, tokens, flop):
+    """The figures of one implementation's paired_rounds, keyed as model_throughput's rows have them."""
+    rates = [tokens / min(seconds) for seconds, _ in rounds]
+    peaks = [max(gflops) for _, gflops in rounds]
+    rate = float(np.median(rates))
+    fractions = [r * flop / 1e9 / g for r, g in zip(rates, peaks)]
+    return {f"{impl}_tokens_per_s": rate, f"{impl}_gflops": rate * flop / 1e9,
+            f"{impl}_round_tokens_per_s": rates, f"{impl}_peaks_gflops": peaks,
+            f"{impl}_round_fractions": fractions, f"{impl}_fraction": float(np.median(fractions)),
+            f"{impl}_round_calls": [{"seconds": seconds, "gflops": gflops} for seconds, gflops in rounds]}
 
 
 def row_peaks(*rows):
