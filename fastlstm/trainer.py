@@ -51,7 +51,8 @@ class RnnlmTrainer:
         return batch_x, batch_t
 
     def fit(self, xs, ts, max_epoch=10, batch_size=20, time_size=35, max_grad=None, eval_interval=20):
-        """Train on the stream xs -> ts for max_epoch epochs of `len(xs) // (batch_size*time_size)` iterations.
+        """Train on the stream xs -> ts for max_epoch epochs of `len(xs) // (batch_size*time_size)` iterations,
+        each one train_step (the gradients clipped to max_grad when it is given).
 
         time_idx and ppl_list start afresh at each call, as in the book (the book's BetterRnnlm
         script calls fit once per epoch, so its data position restarts every epoch).
