@@ -8,41 +8,27 @@ per call and multiplies by it with kernels/packed_product.py, which at these few
 beats BLAS (that packs its operand on every call). The lanes meet once per step, when the
 step's h (forward) or dA (backward) is complete and every lane needs all of it: each lane
 runs its whole loop in compiled code (kernels/recurrence.py) and waits for the others by
-spinning (kernels/spin.py), since a thread put to sleep and woken 35 times a call cost
-1 to 4 ms a recurrence; while another process holds one of their cores, they spin less.
-The results do not depend on the number of lanes, nor on where the units are cut, to the
+spinning (kernels/spin.py), since a thread put to sleep and woken at every step costs
+more than the step; while another process holds one of their cores, they spin less (the
+lanes' rest policy). The results do not depend on the number of lanes, nor on where the units are cut, to the
 bit: the units go to the lanes by their speeds, as the products have measured them.
 """
 
 import numpy as np
 
-from fastlstm import lanes
 from fastlstm.kernels.packed_product import TILE_ROWS, pack, packed_shape, panel_width
 from fastlstm.kernels.recurrence import backward_lane, forward_lane
 from fastlstm.kernels.spin import ABORT
 
-# Fewest hidden units per lane: below this a barrier per step costs more than the lane saves.
-MIN_UNITS_PER_LANE = 128
-# A wait that runs out of lanes.SPINS twice (the lane it waits for has been off its core
-# for 2 ms: another process is running there) makes the lanes' next CHEAP_RESTS rests
-# come after lanes.MIN_SPINS rounds instead.
-CHEAP_RESTS = 256
-_cheap_rests = 0  # rests left to come after lanes.MIN_SPINS rounds
 
-
-def lane_count(H):
-    """Lanes for a layer of width H."""
-    return lanes.lane_count(H, MIN_UNITS_PER_LANE)
-
-
-def forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, n_lanes, empty):
-    """Run the T steps forward: gates (T, N, 4H) holds x_t @ Wx on entry and the activated
-    gates on return; hs[0], cs[0] (N, H) the initial state, hs[t + 1], cs[t + 1] filled
-    with the state after step t, tanh_cs[t] with tanh of it, out (N, T, H), the layer's
-    output, with hs[1:] batch-major, and hs_inputs[1:] (T, N, H, any strides) with hs[1:T],
-    the h each step multiplies, kept beside x_t for the weight gradients' one product (each
-    lane copies its units' h as it makes them, instead of a pass over all of them after the
-    loop). `empty(name, shape, dtype)` gives the lanes' scratch arrays (a workspace's:
+def forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, lanes, empty):
+    """Run the T steps forward on `lanes` (a fastlstm.lanes.Lanes): gates (T, N, 4H) holds
+    x_t @ Wx on entry and the activated gates on return; hs[0], cs[0] (N, H) the initial
+    state, hs[t + 1], cs[t + 1] filled with the state after step t, tanh_cs[t] with tanh
+    of it, out (N, T, H), the layer's output, with hs[1:] batch-major, and hs_inputs[1:]
+    (T, N, H, any strides) with hs[1:T], the h each step multiplies, kept beside x_t for
+    the weight gradients' one product (each lane copies its units' h as it makes them,
+    instead of a pass over all of them after the loop). `empty(name, shape, dtype)` gives the lanes' scratch arrays (a workspace's:
     nothing of them outlives the call)."""
     T, N, G = gates.shape
     H = G // 4
@@ -55,14 +41,14 @@ def forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, n_lanes, empty)
         hA = empty(f"hA_lane{k}", (N, 4 * K), Wh.dtype)
         return forward_lane, (gates, hs, cs, tanh_cs, out, hs_inputs, packed, hA, edge, b, j0), T
 
-    _run_lanes(lane, H, n_lanes)
+    _run_lanes(lane, H, lanes)
 
 
-def backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, db, n_lanes):
-    """Run the T steps backward from the gradients dhs (N, T, H, C-contiguous) of the
-    outputs: fills dA (T, N, 4H) with the gates' pre-activation gradients, db (4H,) with
-    their sums over steps and rows (the bias gradient) and dh (N, H) with the gradient of
-    the initial h."""
+def backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, db, lanes):
+    """Run the T steps backward on `lanes` from the gradients dhs (N, T, H, C-contiguous) of
+    the outputs: fills dA (T, N, 4H) with the gates' pre-activation gradients, db (4H,)
+    with their sums over steps and rows (the bias gradient) and dh (N, H) with the
+    gradient of the initial h."""
     N, T, H = dhs.shape
     dc = np.zeros((N, H), dtype=dh.dtype)
     db[...] = 0
@@ -76,14 +62,15 @@ def backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, db, n_lanes):
         return backward_lane, (gates, cs, tanh_cs, dhs, dA, db, dh_k, dc, packed, edge, j0), 2 * T
 
     dh_lanes = {}
-    _run_lanes(lane, H, n_lanes)
+    _run_lanes(lane, H, lanes)
     for (j0, j1), dh_k in dh_lanes.items():
         dh[:, j0:j1] = dh_k
 
 
-def _run_lanes(prepare, H, n_lanes):
+def _run_lanes(prepare, H, lanes):
     """Run each lane's compiled loop, prepare(k, j0, j1) -> (kernel, args, done), over its
     block of the H units, resuming it after each rest until it reaches `done`."""
+    n_lanes = lanes.count(H, lanes.min_units)
     progress = np.zeros(n_lanes + 1, dtype=np.int64)
 
     def lane(k, j0, j1):
@@ -91,28 +78,13 @@ def _run_lanes(prepare, H, n_lanes):
             kernel, args, done = prepare(k, j0, j1)
             position = 0
             while position != done:
-                start, position = position, kernel(*args, progress, k, position, _spins())
+                start, position = position, kernel(*args, progress, k, position, lanes.recurrence_spins())
                 if position < 0:
                     return
                 if position != done:
-                    _rest(again=position == start)
+                    lanes.recurrence_rest(again=position == start)
         except BaseException:
             progress[ABORT] = 1
             raise
 
     lanes.run(lane, H, n_lanes, quantum=1, follow=True)  # any cut gives the same bits
-
-
-def _spins():
-    """Rounds a lane's next wait spins before it rests."""
-    return lanes.MIN_SPINS if _cheap_rests else lanes.SPINS
-
-
-def _rest(again):
-    """Rest after a wait ran out of spins; `again` when the same wait had run out before."""
-    global _cheap_rests
-    if _cheap_rests:
-        _cheap_rests -= 1
-    elif again:
-        _cheap_rests = CHEAP_RESTS
-    lanes.rest()
