@@ -11,6 +11,9 @@ from fastlstm.threads import single_threaded_blas
 
 # Row counts tried, smallest first, as the quantum of a product's cuts (row_quantum).
 QUANTA = (8, 12, 16, 24, 32, 48, 64, 96)
+# Right operands (K x N) on which row_quantum tries them: a wide one, whose blocks of 8 rows
+# take FOLLOW_WORK, and narrow ones, which BLAS blocks otherwise.
+PROBES = ((512, 2048), (513, 300), (700, 300))
 # A product's lanes follow their speeds only when an even share of it is at least
 # 4 x FOLLOW_WORK multiply-adds, so that every block, however the lanes' speed bounds let
 # the speeds cut it, keeps FOLLOW_WORK or more: BLAS may compute smaller products another
@@ -88,22 +91,28 @@ def row_quantum(dtype):
     block, a product's blocks are the whole product's rows to the bit, so the lanes can
     split it by their speeds without the results depending on timing. Found by trying
     each candidate, plain and with a transposed left operand, on a product whose blocks
-    take FOLLOW_WORK multiply-adds or more, as the lanes' do when they follow their speeds;
-    None leaves the lanes' even split."""
+    take FOLLOW_WORK multiply-adds or more, as the lanes' do when they follow their speeds,
+    and on narrow products (OpenBLAS's AVX-512 dgemm rounds the rows of a narrow product
+    by blocks of 24, of a wide one by blocks of 8); None leaves the lanes' even split."""
     rng = np.random.default_rng(0)
-    K, N = 512, 2048  # a block of 8 rows: FOLLOW_WORK
-    b = rng.standard_normal((K, N)).astype(dtype)
     with single_threaded_blas():
         for q in QUANTA:
-            M = 4 * q + q // 2 + 1
-            for a in (rng.standard_normal((M, K)).astype(dtype), rng.standard_normal((K, M)).astype(dtype).T):
-                whole = np.matmul(a, b)
-                if not all(np.array_equal(np.matmul(a[:cut], b), whole[:cut])
-                           and np.array_equal(np.matmul(a[cut:], b), whole[cut:]) for cut in range(q, M, q)):
-                    break
-            else:
+            if all(_cuts_keep_bits(rng, dtype, q, K, N) for K, N in PROBES):
                 return q
     return None
+
+
+def _cuts_keep_bits(rng, dtype, q, K, N):
+    """Whether a product of K x N on the right, cut at multiples of q rows, gives the whole
+    product's bits, with a plain and with a transposed left operand."""
+    M = 4 * q + q // 2 + 1
+    b = rng.standard_normal((K, N)).astype(dtype)
+    for a in (rng.standard_normal((M, K)).astype(dtype), rng.standard_normal((K, M)).astype(dtype).T):
+        whole = np.matmul(a, b)
+        if not all(np.array_equal(np.matmul(a[:cut], b), whole[:cut])
+                   and np.array_equal(np.matmul(a[cut:], b), whole[cut:]) for cut in range(q, M, q)):
+            return False
+    return True
 
 
 def tn_product(a, b, out):
