@@ -6,7 +6,10 @@ before each forward step, `dA @ Wh.T` after each backward step (kernels/packed_p
 and the weight gradients as single products over all steps. A call computes one block of
 hidden units, j0 to j0 + K: the whole step when j0 = 0 and K = H, or one lane's share
 when the caller splits a step over cores (fastlstm/recurrence.py). The kernels are serial
-and release the GIL, so the lanes' calls run side by side.
+and release the GIL, so the lanes' calls run side by side. `lstm_lane_forward` and
+`lstm_lane_backward` are the step kernels as the recurrence's lanes call them, and
+`lstm_forward_lane`, `lstm_backward_lane` the LSTM's lane loops made from them
+(kernels/recurrence.py).
 
 The loops index per-gate slices from 0 so that LLVM vectorises them: an index like
 `H + j` may be negative for all Numba knows, and its wraparound check keeps the loop
