@@ -1,10 +1,7 @@
 """The CUDA layers (fastlstm/cuda_layers.py) against their CPU twins, the GPU selection of
 the time layers, and the two book models trained on the GPU against the same models on the
-CPU, on Numba's CUDA simulator.
-
-Not collected by itself: test_cuda_kernels.py runs it in a pytest subprocess with
-NUMBA_ENABLE_CUDASIM=1, as it runs cudasim_cases.py (whose tiny blocks and tolerances
-these tests share). Shapes are tiny and odd; float64 compares tightly.
+CPU, on Numba's CUDA simulator with tiny blocks (cuda_sim.py). Shapes are tiny and odd;
+float64 compares tightly.
 """
 
 import sys
@@ -12,25 +9,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from numba import cuda
 
-from cuda_compositions import train_steps
-from cudasim_cases import DTYPES, rand, tiny_blocks, tol  # noqa: F401  (tiny_blocks: an autouse fixture)
-from fastlstm import config, cuda_layers, gpu, time_layers
-from fastlstm.models import BetterRnnlm, Rnnlm
-from fastlstm.optimizer import SGD, Adam
-from fastlstm.util import _address, clip_grads, eval_perplexity, remove_duplicate
+from cuda_sim import DTYPES, NOT_SIMULATED, host, quick_simulator, rand, tiny_blocks, tol  # noqa: F401  (fixtures)
+from fastlstm import gpu
 
 if not gpu.simulated():
-    pytest.skip("run through test_cuda_kernels.py, which sets NUMBA_ENABLE_CUDASIM=1", allow_module_level=True)
+    pytest.skip(NOT_SIMULATED, allow_module_level=True)
+
+from numba import cuda  # noqa: E402  (numba-cuda may be missing: imported after the skip)
+
+from cuda_compositions import train_steps  # noqa: E402
+from fastlstm import config, cuda_layers, time_layers  # noqa: E402
+from fastlstm.models import BetterRnnlm, Rnnlm  # noqa: E402
+from fastlstm.optimizer import SGD, Adam  # noqa: E402
+from fastlstm.util import _address, clip_grads, eval_perplexity, remove_duplicate  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("tiny_blocks")
 
 N, T, D, H, V = 2, 2, 5, 3, 7
 CUDA_CLASSES = (cuda_layers.TimeEmbedding, cuda_layers.TimeAffine, cuda_layers.TimeSoftmaxWithLoss,
                 cuda_layers.TimeDropout, cuda_layers.TimeLSTM)
-
-
-def host(d):
-    return d.copy_to_host()
 
 
 def same(got, want, dtype):
@@ -254,20 +252,6 @@ def test_util_and_sgd_on_device_arrays():
 
 
 # --- the book's models, trained on the GPU and on the CPU ---------------------------------------
-
-@pytest.fixture
-def quick_simulator(monkeypatch):
-    """The models' tests in seconds rather than minutes: matrix products by NumPy on the
-    simulator's arrays (the GEMM kernel is tested above and in cudasim_cases.py, where its
-    every layout is), and the sum of squares in one block."""
-    from fastlstm.kernels import linalg_cuda, optim_cuda
-
-    def matmul(a, b, out):
-        np.matmul(np.asarray(a), np.asarray(b), out=np.asarray(out))  # simulated arrays: views, no copies
-
-    monkeypatch.setattr(linalg_cuda, "matmul", matmul)
-    monkeypatch.setattr(optim_cuda, "MAX_BLOCKS", 1)
-
 
 def build(cls, gpu_on, monkeypatch, **sizes):
     monkeypatch.setattr(config, "GPU", gpu_on)
