@@ -17,8 +17,9 @@ from fastlstm.files import atomic_write
 from fastlstm.util import to_cpu
 
 
-class BaseModel:
-    """Base of the models: subclasses set `params` and `grads` and define forward and backward."""
+class BaseModel(gpu.HostPickled):
+    """Base of the models: subclasses set `params` and `grads` and define forward and backward.
+    A model on the GPU pickles and deep-copies its device arrays through the host."""
 
     def __init__(self):
         self.params, self.grads = None, None

@@ -29,17 +29,22 @@ def check_ndim(w, ndim, name):
 
 
 def as_floats(x, ndim, dtype, name, device=False):
-    """x as a C-contiguous array of `dtype` (the weights'), refusing other ranks and non-float data.
+    """x as a C-contiguous array of `dtype` (the weights'), refusing other ranks and non-float
+    data; ndim None takes any rank, dtype None keeps x's own, which must be float32 or float64.
 
-    With device=True (the CUDA layers) a device array is returned as it is, and must then
+    With device=True (the CUDA backend) a device array is returned as it is, and must then
     already be C-contiguous and of `dtype`: nothing casts or copies on the GPU.
     """
     device = device and is_device_array(x)
     if not device:
         x = np.asarray(x)
-    if x.ndim != ndim:
+    if ndim is not None and x.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {x.shape}")
-    if x.dtype.kind != "f":
+    if dtype is None:
+        if x.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
+        dtype = x.dtype
+    elif x.dtype.kind != "f":
         raise TypeError(f"{name} must hold floats, got {x.dtype}")
     if not device:
         return np.ascontiguousarray(x, dtype=dtype)

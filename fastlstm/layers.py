@@ -3,20 +3,17 @@ fastlstm's kernels; the time layers build on these four.
 
 Every layer keeps the book's contract: `params` holds the very arrays passed in,
 `grads` arrays of the same shapes that backward overwrites in place, and outputs carry
-the weights' dtype.
+the weights' dtype. The four check their inputs here and leave the array work to their
+backend (fastlstm.backends): the CPU's for these, the one `_backend_for` picks for the
+time layers that extend them.
 """
 
-import numba
 import numpy as np
 
-from fastlstm.blas import dot, dots, tn_product
-from fastlstm.checks import as_floats, as_token_ids, check_ndim, check_shape, weights_dtype
+from fastlstm import backends, gpu
+from fastlstm.checks import as_token_ids, check_ndim, check_shape, weights_dtype
 from fastlstm.functions import cross_entropy_error, sigmoid, softmax
-from fastlstm.kernels.linalg import column_sums
-from fastlstm.kernels.dropout import dropout_backward, dropout_forward
-from fastlstm.kernels.embedding import embedding_backward, embedding_forward
-from fastlstm.kernels.softmax import softmax_cross_entropy_forward, softmax_cross_entropy_forward_backward
-from fastlstm.workspace import Workspace, fresh
+from fastlstm.workspace import Workspace
 
 
 def _require_forward(saved, layer):
@@ -48,23 +45,24 @@ class MatMul:
         return np.dot(dout, W.T)
 
 
-class Affine:
+class Affine(gpu.HostPickled):
     """x @ W + b over the last axis of x; W is read where it lies (a tied W is a transposed view)."""
 
     _ndim = 2
-    _new_array = staticmethod(fresh)  # where forward's arrays are made (the CUDA twin: on the device)
+    _backend_for = staticmethod(backends.host)  # the backend for the weights (the time layers: chosen)
 
     def __init__(self, W, b):
         weights_dtype(W=W, b=b)
         check_ndim(W, 2, "W")
         check_shape(b, (W.shape[1],), "b")
-        self.params = [W, b]
-        self.grads = [np.zeros_like(W), np.zeros_like(b)]
+        self._backend = self._backend_for(W, b)
+        self.params = self._backend.prepare_weights(W, b)
+        self.grads = [self._backend.zeros_like(w) for w in self.params]
         self.x = None
-        self._workspace = Workspace()
+        self._workspace = Workspace(self._backend.alloc)
 
     def forward(self, x):
-        out, self.x = self._apply(x, self._new_array)
+        out, self.x = self._apply(x, self._backend.fresh)
         return out
 
     def infer(self, x):
@@ -75,24 +73,22 @@ class Affine:
     def _apply(self, x, empty):
         W, b = self.params
         dtype = weights_dtype(W=W, b=b)
-        x = as_floats(x, self._ndim, dtype, "x")
-        if x.shape[-1] != W.shape[0]:
-            raise ValueError(f"x has width {x.shape[-1]} but W has shape {W.shape}")
-        out = empty("out", x.shape[:-1] + (W.shape[1],), dtype)
-        out2 = out.reshape(-1, W.shape[1])
-        dot(x.reshape(-1, W.shape[0]), W, out=out2, bias=b)
+        x = self._backend.floats(x, self._ndim, dtype, "x")
+        *rows, width = x.shape  # (a simulated device array's shape refuses index -1)
+        if width != W.shape[0]:
+            raise ValueError(f"x has width {width} but W has shape {W.shape}")
+        out = empty("out", (*rows, W.shape[1]), dtype)
+        self._backend.affine_forward(x.reshape(-1, W.shape[0]), W, b, out.reshape(-1, W.shape[1]))
         return out, x
 
     def backward(self, dout):
         _require_forward(self.x, self)
         W, b = self.params
-        dout = as_floats(dout, self._ndim, W.dtype, "dout")
+        dout = self._backend.floats(dout, self._ndim, W.dtype, "dout")
         check_shape(dout, self.x.shape[:-1] + (W.shape[1],), "dout")
         x2 = self.x.reshape(-1, W.shape[0])
-        dout2 = dout.reshape(-1, W.shape[1])
-        dx = np.empty(self.x.shape, dtype=W.dtype)
-        dots(tn_product(x2, dout2, self.grads[0]), (dout2, W.T, dx.reshape(x2.shape)))
-        column_sums(dout2, self.grads[1])
+        dx = self._backend.alloc(self.x.shape, W.dtype)
+        self._backend.affine_backward(x2, dout.reshape(-1, W.shape[1]), W, *self.grads, dx.reshape(x2.shape))
         return dx
 
 
@@ -113,32 +109,29 @@ class Softmax:
         return dx
 
 
-class SoftmaxWithLoss:
+class SoftmaxWithLoss(gpu.HostPickled):
     """Mean softmax cross-entropy of scores (N, V) against ids (N,) or one-hot (N, V),
     fused in one kernel pass per row; the probabilities are never stored.
 
     When the last forward was followed by backward (a training loop), forward also
     writes the gradient for dout = 1 in the same pass over the scores, which backward
-    then hands out: a BetterRnnlm training step read its 28 MB of scores once less.
+    then hands out: a training step reads its scores once less.
     """
 
     _ndim = 2
     ignore_label = None
-    _new_array = staticmethod(fresh)  # where forward's arrays are made (the CUDA twin: on the device)
-    _precomputes_gradient = True  # the CUDA twin does not
+    _backend_for = staticmethod(backends.host)  # the backend (the time layer: chosen)
     _backward_followed = False  # whether backward was called since the last forward
 
     def __init__(self):
+        self._backend = self._backend_for()
         self.params, self.grads = [], []
         self.cache = None
-        self._workspace = Workspace()
+        self._workspace = Workspace(self._backend.alloc)
 
     def forward(self, x, t):
         self.cache = None  # the last call's scores go before this call's gradient is made
-        if self._backward_followed and self._precomputes_gradient:
-            loss, self.cache = self._loss(x, t, self._new_array, with_gradient=True)
-        else:
-            loss, self.cache = self._loss(x, t, self._new_array)
+        loss, self.cache = self._loss(x, t, self._backend.fresh, with_gradient=self._backward_followed)
         self._backward_followed = False
         return loss
 
@@ -148,41 +141,27 @@ class SoftmaxWithLoss:
         return self._loss(x, t, self._workspace.empty)[0]
 
     def _loss(self, x, t, empty, with_gradient=False):
-        x = np.asarray(x)
-        if x.dtype not in (np.float32, np.float64):
-            raise TypeError(f"scores must be float32 or float64, got {x.dtype}")
-        check_ndim(x, self._ndim, "scores")
-        t = np.asarray(t)
+        x = self._backend.floats(x, self._ndim, None, "scores")
+        t = gpu.to_host(t)
         if t.shape == x.shape:
             t = t.argmax(axis=-1)
         check_shape(t, x.shape[:-1], "targets")
-        V = x.shape[-1]
+        V = x.shape[x.ndim - 1]
         ts = as_token_ids(t, V, "targets", self.ignore_label).reshape(-1)
         count = int(np.count_nonzero(ts >= 0))
         if count == 0:
             raise ValueError(f"every target equals ignore_label {self.ignore_label}: the mean loss is undefined")
-        x2 = np.ascontiguousarray(x).reshape(-1, V)
-        row_loss = empty("row_loss", (x2.shape[0],), np.float64)
-        dx = None
-        if with_gradient:
-            dx = np.empty_like(x2)
-            softmax_cross_entropy_forward_backward(x2, ts, row_loss, x2.dtype.type(1 / count), dx)
-        else:
-            tasks = max(1, min(x2.shape[0], numba.get_num_threads()))
-            softmax_cross_entropy_forward(x2, ts, row_loss, empty("exps", (tasks, V), x.dtype))
-        return row_loss.sum() / count, [x2, ts, count, x.shape, dx]
+        loss, saved, dx = self._backend.cross_entropy(x.reshape(ts.size, V), ts, count, empty, with_gradient)
+        return loss, [saved, count, x.shape, dx]
 
     def backward(self, dout=1):
         _require_forward(self.cache, self)
         self._backward_followed = True
-        x2, ts, count, shape, dx = self.cache
+        saved, count, shape, dx = self.cache
         if dx is not None and dout == 1:
             self.cache[-1] = None  # handed out once: a second call makes its own
             return dx.reshape(shape)
-        dx = np.empty_like(x2)
-        scale = x2.dtype.type(dout / count)
-        softmax_cross_entropy_forward_backward(x2, ts, np.empty(x2.shape[0]), scale, dx)
-        return dx.reshape(shape)
+        return self._backend.cross_entropy_gradient(saved, dout, count).reshape(shape)
 
 
 class Sigmoid:
@@ -228,24 +207,16 @@ def _check_ratio(dropout_ratio):
     return float(dropout_ratio)
 
 
-def _dropout_mask_apply(x, ratio, scale):
+def _dropout_mask_apply(backend, x, ratio, scale):
     """(x * mask, mask) with a fresh mask whose kept entries hold `scale`."""
-    x = np.asarray(x)
-    if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"dropout input must be float32 or float64, got {x.dtype}")
-    x = np.ascontiguousarray(x)
-    mask = np.empty_like(x)
-    out = np.empty_like(x)
-    dropout_forward(x.reshape(-1), _draw_seed(), ratio, scale, mask.reshape(-1), out.reshape(-1))
-    return out, mask
+    x = backend.floats(x, None, None, "dropout input")
+    return backend.dropout_apply(x, _draw_seed(), ratio, scale)
 
 
-def _dropout_backward(dout, mask):
-    dout = np.ascontiguousarray(as_floats(dout, mask.ndim, mask.dtype, "dout"))
+def _dropout_backward(backend, dout, mask):
+    dout = backend.floats(dout, mask.ndim, mask.dtype, "dout")
     check_shape(dout, mask.shape, "dout")
-    dx = np.empty_like(mask)
-    dropout_backward(dout.reshape(-1), mask.reshape(-1), dx.reshape(-1))
-    return dx
+    return backend.dropout_gradient(dout, mask)
 
 
 class Dropout:
@@ -258,31 +229,32 @@ class Dropout:
 
     def forward(self, x, train_flg=True):
         if train_flg:
-            out, self.mask = _dropout_mask_apply(x, self.dropout_ratio, 1.0)
+            out, self.mask = _dropout_mask_apply(backends.CPU, x, self.dropout_ratio, 1.0)
             return out
         return x * (1.0 - self.dropout_ratio)
 
     def backward(self, dout):
         _require_forward(self.mask, self)
-        return _dropout_backward(dout, self.mask)
+        return _dropout_backward(backends.CPU, dout, self.mask)
 
 
-class Embedding:
+class Embedding(gpu.HostPickled):
     """Rows of W picked by integer ids of any shape; backward scatter-adds into grads[0]."""
 
     _ndim = None
-    _new_array = staticmethod(fresh)  # where forward's arrays are made (the CUDA twin: on the device)
+    _backend_for = staticmethod(backends.host)  # the backend for the weights (the time layer: chosen)
 
     def __init__(self, W):
         weights_dtype(W=W)
         check_ndim(W, 2, "W")
-        self.params = [W]
-        self.grads = [np.zeros_like(W)]
+        self._backend = self._backend_for(W)
+        self.params = self._backend.prepare_weights(W)
+        self.grads = [self._backend.zeros_like(self.params[0])]
         self.idx = None
-        self._workspace = Workspace()
+        self._workspace = Workspace(self._backend.alloc)
 
     def forward(self, idx):
-        out, self.idx = self._gather(idx, self._new_array)
+        out, self.idx = self._gather(idx, self._backend.fresh)
         return out
 
     def infer(self, idx):
@@ -293,17 +265,16 @@ class Embedding:
     def _gather(self, idx, empty):
         W, = self.params
         weights_dtype(W=W)
-        ids = as_token_ids(idx, W.shape[0], "token ids")
+        ids = as_token_ids(gpu.to_host(idx), W.shape[0], "token ids")  # checked on the host: kernels do not check
         if self._ndim is not None:
             check_ndim(ids, self._ndim, "token ids")
         out = empty("out", ids.shape + (W.shape[1],), W.dtype)
-        embedding_forward(W, ids.reshape(-1), out.reshape(-1, W.shape[1]))
-        return out, ids
+        return out, self._backend.gather_rows(W, ids, out, empty)
 
     def backward(self, dout):
         _require_forward(self.idx, self)
         W, = self.params
-        dout = as_floats(dout, self.idx.ndim + 1, W.dtype, "dout")
+        dout = self._backend.floats(dout, self.idx.ndim + 1, W.dtype, "dout")
         check_shape(dout, self.idx.shape + (W.shape[1],), "dout")
-        embedding_backward(self.idx.reshape(-1), dout.reshape(-1, W.shape[1]), self.grads[0])
+        self._backend.scatter_add_rows(self.idx, dout, self.grads[0])
         return None

@@ -7,8 +7,9 @@ of the two, summed over the parts, bounds what any ordering of the same parts on
 machine's BLAS can reach, against the matrix-product limit that `fastlstm bench` uses.
 
 `python -m fastlstm.profiling --model better --threads 2` prints it. The parts are timed
-by wrapping the names the layer modules call for the duration of the run; the rest is
-the step's time less the parts.
+by wrapping, for the duration of the run, the names that the layers' CPU backend
+(fastlstm/backends/cpu.py) calls and the optimizer's kernels; the rest is the step's time
+less the parts.
 """
 
 import argparse
@@ -19,7 +20,8 @@ from contextlib import contextmanager
 import numpy as np
 
 import fastlstm
-from fastlstm import benchmark, layers, time_layers
+from fastlstm import benchmark
+from fastlstm.backends import cpu
 from fastlstm.kernels import optim
 
 
@@ -64,21 +66,21 @@ def _backward_steps_in_blas(gates, cs, tanh_cs, dhs, Wh, dA, *rest):
 # (modules, name, label of a call, FLOPs of a call or None, the call's products as
 # [(times, fn, args, kwargs) of one NumPy call, ...], or None)
 _PARTS = [
-    ((layers, time_layers), "dot", lambda a, b, *r, **kwargs: f"product {a.shape[0]}x{a.shape[1]} @ {b.shape[0]}x{b.shape[1]}",
+    ((cpu,), "dot", lambda a, b, *r, **kwargs: f"product {a.shape[0]}x{a.shape[1]} @ {b.shape[0]}x{b.shape[1]}",
      _product_flops, _dot_in_blas),
-    ((layers, time_layers), "dots", _products_label, _products_flops, _products_in_blas),
-    ((time_layers,), "forward_steps", lambda g, *r: f"LSTM recurrence forward, {g.shape[0]} steps of "
+    ((cpu,), "dots", _products_label, _products_flops, _products_in_blas),
+    ((cpu,), "forward_steps", lambda g, *r: f"LSTM recurrence forward, {g.shape[0]} steps of "
      f"{g.shape[1]}x{g.shape[2] // 4} @ {g.shape[2] // 4}x{g.shape[2]}", _steps_flops, _forward_steps_in_blas),
-    ((time_layers,), "backward_steps", lambda g, *r: f"LSTM recurrence backward, {g.shape[0]} steps of "
+    ((cpu,), "backward_steps", lambda g, *r: f"LSTM recurrence backward, {g.shape[0]} steps of "
      f"{g.shape[1]}x{g.shape[2]} @ {g.shape[2]}x{g.shape[2] // 4}", _steps_flops, _backward_steps_in_blas),
-    ((layers,), "softmax_cross_entropy_forward", lambda *a: "softmax cross-entropy forward kernel", None, None),
-    ((layers,), "softmax_cross_entropy_forward_backward",
+    ((cpu,), "softmax_cross_entropy_forward", lambda *a: "softmax cross-entropy forward kernel", None, None),
+    ((cpu,), "softmax_cross_entropy_forward_backward",
      lambda *a: "softmax cross-entropy kernel, loss and gradient", None, None),
-    ((layers,), "column_sums", lambda *a: "bias gradients (column sums)", None, None),
-    ((layers,), "dropout_forward", lambda *a: "dropout forward kernel (mask and product)", None, None),
-    ((layers,), "dropout_backward", lambda *a: "dropout backward kernel", None, None),
-    ((layers,), "embedding_forward", lambda *a: "embedding forward kernel (gather)", None, None),
-    ((layers,), "embedding_backward", lambda *a: "embedding backward kernel (scatter-add)", None, None),
+    ((cpu,), "column_sums", lambda *a: "bias gradients (column sums)", None, None),
+    ((cpu,), "dropout_forward", lambda *a: "dropout forward kernel (mask and product)", None, None),
+    ((cpu,), "dropout_backward", lambda *a: "dropout backward kernel", None, None),
+    ((cpu,), "embedding_forward", lambda *a: "embedding forward kernel (gather)", None, None),
+    ((cpu,), "embedding_backward", lambda *a: "embedding backward kernel (scatter-add)", None, None),
     ((optim,), "sum_squares", lambda *a: "gradient clipping: sum of squares kernel", None, None),
     ((optim,), "scale", lambda *a: "gradient clipping: scaling kernel", None, None),
     ((optim,), "sgd", lambda *a: "SGD kernel: remove_duplicate's merge of the tied weight (and unclipped updates)",

@@ -205,18 +205,10 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
     return np.exp(total_loss / max_iters)
 
 
-def _address(a):
-    """The address of a's first element: device memory for a GPU array, host memory for the rest
-    (a simulated device array lends its NumPy array's interface)."""
-    if hasattr(a, "__cuda_array_interface__"):
-        return a.__cuda_array_interface__["data"][0]
-    return a.__array_interface__["data"][0]
-
-
 def _tied(a, b):
     """True when b is exactly a.T laid over the same memory (the weight-tied embed_W / embed_W.T)."""
     return (a.dtype == b.dtype and gpu.is_device_array(a) == gpu.is_device_array(b)
-            and _address(a) == _address(b)
+            and gpu.address(a) == gpu.address(b)
             and b.shape == a.shape[::-1] and b.strides == a.strides[::-1])
 
 

@@ -10,11 +10,15 @@ def fresh(name, shape, dtype):
 
 class Workspace:
     """Named arrays reused while their shape and dtype stay the same; `alloc(shape, dtype=...)`
-    makes them (np.empty, or a device allocator for the CUDA layers)."""
+    makes them (the backend's `empty`: np.empty, or a device allocator)."""
 
     def __init__(self, alloc=np.empty):
         self._alloc = alloc
         self._arrays = {}
+
+    def __getstate__(self):
+        """A pickle or a copy starts with no arrays: they are scratch, remade on first use."""
+        return {"_alloc": self._alloc, "_arrays": {}}
 
     def empty(self, name, shape, dtype):
         """The array kept under `name`, made anew only when the shape or dtype changes."""

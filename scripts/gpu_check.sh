@@ -14,7 +14,8 @@ PY=${PYTHON:-python}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "nvidia-smi not found"
 "$PY" -c "from fastlstm import gpu; gpu.require()"
 
-timeout 240 "$PY" -m pytest -m gpu tests/test_gpu_real.py -q -p no:cacheprovider -W "ignore:Grid size"
+# the tests run on the simulator unless told otherwise (tests/conftest.py)
+NUMBA_ENABLE_CUDASIM=0 timeout 240 "$PY" -m pytest -m gpu tests/test_gpu_real.py -q -p no:cacheprovider -W "ignore:Grid size"
 timeout 90 "$PY" scripts/gpu_throughput.py --steps 20 --models
 if "$PY" -c "from fastlstm.kernels import linalg_cuda as l; raise SystemExit(not l.cublas_available())"; then
     timeout 30 "$PY" scripts/gpu_throughput.py --steps 5 --no-cublas

@@ -1,4 +1,12 @@
-"""Shared test setup: PTB comes from the verified copies in ../shared/data/ptb, never from the network."""
+"""Shared test setup: PTB comes from the verified copies in ../shared/data/ptb, never from the
+network; the CUDA kernels and layers run on Numba's CUDA simulator.
+
+NUMBA_ENABLE_CUDASIM=1 is set here, before anything imports numba.cuda (it must be set
+before that first import), for the whole run: it switches numba.cuda alone, so the CPU
+kernels compile and run as ever, and the simulator tests (test_cuda_sim_*.py,
+test_backends.py) are ordinary items of the run. On a machine with a GPU, set
+NUMBA_ENABLE_CUDASIM=0 to run the real-GPU tests (`pytest -m gpu`, scripts/gpu_check.sh).
+"""
 
 import os
 from pathlib import Path
@@ -8,6 +16,7 @@ import pytest
 SHARED_PTB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ptb"
 
 os.environ.setdefault("FASTLSTM_DATA", str(SHARED_PTB))
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
 
 @pytest.fixture(scope="session")

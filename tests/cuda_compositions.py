@@ -1,7 +1,8 @@
 """The layers' compositions of kernels (LSTM over T steps, the affine map), once on the CPU
-kernels and once on their CUDA twins, for the simulator tests (cudasim_cases.py) and the
-real-GPU tests (test_gpu_real.py) to compare. The CPU side follows fastlstm.time_layers
-and fastlstm.layers step for step; the GPU side is the same code with device arrays.
+kernels and once on their CUDA twins, for the simulator tests (test_cuda_sim_kernels.py)
+and the real-GPU tests (test_gpu_real.py) to compare. The CPU side follows the CPU
+backend (fastlstm/backends/cpu.py) step for step; the GPU side is the same code with
+device arrays.
 `train_steps` is the book's training step, for a model on either side.
 
 Arrays are time-major as in TimeLSTM: xs_t (T, N, D), dhs_t (T, N, H); results are a dict
@@ -89,7 +90,7 @@ def lstm_gpu(xs_t, Wx, Wh, b, h0, c0, dhs_t):
 
 
 def affine_cpu(x, W, b, dout):
-    """Affine forward and backward as fastlstm.layers.Affine does them: out, dx, dW, db."""
+    """Affine forward and backward as the CPU backend does them: out, dx, dW, db."""
     out = np.dot(x, W)
     out += b
     dW, db = np.empty(W.shape, W.dtype), np.empty(b.shape, W.dtype)

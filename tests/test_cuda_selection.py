@@ -1,9 +1,11 @@
-"""Choosing the CUDA path, on any machine: without numba-cuda or without a GPU, `import
+"""Choosing the CUDA backend, on any machine: without numba-cuda or without a GPU, `import
 fastlstm` works, the CPU path is untouched, and asking for the GPU (config.GPU, or weights
-on the GPU) fails with gpu.require()'s message that says what is missing. The CUDA layers'
-results are tested on the simulator (cudasim_layers.py) and on a real GPU (test_gpu_real.py)."""
+on the GPU) fails with gpu.require()'s message that says what is missing. The CUDA
+backend's results are tested on the simulator (test_cuda_sim_layers.py, test_backends.py)
+and on a real GPU (test_gpu_real.py)."""
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -11,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from fastlstm import config, cuda_layers, gpu, time_layers
+from fastlstm import backends, config, gpu, time_layers
 from fastlstm.models import BetterRnnlm, Rnnlm
 from fastlstm.util import to_gpu
 
@@ -46,11 +48,11 @@ find_spec = importlib.util.find_spec
 importlib.util.find_spec = lambda name, package=None: (
     None if name.partition(".")[0] == "numba_cuda" else find_spec(name, package))
 
-import fastlstm, fastlstm.cuda_layers, fastlstm.util
+import fastlstm, fastlstm.backends.cuda, fastlstm.util
 from fastlstm import config
 from fastlstm.models import Rnnlm
 
-print(type(Rnnlm(11, 4, 4).layers[1]).__module__)
+print(Rnnlm(11, 4, 4).layers[1]._backend.name)
 config.GPU = True
 try:
     Rnnlm(11, 4, 4)
@@ -59,26 +61,26 @@ except RuntimeError as e:
 print("numba.cuda" in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    cpu_module, error, cuda_imported = out.strip().splitlines()
-    assert cpu_module == "fastlstm.time_layers"
+    backend, error, cuda_imported = out.strip().splitlines()
+    assert backend == "cpu"
     assert re.search(f"numba-cuda, which is not installed: {INSTALL_HINT}", error)
     assert cuda_imported == "False"
 
 
 def test_asking_for_the_gpu_without_numba_cuda_says_what_is_missing(no_numba_cuda, monkeypatch):
     W = np.zeros((11, 4), np.float32)
-    assert not cuda_layers.wants_gpu(W, 0.5)
-    assert type(time_layers.TimeEmbedding(W)) is time_layers.TimeEmbedding
-    assert type(time_layers.TimeDropout(0.5)) is time_layers.TimeDropout
+    assert not backends.wants_gpu(W, 0.5)
+    assert time_layers.TimeEmbedding(W)._backend is backends.CPU
+    assert time_layers.TimeDropout(0.5)._backend is backends.CPU
 
-    assert cuda_layers.wants_gpu(W, FakeDeviceArray())
+    assert backends.wants_gpu(W, FakeDeviceArray())
     with pytest.raises(RuntimeError, match=INSTALL_HINT):
         time_layers.TimeEmbedding(FakeDeviceArray())  # weights on the GPU select it without config.GPU
     with pytest.raises(RuntimeError, match=INSTALL_HINT):
         to_gpu(W)
 
     monkeypatch.setattr(config, "GPU", True)
-    assert cuda_layers.wants_gpu()
+    assert backends.wants_gpu()
     for build in (lambda: Rnnlm(**SIZES), lambda: BetterRnnlm(**SIZES), time_layers.TimeSoftmaxWithLoss,
                   time_layers.TimeDropout, lambda: time_layers.TimeAffine(W.T, np.zeros(11, np.float32))):
         with pytest.raises(RuntimeError, match=INSTALL_HINT):
@@ -86,9 +88,23 @@ def test_asking_for_the_gpu_without_numba_cuda_says_what_is_missing(no_numba_cud
 
 
 @pytest.mark.skipif(importlib.util.find_spec("numba_cuda") is None, reason="numba-cuda is not installed")
-def test_asking_for_the_gpu_without_a_gpu_says_so(monkeypatch):
-    if gpu.available():
-        pytest.skip("a CUDA GPU (or the simulator) is available here")
-    monkeypatch.setattr(config, "GPU", True)
-    with pytest.raises(RuntimeError, match="found no usable CUDA GPU"):
-        Rnnlm(**SIZES)
+def test_asking_for_the_gpu_without_a_gpu_says_so():
+    """In a fresh interpreter without the simulator, which this run's numba.cuda is (tests/conftest.py)."""
+    code = f"""
+from fastlstm import config, gpu
+from fastlstm.models import Rnnlm
+
+if gpu.available():
+    raise SystemExit("a GPU is available")
+config.GPU = True
+try:
+    Rnnlm(**{SIZES!r})
+except RuntimeError as e:
+    print(e)
+"""
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    if proc.returncode == 1 and "a GPU is available" in proc.stderr:
+        pytest.skip("a CUDA GPU is available here")
+    assert proc.returncode == 0, proc.stderr
+    assert "found no usable CUDA GPU" in proc.stdout

@@ -1,6 +1,7 @@
 """Every CUDA kernel against its CPU twin on a real GPU, at the BetterRnnlm's sizes
 (N=20, T=35, D=H=650, V=10000), and both book models built with config.GPU = True against
-the same models on the CPU. Opt-in: `pytest -m gpu` (scripts/gpu_check.sh runs it).
+the same models on the CPU. Opt-in: `NUMBA_ENABLE_CUDASIM=0 pytest -m gpu` (the default run
+is on the simulator; scripts/gpu_check.sh runs these).
 
 Errors are compared relative to the largest reference value: GPU sums run in another
 order than the CPU's, and the GPU compiler fuses multiply-adds.
@@ -24,7 +25,8 @@ DTYPES = [np.float32, np.float64]
 @pytest.fixture(scope="module", autouse=True)
 def real_gpu():
     if gpu.simulated():
-        pytest.skip("NUMBA_ENABLE_CUDASIM is set: these tests need the real GPU")
+        pytest.skip("numba.cuda is the simulator (tests/conftest.py sets NUMBA_ENABLE_CUDASIM=1 unless it is set): "
+                    "run NUMBA_ENABLE_CUDASIM=0 pytest -m gpu for the real GPU")
     gpu.require()
 
 

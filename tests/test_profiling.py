@@ -6,7 +6,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from fastlstm import benchmark, blas, layers, profiling, time_layers
+from fastlstm import benchmark, blas, profiling
+from fastlstm.backends import cpu
 from fastlstm.kernels import optim
 from fastlstm.kernels.embedding import embedding_backward
 from fastlstm.kernels.optim import sgd
@@ -33,8 +34,8 @@ def test_profile_names_every_product_and_recurrence(model, step, products):
     assert sum(counted) == pytest.approx(benchmark.model_flop_per_token(model, step, SIZES) * tokens, rel=1e-9)
     assert all((p["blas"] is not None) == p["part"].startswith(("product", "LSTM")) for p in parts)
     assert all(p["blas"] > 0 for p in parts if p["blas"] is not None)
-    assert layers.dot is blas.dot and time_layers.dot is blas.dot and time_layers.forward_steps is forward_steps
-    assert optim.sgd is sgd and layers.embedding_backward is embedding_backward  # restored
+    assert cpu.dot is blas.dot and cpu.dots is blas.dots and cpu.forward_steps is forward_steps
+    assert optim.sgd is sgd and cpu.embedding_backward is embedding_backward  # restored
 
 
 @pytest.mark.parametrize("model,step,kernels", [

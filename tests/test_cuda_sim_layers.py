@@ -1,10 +1,7 @@
-"""The CUDA layers (fastlstm/cuda_layers.py) against their CPU twins, the GPU selection of
-the time layers, and the two book models trained on the GPU against the same models on the
-CPU, on Numba's CUDA simulator.
-
-Not collected by itself: test_cuda_kernels.py runs it in a pytest subprocess with
-NUMBA_ENABLE_CUDASIM=1, as it runs cudasim_cases.py (whose tiny blocks and tolerances
-these tests share). Shapes are tiny and odd; float64 compares tightly.
+"""The time layers on the CUDA backend against the same layers on the CPU, their choice of
+backend, and the two book models trained on the GPU against the same models on the CPU, on
+Numba's CUDA simulator with tiny blocks (cuda_sim.py). Shapes are tiny and odd; float64
+compares tightly.
 """
 
 import sys
@@ -12,33 +9,45 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from numba import cuda
 
-from cuda_compositions import train_steps
-from cudasim_cases import DTYPES, rand, tiny_blocks, tol  # noqa: F401  (tiny_blocks: an autouse fixture)
-from fastlstm import config, cuda_layers, gpu, time_layers
-from fastlstm.models import BetterRnnlm, Rnnlm
-from fastlstm.optimizer import SGD, Adam
-from fastlstm.util import _address, clip_grads, eval_perplexity, remove_duplicate
+from cuda_sim import DTYPES, NOT_SIMULATED, host, quick_simulator, rand, tiny_blocks, tol  # noqa: F401  (fixtures)
+from fastlstm import gpu
 
 if not gpu.simulated():
-    pytest.skip("run through test_cuda_kernels.py, which sets NUMBA_ENABLE_CUDASIM=1", allow_module_level=True)
+    pytest.skip(NOT_SIMULATED, allow_module_level=True)
+
+from numba import cuda  # noqa: E402  (numba-cuda may be missing: imported after the skip)
+
+from cuda_compositions import train_steps  # noqa: E402
+from fastlstm import backends, config, time_layers  # noqa: E402
+from fastlstm.models import BetterRnnlm, Rnnlm  # noqa: E402
+from fastlstm.optimizer import SGD, Adam  # noqa: E402
+from fastlstm.util import clip_grads, eval_perplexity, remove_duplicate  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("tiny_blocks")
 
 N, T, D, H, V = 2, 2, 5, 3, 7
-CUDA_CLASSES = (cuda_layers.TimeEmbedding, cuda_layers.TimeAffine, cuda_layers.TimeSoftmaxWithLoss,
-                cuda_layers.TimeDropout, cuda_layers.TimeLSTM)
-
-
-def host(d):
-    return d.copy_to_host()
+TIME_LAYERS = (time_layers.TimeEmbedding, time_layers.TimeAffine, time_layers.TimeSoftmaxWithLoss,
+               time_layers.TimeDropout, time_layers.TimeLSTM)
 
 
 def same(got, want, dtype):
     np.testing.assert_allclose(host(got), want, **tol(dtype))
 
 
+def on_gpu(cls, *args):
+    """cls(*args) built with config.GPU = True: the layer on the CUDA backend."""
+    saved, config.GPU = config.GPU, True
+    try:
+        layer = cls(*args)
+    finally:
+        config.GPU = saved
+    assert type(layer) is cls and layer._backend is backends.CUDA
+    return layer
+
+
 @pytest.fixture
-def on_gpu(monkeypatch):
+def gpu_flag(monkeypatch):
     """config.GPU = True for one test."""
     monkeypatch.setattr(config, "GPU", True)
 
@@ -51,23 +60,26 @@ def test_time_layers_select_the_gpu_by_weights_or_config(monkeypatch):
     Wx, Wh, bl = rand(rng, (D, 4 * H), np.float64), rand(rng, (H, 4 * H), np.float64), np.zeros(4 * H)
     cpu_layers = [time_layers.TimeEmbedding(W), time_layers.TimeAffine(W, b), time_layers.TimeSoftmaxWithLoss(),
                   time_layers.TimeDropout(0.3), time_layers.TimeLSTM(Wx, Wh, bl, stateful=True)]
-    assert not cuda_layers.wants_gpu(W, 0.5)
-    assert [type(layer).__module__ for layer in cpu_layers] == ["fastlstm.time_layers"] * 5
+    assert not backends.wants_gpu(W, 0.5)
+    assert tuple(type(layer) for layer in cpu_layers) == TIME_LAYERS
+    assert all(layer._backend is backends.CPU for layer in cpu_layers)
     assert cpu_layers[0].params[0] is W
 
     d_W = cuda.to_device(W)
-    assert cuda_layers.wants_gpu(W, d_W)
+    assert backends.wants_gpu(W, d_W)
     by_weights = [time_layers.TimeEmbedding(W=d_W), time_layers.TimeAffine(d_W, b),
                   time_layers.TimeLSTM(cuda.to_device(Wx), Wh, bl, stateful=True)]
-    assert [type(layer) for layer in by_weights] == [cuda_layers.TimeEmbedding, cuda_layers.TimeAffine,
-                                                     cuda_layers.TimeLSTM]
+    assert [type(layer) for layer in by_weights] == [time_layers.TimeEmbedding, time_layers.TimeAffine,
+                                                     time_layers.TimeLSTM]
+    assert all(layer._backend is backends.CUDA for layer in by_weights)
     assert by_weights[0].params[0] is d_W and by_weights[1].params[0] is d_W  # device arrays: the very arrays
     assert gpu.is_device_array(by_weights[1].params[1]) and by_weights[2].stateful
 
     monkeypatch.setattr(config, "GPU", True)
     layers = [time_layers.TimeEmbedding(W), time_layers.TimeAffine(W, b), time_layers.TimeSoftmaxWithLoss(),
               time_layers.TimeDropout(0.3), time_layers.TimeLSTM(Wx, Wh, bl, stateful=True)]
-    assert tuple(type(layer) for layer in layers) == CUDA_CLASSES
+    assert tuple(type(layer) for layer in layers) == TIME_LAYERS
+    assert all(layer._backend is backends.CUDA for layer in layers)
     assert layers[3].dropout_ratio == 0.3 and layers[4].stateful and layers[2].ignore_label == -1
     for layer in layers:
         assert all(gpu.is_device_array(a) for a in layer.params + layer.grads)
@@ -76,7 +88,7 @@ def test_time_layers_select_the_gpu_by_weights_or_config(monkeypatch):
     np.testing.assert_array_equal(host(layers[1].params[1]), b)
 
 
-def test_tied_host_weights_stay_tied(on_gpu):
+def test_tied_host_weights_stay_tied(gpu_flag):
     """The book's `TimeAffine(embed_W.T, b)` after `TimeEmbedding(embed_W)`, in either order:
     the affine weight is a transposed view of the embedding's device memory."""
     rng = np.random.default_rng(1)
@@ -89,16 +101,17 @@ def test_tied_host_weights_stay_tied(on_gpu):
             embed = time_layers.TimeEmbedding(W)
             affine = time_layers.TimeAffine(W.T, np.zeros(V, np.float32))
         E, A = embed.params[0], affine.params[0]
-        assert A.shape == (D, V) and _address(A) == _address(E) and A.strides == E.strides[::-1]
+        assert A.shape == (D, V) and gpu.address(A) == gpu.address(E) and A.strides == E.strides[::-1]
         assert affine.grads[0].strides == embed.grads[0].strides[::-1]  # grads laid out like their params
         np.testing.assert_array_equal(host(A), W.T)
 
 
-def test_cuda_layers_built_directly_copy_host_weights():
+def test_host_weights_are_copied_only_for_the_gpu():
     W = np.ones((V, D))
-    layer = cuda_layers.TimeEmbedding(W)  # asked for directly: copies
+    layer = on_gpu(time_layers.TimeEmbedding, W)  # asked for with config.GPU: copies
     assert gpu.is_device_array(layer.params[0])
-    assert type(time_layers.TimeEmbedding(W)) is time_layers.TimeEmbedding
+    cpu_layer = time_layers.TimeEmbedding(W)
+    assert cpu_layer._backend is backends.CPU and cpu_layer.params[0] is W
 
 
 # --- layers against their CPU twins -------------------------------------------------------------
@@ -109,7 +122,7 @@ def test_embedding(dtype):
     W = rand(rng, (V, D), dtype)
     ids = rng.integers(0, 3, (N, T)).astype(np.int32)  # repeated ids: the scatter-add adds them up
     dout = rand(rng, (N, T, D), dtype)
-    cpu, gpu_layer = time_layers.TimeEmbedding(W), cuda_layers.TimeEmbedding(W)
+    cpu, gpu_layer = time_layers.TimeEmbedding(W), on_gpu(time_layers.TimeEmbedding, W)
     want = cpu.forward(ids)
     got = gpu_layer.forward(cuda.to_device(ids))
     np.testing.assert_array_equal(host(got), want)
@@ -124,7 +137,7 @@ def test_embedding(dtype):
     with pytest.raises(ValueError, match="2-D"):
         gpu_layer.forward(np.zeros(3, np.int64))
     with pytest.raises(RuntimeError, match="before forward"):
-        cuda_layers.TimeEmbedding(W).backward(dout)
+        on_gpu(time_layers.TimeEmbedding, W).backward(dout)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -134,7 +147,7 @@ def test_affine(dtype, tied):
     W = rand(rng, (V, D), dtype).T if tied else rand(rng, (D, V), dtype)
     b = rand(rng, V, dtype)
     x, dout = rand(rng, (N, T, D), dtype), rand(rng, (N, T, V), dtype)
-    cpu, gpu_layer = time_layers.TimeAffine(W, b), cuda_layers.TimeAffine(W, b)
+    cpu, gpu_layer = time_layers.TimeAffine(W, b), on_gpu(time_layers.TimeAffine, W, b)
     assert gpu_layer.params[0].is_f_contiguous() == tied
     same(gpu_layer.forward(x), cpu.forward(x), dtype)
     same(gpu_layer.backward(cuda.to_device(dout)), cpu.backward(dout), dtype)
@@ -153,7 +166,7 @@ def test_softmax_with_loss(dtype):
     x = rand(rng, (N, T, V), dtype, 3.0)
     ts = rng.integers(0, V, (N, T))
     ts[0, 1] = ts[1, 0] = -1  # ignore_label
-    cpu, gpu_layer = time_layers.TimeSoftmaxWithLoss(), cuda_layers.TimeSoftmaxWithLoss()
+    cpu, gpu_layer = time_layers.TimeSoftmaxWithLoss(), on_gpu(time_layers.TimeSoftmaxWithLoss)
     want = cpu.forward(x, ts)
     got = gpu_layer.forward(cuda.to_device(x), cuda.to_device(ts))
     np.testing.assert_allclose(got, want, **tol(dtype))
@@ -171,7 +184,7 @@ def test_softmax_with_loss(dtype):
 def test_dropout_masks_match_the_cpu(dtype):
     rng = np.random.default_rng(5)
     x, dout = rand(rng, (N, T, H), dtype), rand(rng, (N, T, H), dtype)
-    cpu, gpu_layer = time_layers.TimeDropout(0.4), cuda_layers.TimeDropout(0.4)
+    cpu, gpu_layer = time_layers.TimeDropout(0.4), on_gpu(time_layers.TimeDropout, 0.4)
     np.random.seed(7)
     want = cpu.forward(x)
     np.random.seed(7)
@@ -190,7 +203,7 @@ def test_lstm(dtype, stateful):
     """Two calls in a row (the state carries over when stateful), then set_state and reset_state."""
     rng = np.random.default_rng(6)
     Wx, Wh, b = rand(rng, (D, 4 * H), dtype, 0.5), rand(rng, (H, 4 * H), dtype, 0.5), rand(rng, 4 * H, dtype)
-    cpu, gpu_layer = time_layers.TimeLSTM(Wx, Wh, b, stateful), cuda_layers.TimeLSTM(Wx, Wh, b, stateful)
+    cpu, gpu_layer = time_layers.TimeLSTM(Wx, Wh, b, stateful), on_gpu(time_layers.TimeLSTM, Wx, Wh, b, stateful)
     for _ in range(2):
         xs, dhs = rand(rng, (N, T, D), dtype), rand(rng, (N, T, H), dtype)
         same(gpu_layer.forward(xs), cpu.forward(xs), dtype)
@@ -216,11 +229,11 @@ def test_lstm(dtype, stateful):
             gpu_layer.forward(xs)
 
 
-def test_lstm_refuses_bad_weights():
+def test_lstm_refuses_bad_weights(gpu_flag):
     with pytest.raises(ValueError, match=r"Wh must have shape \(H, 4H\)"):
-        cuda_layers.TimeLSTM(np.zeros((D, 4 * H)), np.zeros((H, 3 * H)), np.zeros(4 * H))
+        time_layers.TimeLSTM(np.zeros((D, 4 * H)), np.zeros((H, 3 * H)), np.zeros(4 * H))
     with pytest.raises(TypeError, match="share one dtype"):
-        cuda_layers.TimeLSTM(np.zeros((D, 4 * H)), np.zeros((H, 4 * H), np.float32), np.zeros(4 * H))
+        time_layers.TimeLSTM(np.zeros((D, 4 * H)), np.zeros((H, 4 * H), np.float32), np.zeros(4 * H))
 
 
 # --- clipping, weight tying and the optimizers on device arrays --------------------------------
@@ -254,20 +267,6 @@ def test_util_and_sgd_on_device_arrays():
 
 
 # --- the book's models, trained on the GPU and on the CPU ---------------------------------------
-
-@pytest.fixture
-def quick_simulator(monkeypatch):
-    """The models' tests in seconds rather than minutes: matrix products by NumPy on the
-    simulator's arrays (the GEMM kernel is tested above and in cudasim_cases.py, where its
-    every layout is), and the sum of squares in one block."""
-    from fastlstm.kernels import linalg_cuda, optim_cuda
-
-    def matmul(a, b, out):
-        np.matmul(np.asarray(a), np.asarray(b), out=np.asarray(out))  # simulated arrays: views, no copies
-
-    monkeypatch.setattr(linalg_cuda, "matmul", matmul)
-    monkeypatch.setattr(optim_cuda, "MAX_BLOCKS", 1)
-
 
 def build(cls, gpu_on, monkeypatch, **sizes):
     monkeypatch.setattr(config, "GPU", gpu_on)
@@ -304,7 +303,7 @@ def test_models_train_and_evaluate_as_on_the_cpu(cls, sizes, monkeypatch, tmp_pa
         np.testing.assert_array_equal(c2, host(g).astype(np.float16))
         np.testing.assert_array_equal(host(g2), c.astype(np.float16))
     if cls is BetterRnnlm:  # still tied after loading
-        assert _address(gpu_loaded.params[0]) == _address(gpu_loaded.params[-2])
+        assert gpu.address(gpu_loaded.params[0]) == gpu.address(gpu_loaded.params[-2])
 
 
 def test_the_books_own_model_file_runs_tied_on_the_gpu(monkeypatch, quick_simulator):

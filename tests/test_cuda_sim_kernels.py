@@ -1,40 +1,24 @@
 """Every CUDA kernel against its CPU twin, on Numba's CUDA simulator, kernel by kernel and
-in the layers' compositions (cuda_compositions.py).
-
-Not collected by itself (the name does not start with test_): test_cuda_kernels.py runs
-it in a pytest subprocess with NUMBA_ENABLE_CUDASIM=1, which must be set before numba.cuda
-is first imported and would otherwise leak into the CPU tests of the same run. Blocks are
-tiny (8 threads, 4x4 GEMM tiles) so that these small, odd shapes span many blocks.
+in the layers' compositions (cuda_compositions.py), with tiny blocks (cuda_sim.py).
 """
 
 import numpy as np
 import pytest
-from numba import cuda
 
-from cuda_compositions import affine_cpu, affine_gpu, lstm_cpu, lstm_gpu, softmax_cross_entropy_cpu
+from cuda_sim import DTYPES, NOT_SIMULATED, host, rand, tiny_blocks, tol  # noqa: F401  (tiny_blocks: a fixture)
 from fastlstm import gpu
-from fastlstm.blas import dots, tn_product
-from fastlstm.kernels import dropout, embedding, linalg, lstm, optim
-from fastlstm.kernels import dropout_cuda, embedding_cuda, linalg_cuda, lstm_cuda, optim_cuda, softmax_cuda
 
 if not gpu.simulated():
-    pytest.skip("run through test_cuda_kernels.py, which sets NUMBA_ENABLE_CUDASIM=1", allow_module_level=True)
+    pytest.skip(NOT_SIMULATED, allow_module_level=True)
 
-DTYPES = [np.float32, np.float64]
+from numba import cuda  # noqa: E402  (numba-cuda may be missing: imported after the skip)
 
+from cuda_compositions import affine_cpu, affine_gpu, lstm_cpu, lstm_gpu, softmax_cross_entropy_cpu  # noqa: E402
+from fastlstm.blas import dots, tn_product  # noqa: E402
+from fastlstm.kernels import dropout, embedding, linalg, lstm, optim  # noqa: E402
+from fastlstm.kernels import dropout_cuda, embedding_cuda, linalg_cuda, lstm_cuda, optim_cuda, softmax_cuda  # noqa: E402
 
-@pytest.fixture(autouse=True)
-def tiny_blocks(monkeypatch):
-    monkeypatch.setattr(linalg_cuda, "THREADS_PER_BLOCK", 8)
-    monkeypatch.setattr(linalg_cuda, "TILE", 4)
-
-
-def tol(dtype):
-    return {"rtol": 2e-5, "atol": 2e-6} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-13}
-
-
-def rand(rng, shape, dtype, scale=1.0):
-    return (rng.standard_normal(shape) * scale).astype(dtype)
+pytestmark = pytest.mark.usefixtures("tiny_blocks")
 
 
 def dev(x):
@@ -48,10 +32,6 @@ def dev_empty(shape, dtype):
 def dev_f_order(shape, dtype):
     """A device buffer of `shape` that is F-contiguous: the transposed view of a C buffer."""
     return linalg_cuda.transpose_view(cuda.device_array(shape[::-1], dtype=dtype))
-
-
-def host(d):
-    return d.copy_to_host()
 
 
 # --- device helpers ---------------------------------------------------------------------
