@@ -1,10 +1,9 @@
-"""fastlstm: the book's chapter 6 LSTM language models on Numba kernels."""
+"""fastlstm: the recurrent models of "Deep Learning from Scratch 2" on Numba kernels."""
 
 import os
 
 # Numba's OpenMP workers spin after each parallel kernel by default, and BLAS threads
-# run between those kernels on the same cores: spinning workers starve BLAS (a training
-# step ran several times slower). Passive waiting hands the cores over at once. It is
+# run between those kernels on the same cores: spinning workers starve BLAS. Passive waiting hands the cores over at once. It is
 # read when OpenMP starts, so it is set before any kernel runs; a value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

@@ -108,18 +108,14 @@ STEPS = {"train": (20, 35), "eval": (10, 35)}
 LR, MAX_GRAD = 20.0, 0.25  # SGD learning rate and gradient clipping of the book's recipes
 PEAK_SIZE = 4096  # side of the float32 np.dot whose GFLOP/s is the peak
 # Seconds of rest around a round's peak: after a multi-threaded call, OpenBLAS's workers
-# (and Numba's) spin for a while, holding a core (a BetterRnnlm evaluation step took 161
-# ms right after a np.dot, 136 after 0.05 s, 109 to 112 after 0.1 s or more).
+# (and Numba's) spin for a while, holding a core (docs/performance.md, Method).
 SETTLE = 0.2
 # Measurements of each side of a round, the best counting: the peak's np.dot calls and the
 # step's timed runs alike, so that a disturbed call on either side is dropped the same way.
-# The best peak against the step's one run counted only the step's disturbances: over 20
-# BetterRnnlm training rounds it read 74.9% of the limit, the best of two on both sides
-# 79.8%, one call each (the peak's second) 78.5% (README, Throughput).
+# The best peak against the step's one run would count only the step's disturbances.
 BEST_OF = 2
 # The full and the --quick (True) measurement: paired_rounds' arguments per implementation
-# (both warm up with an untimed call: a first NumPy call pays for fresh memory and read up to
-# 2.3 times slower), implementations whose memory is measured (--quick skips NumPy's: its
+# (both warm up with an untimed call: a first NumPy call pays for fresh memory), implementations whose memory is measured (--quick skips NumPy's: its
 # BetterRnnlm step takes seconds). --quick takes one round of each, well under a minute.
 TIMING = {False: {"fastlstm": {"repeat": 5, "min_time": 0.2},
                   "numpy": {"repeat": 3, "min_time": 0.2},

@@ -1,5 +1,5 @@
 """exp, sigmoid and tanh that vectorise: float32 gets a polynomial exp that LLVM turns into
-SIMD code (libm's expf is a scalar call, 4x slower here); float64 keeps libm's exp.
+SIMD code (libm's expf is a scalar call); float64 keeps libm's exp.
 
 The float32 exp is Cephes' expf (relative error about 1 ulp) with its argument clamped
 to [-87, 88], which keeps sigmoid and tanh exact to float32 rounding; NaN stays NaN.
@@ -25,7 +25,7 @@ KERNEL_OPTIONS = {"fastmath": FASTMATH, "error_model": "numpy"}
 def _pow2_float32(typingctx, j):
     """2 ** (j - 128) as a float32, for an int32 j in [1, 255), built from its exponent bits
     in int32 arithmetic: Numba's own int32 arithmetic widens to int64, whose conversions
-    AVX2 has no vector instruction for (they kept exp scalar, 3x slower)."""
+    AVX2 has no vector instruction for (they keep exp scalar)."""
     def codegen(context, builder, signature, args):
         one, shift = ir.Constant(ir.IntType(32), 1), ir.Constant(ir.IntType(32), 23)
         return builder.bitcast(builder.shl(builder.sub(args[0], one), shift), ir.FloatType())
