@@ -14,18 +14,45 @@ import numpy as np
 from fastlstm.np import *  # noqa: F401,F403  (the book's model files expect `np` from here)
 from fastlstm.layers import *  # noqa: F401,F403
 from fastlstm import backends, gpu
-from fastlstm.layers import (Affine, Embedding, SoftmaxWithLoss, _check_ratio, _dropout_backward, _dropout_mask_apply,
-                             _require_forward)
+from fastlstm.layers import (Affine, Embedding, SoftmaxWithLoss, _check_ratio, _draw_mask, _dropout_backward,
+                             _dropout_mask_apply, _require_forward)
 from fastlstm.checks import check_ndim, check_shape, weights_dtype
 from fastlstm.lanes import default as default_lanes
 from fastlstm.workspace import Workspace
 
 
 class TimeEmbedding(Embedding):
-    """Embedding of token ids xs (N, T) into (N, T, D)."""
+    """Embedding of token ids xs (N, T) into (N, T, D).
+
+    With `dropout` > 0 (embedding dropout), while `train_flg` is set, each forward call
+    drops whole words: row v of W is multiplied by word_mask[v], 0 or 1 / (1 - dropout),
+    for every position of the call; `word_mask` (V,) stays readable after forward.
+    """
 
     _ndim = 2
     _backend_for = staticmethod(backends.choose)
+
+    def __init__(self, W, dropout=0.0):
+        super().__init__(W)
+        self.dropout = _check_ratio(dropout, "dropout")
+        self.word_mask = None
+        self.train_flg = True
+
+    def forward(self, idx):
+        W, = self.params
+        drop = self.train_flg and self.dropout > 0
+        self.word_mask = _draw_mask(self._backend, (W.shape[0],), W.dtype, self.dropout) if drop else None
+        out, self.idx = self._gather(idx, self._backend.fresh, self.word_mask)
+        return out
+
+    def infer(self, idx):
+        """Evaluation: every word kept, nothing saved for backward."""
+        self.word_mask = None
+        return super().infer(idx)
+
+    def backward(self, dout):
+        self._scatter(dout, self.word_mask)
+        return None
 
 
 class TimeAffine(Affine):
@@ -45,11 +72,16 @@ class TimeSoftmaxWithLoss(SoftmaxWithLoss):
 
 
 class TimeDropout(gpu.HostPickled):
-    """Inverted dropout: kept entries are scaled by 1 / (1 - ratio) when `train_flg` is set."""
+    """Inverted dropout: kept entries are scaled by 1 / (1 - ratio) when `train_flg` is set.
 
-    def __init__(self, dropout_ratio=0.5):
+    Per element as in the book; with `locked=True` (variational, or locked, dropout) one mask
+    per sequence, `mask` (N, 1, D), drawn per forward call and shared by its T steps.
+    """
+
+    def __init__(self, dropout_ratio=0.5, locked=False):
         self.params, self.grads = [], []
         self.dropout_ratio = _check_ratio(dropout_ratio)
+        self.locked = bool(locked)
         self._backend = backends.choose()
         self.mask = None
         self.train_flg = True
@@ -63,26 +95,64 @@ class TimeDropout(gpu.HostPickled):
         if not self.train_flg:
             return self.infer(xs)
         ratio = self.dropout_ratio
-        out, self.mask = _dropout_mask_apply(self._backend, xs, ratio, 1.0 / (1.0 - ratio))
-        return out
+        if not self.locked:
+            out, self.mask = _dropout_mask_apply(self._backend, xs, ratio, 1.0 / (1.0 - ratio))
+            return out
+        xs = self._backend.floats(xs, 3, None, "xs")
+        N, T, D = xs.shape
+        self.mask = _draw_mask(self._backend, (N, 1, D), xs.dtype, ratio)
+        self._steps = T
+        return self._backend.locked_dropout(xs, self.mask)
 
     def backward(self, dout):
         if self.mask is None:
             return dout
-        return _dropout_backward(self._backend, dout, self.mask)
+        if not self.locked:
+            return _dropout_backward(self._backend, dout, self.mask)
+        N, _, D = self.mask.shape
+        dout = self._backend.floats(dout, 3, self.mask.dtype, "dout")
+        check_shape(dout, (N, self._steps, D), "dout")
+        return self._backend.locked_dropout(dout, self.mask)
 
 
-class TimeLSTM(gpu.HostPickled):
+class _RecurrentDropout:
+    """Recurrent dropout and weight drop for a recurrent time layer, whose backend applies
+    the masks inside its compiled recurrence (fastlstm.recurrence.RecurrentMasks): while
+    `train_flg` is set, each forward call draws `h_mask` (N, H), by which every step's
+    h_{t-1} is multiplied before the product with Wh (recurrent_dropout > 0), and
+    `weight_mask`, shaped like Wh, by which Wh is multiplied (weight_drop > 0); both are
+    0 or 1 / (1 - ratio), and stay readable after forward."""
+
+    def _init_dropout(self, recurrent_dropout, weight_drop):
+        self.recurrent_dropout = _check_ratio(recurrent_dropout, "recurrent_dropout")
+        self.weight_drop = _check_ratio(weight_drop, "weight_drop")
+        self.h_mask = self.weight_mask = None
+        self.train_flg = True
+
+    def _draw_masks(self, N, Wh, train):
+        """(h_mask, weight_mask), None where off, or None for both when nothing drops (not
+        `train`, not train_flg, or both ratios 0): the argument `masks` of the backend's
+        forward. Keeps them on the layer."""
+        train = train and self.train_flg
+        drop_h = train and self.recurrent_dropout > 0
+        drop_w = train and self.weight_drop > 0
+        backend = self._backend
+        self.h_mask = _draw_mask(backend, (N, Wh.shape[0]), Wh.dtype, self.recurrent_dropout) if drop_h else None
+        self.weight_mask = _draw_mask(backend, Wh.shape, Wh.dtype, self.weight_drop) if drop_w else None
+        return (self.h_mask, self.weight_mask) if drop_h or drop_w else None
+
+
+class TimeLSTM(gpu.HostPickled, _RecurrentDropout):
     """LSTM over T steps with the book's gate order f, g, i, o in the 4H axis.
 
     With `stateful=True` the last h and c carry over to the next forward call;
     `reset_state()` clears them, `set_state(h, c)` sets them (host or device arrays).
     After backward, `dh` holds the gradient w.r.t. the initial h. `lanes`
     (fastlstm.lanes.Lanes) split its CPU work over the cores: the process's default lanes
-    unless replaced.
+    unless replaced. `recurrent_dropout` and `weight_drop`: see _RecurrentDropout.
     """
 
-    def __init__(self, Wx, Wh, b, stateful=False):
+    def __init__(self, Wx, Wh, b, stateful=False, recurrent_dropout=0.0, weight_drop=0.0):
         _check_lstm_weights(Wx, Wh, b)
         self._backend = backends.choose(Wx, Wh, b)
         self.params = self._backend.prepare_weights(Wx, Wh, b)
@@ -94,6 +164,7 @@ class TimeLSTM(gpu.HostPickled):
         self._saved = None
         self._workspace = Workspace(self._backend.alloc)
         self.lanes = default_lanes()
+        self._init_dropout(recurrent_dropout, weight_drop)
 
     def forward(self, xs):
         return self._run(xs, self._backend.fresh, save=True)
@@ -110,7 +181,8 @@ class TimeLSTM(gpu.HostPickled):
         H = self.params[1].shape[0]
         h0 = self._carried(self.h, N, H, "h")
         c0 = self._carried(self.c, N, H, "c")
-        out, h, c, saved = backend.lstm_forward(xs, self.params, h0, c0, empty, self._workspace, self.lanes)
+        masks = self._draw_masks(N, self.params[1], train=save)
+        out, h, c, saved = backend.lstm_forward(xs, self.params, h0, c0, empty, self._workspace, self.lanes, masks)
         self.h = empty("h", (N, H), dtype)
         self.c = empty("c", (N, H), dtype)
         backend.copy(h, self.h)
@@ -130,7 +202,7 @@ class TimeLSTM(gpu.HostPickled):
 
     def backward(self, dhs):
         _require_forward(self._saved, self)
-        gates = self._saved[-1]  # (T, N, 4H), the last of what forward saved on either backend
+        gates = self._saved[-2]  # (T, N, 4H): forward saves, on either backend, ..., gates, masks
         T, N, G = gates.shape
         dhs = self._backend.floats(dhs, 3, gates.dtype, "dhs")
         check_shape(dhs, (N, T, G // 4), "dhs")

@@ -14,6 +14,14 @@ the lane's units, `state` being a tuple of its arrays, and gets its loops from
 `lane_loops(name, step_forward, step_backward)`; fastlstm/recurrence.py's `Cell` says
 how its Wh is cut into blocks and phases. Nothing of the lanes, the packing or the
 barrier is written again.
+
+Recurrent dropout (one mask per sequence on h_{t-1}, for all steps of a call) and weight
+drop (a mask on Wh) need nothing of the loops either: fastlstm/recurrence.py packs Wh
+times its mask, and the masked h is just another operand. A cell's forward step writes
+its new h at its units with `keep_h_masked` (h as output, h * mask as the next product's
+operand), and its backward step first turns the product it reads into the gradient of h
+with `mask_units`; a state without mask (no rows) takes keep_h and skips mask_units,
+with the bits of the unmasked cell.
 - LSTM (kernels/lstm.py): one phase. Forward multiplies h_t by the lane's f, g, i, o
   columns of Wh; backward multiplies dA_t by the lane's rows of Wh, transposed.
 - RNN, h = tanh(x Wx + h_prev Wh + b): one phase, one block, as the LSTM's.
@@ -123,3 +131,33 @@ def keep_h(hs, out, hs_inputs, t, j0, K):
             h_in = hs_inputs[t + 1, n, j0:j0 + K]
             for j in range(K):
                 h_in[j] = h[j]
+
+
+@njit(cache=True, nogil=True)
+def keep_h_masked(hs, hm, mask, out, hs_inputs, t, j0, K):
+    """keep_h with recurrent dropout: the lane's units of the new h, hs[t + 1], go to the
+    output out[:, t] as they are, and times the sequence's mask (N, H) into hm[t + 1]
+    (T + 1, N, H), the operand of the next step's product, and into hs_inputs[t + 1], so
+    that the weight gradients' product reads the h that Wh multiplied."""
+    T = out.shape[1]
+    for n in range(hs.shape[1]):
+        h, h_out = hs[t + 1, n, j0:j0 + K], out[n, t, j0:j0 + K]
+        m, h_masked = mask[n, j0:j0 + K], hm[t + 1, n, j0:j0 + K]
+        for j in range(K):
+            h_out[j] = h[j]
+            h_masked[j] = h[j] * m[j]
+        if t + 1 < T:
+            h_in = hs_inputs[t + 1, n, j0:j0 + K]
+            for j in range(K):
+                h_in[j] = h_masked[j]
+
+
+@njit(cache=True, nogil=True)
+def mask_units(dh, mask, j0):
+    """dh (N, K) *= the lane's units of the recurrent mask (N, H), j0 .. j0 + K - 1: the
+    product's gradient of the masked h made the gradient of h."""
+    N, K = dh.shape
+    for n in range(N):
+        d, m = dh[n], mask[n, j0:j0 + K]
+        for j in range(K):
+            d[j] *= m[j]

@@ -22,7 +22,9 @@ from fastlstm.checks import as_floats
 
 __all__ = ["alloc", "fresh", "zeros_like", "prepare_weights", "floats", "copy", "affine_forward",
            "affine_backward", "gather_rows", "scatter_add_rows", "cross_entropy", "cross_entropy_gradient",
-           "dropout_apply", "dropout_gradient", "lstm_grads", "lstm_forward", "lstm_backward"]
+           "dropout_apply", "dropout_gradient", "draw_mask", "locked_dropout", "activation_penalty",
+           "temporal_penalty", "add_activation_gradient", "add_temporal_gradient", "lstm_grads", "lstm_forward",
+           "lstm_backward"]
 
 
 @functools.cache
@@ -30,10 +32,12 @@ def _k():
     """numba.cuda and the CUDA kernel modules, imported on first use (numba-cuda is optional)."""
     from numba import cuda
 
-    from fastlstm.kernels import dropout_cuda, embedding_cuda, linalg_cuda, lstm_cuda, softmax_cuda
+    from fastlstm.kernels import (dropout_cuda, embedding_cuda, linalg_cuda, lstm_cuda, optim_cuda, regularisers_cuda,
+                                  softmax_cuda)
 
     return SimpleNamespace(cuda=cuda, linalg=linalg_cuda, lstm=lstm_cuda, softmax=softmax_cuda,
-                           embedding=embedding_cuda, dropout=dropout_cuda)
+                           embedding=embedding_cuda, dropout=dropout_cuda, optim=optim_cuda,
+                           regularisers=regularisers_cuda)
 
 
 def alloc(shape, dtype):
@@ -124,16 +128,21 @@ def affine_backward(x2, dout2, W, dW, db, dx2):
     linalg.matmul(dout2, linalg.transpose_view(W), dx2)
 
 
-def gather_rows(W, ids, out, empty):
+def gather_rows(W, ids, out, empty, scale=None):
     M, D = ids.size, W.shape[1]
     d_ids = _upload(empty, "ids", ids)
-    _k().embedding.embedding_forward(W, d_ids.reshape(M), out.reshape(M, D))
+    if scale is None:
+        _k().embedding.embedding_forward(W, d_ids.reshape(M), out.reshape(M, D))
+    else:
+        _k().embedding.embedding_forward_scaled(W, d_ids.reshape(M), scale, out.reshape(M, D))
     return d_ids
 
 
-def scatter_add_rows(ids, dout, dW):
+def scatter_add_rows(ids, dout, dW, scale=None):
     M, D = ids.size, dW.shape[1]
     _k().embedding.embedding_backward(ids.reshape(M), dout.reshape(M, D), dW)
+    if scale is not None:
+        _k().embedding.scale_rows(dW, scale)
 
 
 def cross_entropy(x2, ts, count, empty, with_gradient):
@@ -169,6 +178,35 @@ def dropout_gradient(dout, mask):
     return dx
 
 
+def draw_mask(shape, dtype, seed, ratio, scale):
+    mask = alloc(shape, dtype)
+    _k().dropout.dropout_mask(seed, ratio, scale, mask.reshape(mask.size))
+    return mask
+
+
+def locked_dropout(x, mask):
+    N, T, D = x.shape
+    out = alloc(x.shape, x.dtype)
+    _k().dropout.locked_apply(x, mask.reshape(N, D), out)
+    return out
+
+
+def activation_penalty(h):
+    return _k().optim.sum_squares(h.reshape(h.size))
+
+
+def temporal_penalty(h):
+    return _k().regularisers.temporal_sum_squares(h)
+
+
+def add_activation_gradient(dh, h, coef):
+    _k().regularisers.add_scaled(dh.reshape(dh.size), h.reshape(h.size), h.dtype.type(coef))
+
+
+def add_temporal_gradient(dh, h, coef):
+    _k().regularisers.add_temporal_gradient(dh, h, h.dtype.type(coef))
+
+
 def lstm_grads(Wx, Wh, b):
     """(grads, None): device zeros laid out like each weight; no joined block here."""
     return [zeros_like(w) for w in (Wx, Wh, b)], None
@@ -184,15 +222,18 @@ def _start(first, state, dtype):
         first.copy_to_device(np.ascontiguousarray(gpu.to_host(state), dtype=dtype))
 
 
-def lstm_forward(xs, params, h0, c0, empty, workspace, lanes):
-    """As the CPU's (`lanes` are the CPU's alone): one product for the inputs of all steps, then per step one product with
-    Wh and the step kernel."""
+def lstm_forward(xs, params, h0, c0, empty, workspace, lanes, masks=None):
+    """As the CPU's (`lanes` are the CPU's alone): one product for the inputs of all steps, then
+    per step one product with Wh and the step kernel. With `masks` (h_mask, weight_mask), each
+    step's h is multiplied by h_mask into hm, and the products take a copy of Wh times
+    weight_mask (cuBLAS reads no mask)."""
     Wx, Wh, b = params
     N, T, D = xs.shape
     H = Wh.shape[0]
     dtype = Wh.dtype
     k = _k()
     linalg = k.linalg
+    h_mask, weight_mask = (None, None) if masks is None else masks
     # Time-major, as on the CPU: hs[0], cs[0] the initial state, hs[t + 1], cs[t + 1] after step t.
     hs = empty("hs", (T + 1, N, H), dtype)
     cs = empty("cs", (T + 1, N, H), dtype)
@@ -204,20 +245,31 @@ def lstm_forward(xs, params, h0, c0, empty, workspace, lanes):
     linalg.matmul(xs_t.reshape(T * N, D), Wx, gates.reshape(T * N, 4 * H))
     tanh_cs = empty("tanh_cs", (T, N, H), dtype)
     hA = empty("hA", (N, 4 * H), dtype)
+    Wh_used = Wh if weight_mask is None else _masked_copy(Wh, weight_mask)
+    hm = hs if h_mask is None else empty("hm", (T, N, H), dtype)  # the h each step multiplies
     for t in range(T):
-        linalg.matmul(hs[t], Wh, hA)
+        if h_mask is not None:
+            k.dropout.multiply(hs[t], h_mask, hm[t])
+        linalg.matmul(hm[t], Wh_used, hA)
         k.lstm.lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
     out = empty("out", (N, T, H), dtype)
     linalg.swap_01(hs[1:], out)
-    return out, hs[T], cs[T], (xs_t, hs, cs, tanh_cs, gates)
+    return out, hs[T], cs[T], (xs_t, hm, cs, tanh_cs, gates, (h_mask, weight_mask, Wh_used))
+
+
+def _masked_copy(Wh, weight_mask):
+    """A device array of Wh times weight_mask."""
+    masked = alloc(Wh.shape, Wh.dtype)
+    _k().dropout.multiply(Wh, weight_mask, masked)
+    return masked
 
 
 def lstm_backward(saved, dhs, params, grads, joined, lanes):
-    xs_t, hs, cs, tanh_cs, gates = saved
+    xs_t, hm, cs, tanh_cs, gates, (h_mask, weight_mask, Wh_used) = saved
     Wx, Wh, b = params
     T, N, D = xs_t.shape
     H = Wh.shape[0]
-    dtype = hs.dtype
+    dtype = gates.dtype
     k = _k()
     linalg = k.linalg
     dhs_t = alloc((T, N, H), dtype)
@@ -225,13 +277,17 @@ def lstm_backward(saved, dhs, params, grads, joined, lanes):
     dA = alloc((T, N, 4 * H), dtype)
     dh = _zeros((N, H), dtype)
     dc = _zeros((N, H), dtype)
-    WhT = linalg.transpose_view(Wh)
+    WhT = linalg.transpose_view(Wh_used)
     for t in range(T - 1, -1, -1):
         k.lstm.lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs_t[t], dh, dc, dA[t])
         linalg.matmul(dA[t], WhT, dh)
+        if h_mask is not None:  # the gradient of the masked h made that of h
+            k.dropout.multiply(dh, h_mask, dh)
     dA2 = dA.reshape(T * N, 4 * H)
     linalg.matmul_tn_into(xs_t.reshape(T * N, D), dA2, grads[0])
-    linalg.matmul_tn_into(hs[:T].reshape(T * N, H), dA2, grads[1])
+    linalg.matmul_tn_into(hm[:T].reshape(T * N, H), dA2, grads[1])
+    if weight_mask is not None:
+        k.dropout.multiply(grads[1], weight_mask, grads[1])
     linalg.column_sums(dA2, grads[2])
     dxs_t = alloc((T, N, D), dtype)
     linalg.matmul(dA2, linalg.transpose_view(Wx), dxs_t.reshape(T * N, D))

@@ -2,11 +2,33 @@
 writes them, for tests and benchmarks only: the yardstick that fastlstm's kernels are
 checked and timed against. Arrays carry the weights' dtype instead of the book's fixed
 float32, so the reference also runs in float64.
+
+The regularisers are written here as plainly: locked dropout, embedding dropout, recurrent
+dropout and weight drop in the LSTM (the masked h and the masked Wh of each step, as
+autograd would see them), AR and TAR. Their masks come from `draw_mask`, the counter-based
+generator of kernels/dropout.py in NumPy's uint64 arithmetic, seeded from NumPy's global
+RNG in the order fastlstm's layers draw, so a reference model gets the same masks.
 """
 
 import numpy as np
 
 from fastlstm.functions import sigmoid, softmax
+
+
+_GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def draw_mask(shape, dtype, ratio):
+    """An inverted-dropout mask (0 or 1 / (1 - ratio)) from a seed drawn from NumPy's global RNG:
+    element k keeps where the SplitMix64 hash of seed + (k + 1) * golden, as a uniform in
+    [0, 1), exceeds ratio."""
+    seed = np.uint64(np.random.randint(0, 2**63 - 1, dtype=np.int64))
+    z = seed + np.arange(1, int(np.prod(shape)) + 1, dtype=np.uint64) * _GOLDEN  # wraps modulo 2**64
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z = z ^ (z >> np.uint64(31))
+    uniform = (z >> np.uint64(11)).astype(np.float64) / 2.0**53
+    return np.where(uniform > ratio, 1.0 / (1.0 - ratio), 0.0).astype(dtype).reshape(shape)
 
 
 class Embedding:
@@ -28,19 +50,27 @@ class Embedding:
 
 
 class TimeEmbedding:
-    def __init__(self, W):
+    def __init__(self, W, dropout=0.0):
         self.params = [W]
         self.grads = [np.zeros_like(W)]
         self.layers = None
         self.W = W
+        self.dropout = dropout
+        self.word_mask = None
+        self.train_flg = True
 
     def forward(self, xs):
         N, T = xs.shape
         V, D = self.W.shape
+        self.word_mask = None
+        W = self.W
+        if self.train_flg and self.dropout > 0:
+            self.word_mask = draw_mask((V,), W.dtype, self.dropout)
+            W = W * self.word_mask[:, None]
         out = np.empty((N, T, D), dtype=self.W.dtype)
         self.layers = []
         for t in range(T):
-            layer = Embedding(self.W)
+            layer = Embedding(W)
             out[:, t, :] = layer.forward(xs[:, t])
             self.layers.append(layer)
         return out
@@ -52,6 +82,8 @@ class TimeEmbedding:
             layer = self.layers[t]
             layer.backward(dout[:, t, :])
             grad += layer.grads[0]
+        if self.word_mask is not None:
+            grad = grad * self.word_mask[:, None]
         self.grads[0][...] = grad
         return None
 
@@ -114,14 +146,19 @@ class TimeSoftmaxWithLoss:
 
 
 class TimeDropout:
-    def __init__(self, dropout_ratio=0.5):
+    def __init__(self, dropout_ratio=0.5, locked=False):
         self.params, self.grads = [], []
         self.dropout_ratio = dropout_ratio
+        self.locked = locked
         self.mask = None
         self.train_flg = True
 
     def forward(self, xs):
         if self.train_flg:
+            if self.locked:  # one mask per sequence, for all its steps
+                N, T, D = xs.shape
+                self.mask = draw_mask((N, 1, D), xs.dtype, self.dropout_ratio)
+                return xs * self.mask
             flg = np.random.rand(*xs.shape) > self.dropout_ratio
             scale = 1 / (1.0 - self.dropout_ratio)
             self.mask = flg.astype(xs.dtype) * scale
@@ -175,18 +212,26 @@ class LSTM:
 
 
 class TimeLSTM:
-    def __init__(self, Wx, Wh, b, stateful=False):
+    def __init__(self, Wx, Wh, b, stateful=False, recurrent_dropout=0.0, weight_drop=0.0):
         self.params = [Wx, Wh, b]
         self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
         self.layers = None
         self.h, self.c = None, None
         self.dh = None
         self.stateful = stateful
+        self.recurrent_dropout, self.weight_drop = recurrent_dropout, weight_drop
+        self.h_mask = self.weight_mask = None
+        self.train_flg = True
 
     def forward(self, xs):
         Wx, Wh, b = self.params
         N, T, D = xs.shape
         H = Wh.shape[0]
+        dropping = self.train_flg and self.recurrent_dropout > 0
+        self.h_mask = draw_mask((N, H), Wh.dtype, self.recurrent_dropout) if dropping else None
+        dropping = self.train_flg and self.weight_drop > 0
+        self.weight_mask = draw_mask(Wh.shape, Wh.dtype, self.weight_drop) if dropping else None
+        Wh_used = Wh if self.weight_mask is None else Wh * self.weight_mask
         self.layers = []
         hs = np.empty((N, T, H), dtype=Wx.dtype)
         if not self.stateful or self.h is None:
@@ -194,8 +239,9 @@ class TimeLSTM:
         if not self.stateful or self.c is None:
             self.c = np.zeros((N, H), dtype=Wx.dtype)
         for t in range(T):
-            layer = LSTM(*self.params)
-            self.h, self.c = layer.forward(xs[:, t, :], self.h, self.c)
+            layer = LSTM(Wx, Wh_used, b)
+            h_in = self.h if self.h_mask is None else self.h * self.h_mask
+            self.h, self.c = layer.forward(xs[:, t, :], h_in, self.c)
             hs[:, t, :] = self.h
             self.layers.append(layer)
         return hs
@@ -210,9 +256,13 @@ class TimeLSTM:
         for t in reversed(range(T)):
             layer = self.layers[t]
             dx, dh, dc = layer.backward(dhs[:, t, :] + dh, dc)
+            if self.h_mask is not None:
+                dh = dh * self.h_mask
             dxs[:, t, :] = dx
             for i, grad in enumerate(layer.grads):
                 grads[i] += grad
+        if self.weight_mask is not None:
+            grads[1] = grads[1] * self.weight_mask
         for i, grad in enumerate(grads):
             self.grads[i][...] = grad
         self.dh = dh
@@ -223,3 +273,40 @@ class TimeLSTM:
 
     def reset_state(self):
         self.h, self.c = None, None
+
+
+class ActivationRegularisation:
+    """AR: alpha * mean(h ** 2); backward adds its gradient into dh in place."""
+
+    def __init__(self, alpha):
+        self.alpha = alpha
+        self.h = None
+
+    def forward(self, h):
+        self.h = h
+        return self.alpha * np.mean(h.astype(np.float64) ** 2)
+
+    def backward(self, dh):
+        dh += (2 * self.alpha / self.h.size) * self.h
+        return dh
+
+
+class TemporalActivationRegularisation:
+    """TAR: beta * mean((h[:, t] - h[:, t - 1]) ** 2) over t >= 1; backward adds its gradient into dh in place."""
+
+    def __init__(self, beta):
+        self.beta = beta
+        self.h = None
+
+    def forward(self, h):
+        self.h = h
+        if h.shape[1] < 2:
+            return 0.0
+        return self.beta * np.mean((h[:, 1:].astype(np.float64) - h[:, :-1]) ** 2)
+
+    def backward(self, dh):
+        if self.h.shape[1] > 1:
+            g = (2 * self.beta / self.h[:, 1:].size) * (self.h[:, 1:] - self.h[:, :-1])
+            dh[:, 1:] += g
+            dh[:, :-1] -= g
+        return dh
