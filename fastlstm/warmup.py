@@ -10,13 +10,14 @@ import time
 import numpy as np
 
 from fastlstm import kernels
-from fastlstm.kernels import dropout, embedding, linalg, lstm, optim, packed_product, recurrence, softmax, spin
-from fastlstm.models import BetterRnnlm, Rnnlm
-from fastlstm.optimizer import SGD
+from fastlstm.kernels import (dropout, embedding, linalg, lstm, optim, packed_product, recurrence, regularisers,
+                              softmax, spin)
+from fastlstm.models import BetterRnnlm, Rnnlm, VariationalRnnlm
+from fastlstm.optimizer import ASGD, SGD
 from fastlstm.training_step import train_step
 from fastlstm.util import clip_grads, remove_duplicate
 
-KERNEL_MODULES = (dropout, embedding, linalg, lstm, optim, packed_product, recurrence, softmax, spin)
+KERNEL_MODULES = (dropout, embedding, linalg, lstm, optim, packed_product, recurrence, regularisers, softmax, spin)
 
 
 def dispatchers():
@@ -32,7 +33,8 @@ def dispatchers():
 def warm_up(dtypes=(np.float32,)):
     """Run two training steps (train_step), the book's clip_grads and update, and one evaluation
     step of tiny Rnnlm and BetterRnnlm models per dtype: the second step's forward also writes
-    the softmax gradient (fastlstm.layers.SoftmaxWithLoss)."""
+    the softmax gradient (fastlstm.layers.SoftmaxWithLoss); then two steps of a tiny
+    VariationalRnnlm with every regulariser on, under averaging ASGD."""
     state = np.random.get_state()
     try:
         np.random.seed(0)
@@ -47,6 +49,12 @@ def warm_up(dtypes=(np.float32,)):
                 optimizer.update(params, grads)
                 model.reset_state()
                 model.predict(xs)
+            regularised = VariationalRnnlm(13, 5, 5, weight_drop=0.3, alpha=1.0, beta=1.0, dtype=dtype)
+            asgd = ASGD(0.1, nonmono=1, weight_decay=1e-6)
+            for figure in (2.0, 1.0, 1.5, 1.6):  # the last one starts the averaging
+                asgd.observe(figure)
+            for _ in range(2):
+                train_step(regularised, asgd, xs, xs, max_grad=1e-3)
     finally:
         np.random.set_state(state)
 
