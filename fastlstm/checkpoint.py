@@ -61,6 +61,15 @@ class Checkpoint:
         np.random.set_state(self.rng_state)
         return replace(self.position, log=list(self.position.log))
 
+    def evaluation_params(self):
+        """The weights to evaluate, as `params` lists them: the averaged ones in place of the
+        distinct weights once the run averages (ASGD's `ax`)."""
+        averages = self.optimizer.get("ax")
+        if not averages:
+            return self.params
+        averaged = iter(averages)
+        return [None if p is None else next(averaged) for p in self.params]
+
     def finite(self):
         """Whether every weight is finite (no NaN or inf)."""
         return all(p is None or np.isfinite(p).all() for p in self.params)
