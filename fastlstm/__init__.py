@@ -8,8 +8,8 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from fastlstm.threads import apply_env as _apply_env, get_num_threads, set_num_threads  # noqa: E402
-from fastlstm.models import BetterRnnlm, Rnnlm  # noqa: E402
-from fastlstm.optimizer import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop  # noqa: E402
+from fastlstm.models import AwdRnnlm, BetterRnnlm, Rnnlm, VariationalRnnlm  # noqa: E402
+from fastlstm.optimizer import ASGD, SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop  # noqa: E402
 from fastlstm.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeLSTM, TimeSoftmaxWithLoss  # noqa: E402
 from fastlstm.trainer import RnnlmTrainer  # noqa: E402
 from fastlstm.util import clip_grads, eval_perplexity  # noqa: E402
@@ -18,8 +18,8 @@ _apply_env()  # last: importing the modules above loads a second BLAS (SciPy's),
 
 __all__ = [
     "TimeEmbedding", "TimeLSTM", "TimeAffine", "TimeSoftmaxWithLoss", "TimeDropout",
-    "Rnnlm", "BetterRnnlm",
-    "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam",
+    "Rnnlm", "BetterRnnlm", "VariationalRnnlm", "AwdRnnlm",
+    "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "ASGD",
     "RnnlmTrainer", "eval_perplexity", "clip_grads",
     "set_num_threads", "get_num_threads",
 ]

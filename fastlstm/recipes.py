@@ -100,17 +100,17 @@ def distinct_params(params):
 
 
 def _expected_shapes(name, arrays):
-    """(shapes a model `name` with arrays[0]'s embedding has, sizes (D, H, layers)), or None
-    where the count of arrays does not fit it."""
+    """(the shapes of a model `name` whose embedding is arrays[0] and whose first Wh is
+    arrays[2], or None where it cannot have len(arrays) params; its (D, H, layers))."""
     n = len(arrays)
     (V, D), H = arrays[0].shape, arrays[2].shape[0]
     lstm = [(D, 4 * H), (H, 4 * H), (4 * H,)]
     if name == "rnnlm":
-        return (n == 6 and [(V, D), *lstm, (H, V), (V,)]), (D, H, 1)
+        return ([(V, D), *lstm, (H, V), (V,)] if n == 6 else None), (D, H, 1)
     if name in ("better", "variational"):
-        return (n == 9 and [(V, D), *lstm, (H, 4 * H), (H, 4 * H), (4 * H,), (D, V), (V,)]), (D, H, 2)
+        return ([(V, D), *lstm, (H, 4 * H), (H, 4 * H), (4 * H,), (D, V), (V,)] if n == 9 else None), (D, H, 2)
     layers = (n - 3) // 3
-    if n < 6 or n % 3:
+    if n % 3:
         return None, (D, H, layers)
     shapes = [(V, D)]
     for i in range(layers):

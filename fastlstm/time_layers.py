@@ -84,6 +84,7 @@ class TimeDropout(gpu.HostPickled):
         self.locked = bool(locked)
         self._backend = backends.choose()
         self.mask = None
+        self._steps = None  # T of the locked mask's call, which its gradient must have
         self.train_flg = True
 
     def infer(self, xs):
