@@ -15,13 +15,7 @@ ASV_DIR = Path(__file__).resolve().parents[1] / "asv_benchmarks"
 TINY = {"vocab_size": 50, "wordvec_size": 8, "hidden_size": 8}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny kernels on one thread (threads this small only wait for each other); restored afterwards."""
-    threads = fastlstm.get_num_threads()
-    fastlstm.set_num_threads(1)
-    yield
-    fastlstm.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("model, step, mflop", [("better", "train", 79.6), ("better", "eval", 26.5),

@@ -185,8 +185,8 @@ def _start(first, state, dtype):
 
 
 def lstm_forward(xs, params, h0, c0, empty, workspace, lanes):
-    """As the CPU's (`lanes` are the CPU's alone): one product for the inputs of all steps, then per step one product with
-    Wh and the step kernel."""
+    """As the CPU's (`lanes` serve the CPU alone): one product for the inputs of all steps,
+    then per step one product with Wh and the step kernel."""
     Wx, Wh, b = params
     N, T, D = xs.shape
     H = Wh.shape[0]
