@@ -109,7 +109,7 @@ class _TimeRecurrent(gpu.HostPickled):
         """The outputs (N, T, H); keeps the last states, and what backward needs when `save`."""
         backend = self._backend
         dtype, xs = _check_input(self._gates, self.params, xs, backend.floats)
-        N, T, D = xs.shape
+        N, T = xs.shape[:2]
         H = self.params[1].shape[0]
         start = tuple(self._carried(getattr(self, name), N, H, name) for name in self._states)
         run = getattr(backend, self._cell + "_forward")
