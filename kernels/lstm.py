@@ -20,17 +20,10 @@ passes blocks that fit (0 <= j0 and j0 + K <= H).
 from numba import njit
 
 from fastlstm.kernels.recurrence import keep_h, lane_loops
-from fastlstm.kernels.vecmath import FASTMATH, KERNEL_OPTIONS, one_like, sigmoid, tanh
-
-# vecmath's options less 'reassoc' and 'contract', so that every operation rounds as
-# written. With them LLVM summed a gate's terms, or fused a product into a sum, one way in
-# the vectorised loop and another in its remainder, and in cached code otherwise than in
-# freshly compiled code: a lane's block of units then rounded unlike the same units in the
-# whole step. In a recurrence the kernel waits on memory, so they gain nothing there.
-_OPTIONS = dict(KERNEL_OPTIONS, fastmath=FASTMATH - {"reassoc", "contract"})
+from fastlstm.kernels.vecmath import STEP_OPTIONS, one_like, sigmoid, tanh
 
 
-@njit(cache=True, nogil=True, **_OPTIONS)
+@njit(cache=True, nogil=True, **STEP_OPTIONS)
 def lstm_step_forward(a, hA, b, c_prev, c, tanh_c, h, j0):
     """Gates, cell and hidden state of one step, for the hidden units j0 .. j0 + K - 1.
 
@@ -64,7 +57,7 @@ def lstm_step_forward(a, hA, b, c_prev, c, tanh_c, h, j0):
             hn[j] = o * tc
 
 
-@njit(cache=True, nogil=True, **_OPTIONS)
+@njit(cache=True, nogil=True, **STEP_OPTIONS)
 def lstm_step_backward(gates, c_prev, tanh_c, dh_outs, t, dh_next, dc, dA, db, j0):
     """Gate pre-activation gradients of one step going backwards in time, for the hidden
     units j0 .. j0 + K - 1, added to the bias gradient as they are made (a separate column

@@ -160,6 +160,25 @@ def test_steps_run_the_models_on_the_books_batches(model):
             assert abs(loss - np.log(TINY["vocab_size"])) < 0.5
 
 
+def test_chapter_speedups_take_medians_of_rounds_in_turns(monkeypatch):
+    calls = []
+    toy = ("a toy chapter", lambda kit, data_dir: lambda: calls.append(kit))
+    monkeypatch.setitem(benchmark.CHAPTER_CASES, "toy", toy)
+    seconds = {benchmark.ref_models: iter([4.0, 9.0, 6.0]), benchmark.models: iter([2.0, 1.0, 3.0])}
+    monkeypatch.setattr(benchmark, "timed_round", lambda fn, min_time: (fn(), next(seconds[calls[-1]]))[1])
+    [(label, t_ref, t_fast, ratio)] = benchmark.chapter_speedups(["toy"], rounds=3, min_time=0)
+    assert (label, t_ref, t_fast) == ("a toy chapter", 6.0, 2.0)
+    assert ratio == 2.0  # the median of the rounds' 2, 9 and 2
+    ref, fast = benchmark.ref_models, benchmark.models
+    assert calls == [ref, fast] + [ref, fast] + [fast, ref] + [ref, fast]  # an untimed call each, then in turns
+
+
+def test_chapters_command_times_chapter_5(capsys):
+    benchmark.main(["chapters", "--repeat", "1"])
+    out = capsys.readouterr().out
+    assert "chapter 5 SimpleRnnlm training iteration, N=10 T=5 D=H=100" in out and out.rstrip().endswith("x")
+
+
 def test_bench_help(capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["bench", "--help"])
