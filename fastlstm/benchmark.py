@@ -2,12 +2,14 @@
 one run as ratios (a shared machine is noisy; a ratio from one run is not).
 
 `python -m fastlstm.benchmark layers` times the three hot layers at the book's sizes;
-`fastlstm bench` (model_throughput) measures whole training and evaluation steps of both
+`python -m fastlstm.benchmark chapters` a training iteration of the book's chapter scripts
+at their sizes; `fastlstm bench` (model_throughput) measures whole training and evaluation steps of both
 book models in tokens/s, against the machine's matrix-product peak measured in the same run.
 """
 
 import argparse
 import gc
+import itertools
 import json
 import os
 import subprocess
@@ -20,8 +22,10 @@ import fastlstm
 import fastlstm.reference.numpy_layers as ref
 import fastlstm.time_layers as fast
 from fastlstm import models
+from fastlstm.dataset import ptb
 from fastlstm.optimizer import SGD
 from fastlstm.reference import models as ref_models
+from fastlstm.trainer import stateful_batch
 from fastlstm.training_step import train_step
 from fastlstm.warmup import warm_up
 
@@ -87,6 +91,45 @@ def layer_speedups(repeat=5):
     for name, case, sizes in LAYER_CASES:
         timings = [best_time(case(kit, np.random.default_rng(0), *sizes), repeat) for kit in (ref, fast)]
         rows.append((name, *timings))
+    return rows
+
+
+# ---------------------------------------------------------------------------- the book's chapters
+
+def _chapter5_case(kit, data_dir=None):
+    """One iteration of chapter 5's training (RnnlmTrainer.fit: the next stateful batch, then
+    train_step without clipping) at the book's sizes: SimpleRnnlm of word vectors and hidden
+    states 100 wide on the first 1000 words of PTB's training split, batch 10 x 5 steps, SGD
+    with lr 0.1. `kit`: fastlstm.models or the reference's."""
+    corpus = ptb.load_data("train", data_dir)[0][:1000]
+    np.random.seed(0)
+    model = kit.SimpleRnnlm(int(corpus.max()) + 1, 100, 100)
+    optimizer, xs, ts = SGD(0.1), corpus[:-1], corpus[1:]
+    positions = itertools.count(0, 5)
+    return lambda: train_step(model, optimizer, *stateful_batch(xs, ts, 10, 5, next(positions)))
+
+
+CHAPTER_CASES = {"ch05": ("chapter 5 SimpleRnnlm training iteration, N=10 T=5 D=H=100", _chapter5_case)}
+
+
+def chapter_speedups(names=tuple(CHAPTER_CASES), rounds=9, min_time=0.2, data_dir=None):
+    """[(case, NumPy seconds, fastlstm seconds, ratio)] of a training iteration of each named
+    chapter, float32, warm. Each of `rounds` rounds times both implementations back to back,
+    which one first alternating, over at least `min_time` seconds of calls each; the seconds
+    are medians over the rounds, the ratio (NumPy / fastlstm) the median of the rounds' ratios,
+    so that a moment when the shared machine is slower weighs on both sides alike."""
+    rows = []
+    for name in names:
+        label, case = CHAPTER_CASES[name]
+        steps = {kit: case(kit, data_dir) for kit in (ref_models, models)}
+        for step in steps.values():
+            step()  # compiled, and a first NumPy call's fresh memory paid for
+        times = {kit: [] for kit in steps}
+        for r in range(rounds):
+            for kit in (steps if r % 2 == 0 else reversed(list(steps))):
+                times[kit].append(timed_round(steps[kit], min_time))
+        t_ref, t_fast = np.array(times[ref_models]), np.array(times[models])
+        rows.append((label, float(np.median(t_ref)), float(np.median(t_fast)), float(np.median(t_ref / t_fast))))
     return rows
 
 
@@ -402,16 +445,25 @@ def format_throughput(rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Time fastlstm against the NumPy reference layers.")
-    parser.add_argument("what", choices=["layers"], help="what to measure (whole models: `fastlstm bench`)")
+    parser.add_argument("what", choices=["layers", "chapters"],
+                        help="the hot layers, or a training iteration of the book's chapters (whole models: "
+                             "`fastlstm bench`)")
     parser.add_argument("--threads", type=int, help="threads for Numba and BLAS (default: all cores)")
-    parser.add_argument("--repeat", type=int, default=5, help="timing rounds; the best round counts")
+    parser.add_argument("--repeat", type=int, default=5, help="timing rounds (layers: the best counts; chapters: "
+                                                               "the median)")
+    parser.add_argument("--data", help="folder of PTB's files for the chapters (default: as fastlstm.dataset.ptb)")
     args = parser.parse_args(argv)
     if args.threads:
         fastlstm.set_num_threads(args.threads)
-    print(f"float32, {fastlstm.get_num_threads()} threads; best of {args.repeat} rounds")
+    if args.what == "chapters":
+        print(f"float32, {fastlstm.get_num_threads()} threads; medians of {args.repeat} paired rounds")
+        rows = chapter_speedups(rounds=args.repeat, data_dir=args.data)
+    else:
+        print(f"float32, {fastlstm.get_num_threads()} threads; best of {args.repeat} rounds")
+        rows = [(name, t_ref, t_fast, t_ref / t_fast) for name, t_ref, t_fast in layer_speedups(args.repeat)]
     print(f"{'case':58s} {'NumPy ms':>9s} {'fastlstm ms':>11s} {'speed-up':>8s}")
-    for name, t_ref, t_fast in layer_speedups(args.repeat):
-        print(f"{name:58s} {t_ref * 1e3:9.2f} {t_fast * 1e3:11.2f} {t_ref / t_fast:7.1f}x")
+    for name, t_ref, t_fast, ratio in rows:
+        print(f"{name:58s} {t_ref * 1e3:9.2f} {t_fast * 1e3:11.2f} {ratio:7.1f}x")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,10 @@ lanes, nor on where the units are cut, to the bit: the units go to the lanes by 
 speeds, as the products have measured them.
 
 A cell is its step kernels, its lane loops made from them (kernels/recurrence.py tells
-how an RNN or a GRU plugs in) and a `Cell`: how many gate blocks of H columns its Wh
-holds and which of them each phase's product takes. `forward` and `backward` run any
-cell; `forward_steps` and `backward_steps` are the LSTM's.
+how a cell plugs in) and a `Cell`: how many gate blocks of H columns its Wh holds and
+which of them each phase's product takes. `forward` and `backward` run any cell: `LSTM`,
+`RNN` and `GRU` here (fastlstm/backends/cpu.py hands them their arrays); `forward_steps`
+and `backward_steps` are the LSTM's.
 """
 
 from dataclasses import dataclass
@@ -27,8 +28,10 @@ from itertools import accumulate
 import numpy as np
 
 from fastlstm.kernels.dropout import multiply_into
+from fastlstm.kernels.gru import gru_backward_lane, gru_forward_lane
 from fastlstm.kernels.lstm import lstm_backward_lane, lstm_forward_lane
 from fastlstm.kernels.packed_product import TILE_ROWS, pack, packed_shape, panel_width
+from fastlstm.kernels.rnn import rnn_backward_lane, rnn_forward_lane
 from fastlstm.kernels.spin import ABORT
 
 
@@ -50,6 +53,27 @@ class Cell:
 
 
 LSTM = Cell(lstm_forward_lane, lstm_backward_lane, phases=(4,))
+RNN = Cell(rnn_forward_lane, rnn_backward_lane, phases=(1,))
+GRU = Cell(gru_forward_lane, gru_backward_lane, phases=(2, 1))
+
+
+@dataclass(frozen=True)
+class RecurrentMasks:
+    """The masks of one call of a recurrent layer: h (N, H), the recurrent mask by which
+    every step's h_{t-1} is multiplied before its products with Wh, or no rows (no
+    recurrent dropout); weight (like Wh) or None, the weight-drop mask by which Wh is
+    multiplied as the lanes pack it; hm (T + 1, N, H), the h the products read: hs itself
+    without a recurrent mask, else the masked h (hm[0] the masked initial h, the others
+    written by the step kernels). The step kernels take hm and h in their state."""
+
+    h: np.ndarray
+    weight: object
+    hm: np.ndarray
+
+    @classmethod
+    def none(cls, hs):
+        """No masks: every step multiplies hs by Wh."""
+        return cls(np.zeros((0, 0), dtype=hs.dtype), None, hs)
 
 
 def forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, lanes, empty, masks=None):
@@ -57,15 +81,14 @@ def forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, lanes, empty, m
     holds x_t @ Wx on entry and the activated gates on return; hs[0], cs[0] (N, H) the
     initial state, hs[t + 1], cs[t + 1] filled with the state after step t, tanh_cs[t]
     with tanh of it, out (N, T, H), the layer's output, with hs[1:] batch-major, and
-    hs_inputs[1:] (T, N, H, any strides) with hs[1:T], the h each step multiplies, kept
+    hs_inputs[1:] (T, N, H, any strides) with hm[1:T], the h each step multiplies, kept
     beside x_t for the weight gradients' one product (each lane copies its units' h as it
     makes them). `empty(name, shape, dtype)` gives the lanes' scratch arrays (a
-    workspace's: nothing of them outlives the call). With `masks` (RecurrentMasks), each
-    step multiplies h_t * masks.h (hm[t], hm[0] given; hs_inputs gets those) by
-    Wh * masks.weight."""
-    h_mask, weight_mask, hm = _unmasked(hs) if masks is None else (masks.h, masks.weight, masks.hm)
-    state = (gates, hs, cs, tanh_cs, out, hs_inputs, b, hm, h_mask)
-    forward(LSTM, (hm,), state, Wh, lanes, empty, weight_mask)
+    workspace's: nothing of them outlives the call). `masks` (RecurrentMasks; none by
+    default): recurrent dropout and weight drop."""
+    masks = masks or RecurrentMasks.none(hs)
+    state = (gates, hs, cs, tanh_cs, out, hs_inputs, b, masks.hm, masks.h)
+    forward(LSTM, (masks.hm,), state, Wh, lanes, empty, masks)
 
 
 def backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, db, lanes, masks=None):
@@ -75,35 +98,19 @@ def backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, db, lanes, masks=None):
     (N, H) with the gradient of the initial h, through the `masks` forward used."""
     dc = np.zeros(dh.shape, dtype=dh.dtype)
     db[...] = 0
-    h_mask, weight_mask, _ = _unmasked(dh) if masks is None else (masks.h, masks.weight, None)
-    backward(LSTM, (dA,), (gates, cs, tanh_cs, dhs, dA, db, dc, h_mask), Wh, dh, lanes, weight_mask, h_mask)
+    masks = masks or RecurrentMasks.none(dh)
+    backward(LSTM, (dA,), (gates, cs, tanh_cs, dhs, dA, db, dc, masks.h), Wh, dh, lanes, masks)
 
 
-@dataclass(frozen=True)
-class RecurrentMasks:
-    """The masks of one call of a recurrent layer with recurrent dropout or weight drop:
-    h (N, H), the recurrent mask, by which every step's h_{t-1} is multiplied before the
-    product with Wh, or no rows; weight (like Wh) or None, the weight-drop mask, by which
-    Wh is multiplied as the lanes pack it; hm (T + 1, N, H), the masked h of every step,
-    the products' operand (hm[0] the masked initial h) in forward."""
-
-    h: np.ndarray
-    weight: object
-    hm: object = None
-
-
-def _unmasked(like):
-    """(no recurrent mask, no weight mask, like's hs as the operand) for a cell without masks."""
-    return np.zeros((0, 0), dtype=like.dtype), None, like
-
-
-def forward(cell, operands, state, Wh, lanes, empty, weight_mask=None):
+def forward(cell, operands, state, Wh, lanes, empty, masks=None):
     """Run `cell` forward over T steps on `lanes`: operands[p][t] (N, H) is the left operand
-    of step t's phase p, operands[0] (T + 1, N, H) the h of every step (hs for the LSTM:
-    the initial h given, the others written by the step kernels; the masked h with
-    recurrent dropout), `state` the step kernels' arrays. The products take
-    Wh * weight_mask where a mask is given, packed so. `empty(name, shape, dtype)` gives
-    the lanes' scratch arrays; phase 0's are named as a one-phase cell's."""
+    of step t's phase p, operands[0] (T + 1, N, H) the h of every step (masks.hm: the
+    initial h given, the others written by the step kernels), `state` the step kernels'
+    arrays. With `masks` (RecurrentMasks), the products take Wh * masks.weight where it
+    is given, packed so. `empty(name, shape, dtype)` gives the lanes' scratch arrays;
+    phase 0's are named as a one-phase cell's."""
+    _check_rows(operands)
+    weight_mask = None if masks is None else masks.weight
     T, N, H = len(operands[0]) - 1, operands[0].shape[1], Wh.shape[0]
 
     def lane(k, j0, j1):
@@ -121,13 +128,17 @@ def forward(cell, operands, state, Wh, lanes, empty, weight_mask=None):
     _run_lanes(lane, H, lanes)
 
 
-def backward(cell, operands, state, Wh, dh, lanes, weight_mask=None, h_mask=None):
+def backward(cell, operands, state, Wh, dh, lanes, masks=None):
     """Run `cell` backward over T steps on `lanes`: operands[p] (T, N, width of the phase's
     blocks) receives, from the step kernels, the left operand of backward phase p's
-    product (the phases last first; dA for the LSTM), `state` the step kernels' arrays;
-    fills dh (N, H) with the gradient of the initial h, the lanes' last products, times
-    h_mask where it has rows (the initial h was masked too). The products take
-    (Wh * weight_mask).T where a mask is given."""
+    product (the phases last first; dA for the LSTM; column blocks of one array may serve),
+    `state` the step kernels' arrays; fills dh (N, H) with the lanes' last products: the
+    gradient of the initial h, but for what a cell's kernels hand to it directly. With
+    `masks` (RecurrentMasks, as forward had them), the products take (Wh * masks.weight).T
+    where it is given, and dh is multiplied by masks.h where it has rows (the initial h
+    was masked too)."""
+    _check_rows(operands)
+    weight_mask, h_mask = (None, None) if masks is None else (masks.weight, masks.h)
     T, (N, H) = len(operands[0]), dh.shape
 
     def lane(k, j0, j1):
@@ -149,6 +160,13 @@ def backward(cell, operands, state, Wh, dh, lanes, weight_mask=None, h_mask=None
         dh[:, j0:j1] = dh_k
     if h_mask is not None and h_mask.shape[0] != 0:
         multiply_into(dh.reshape(-1), h_mask.reshape(-1))
+
+
+def _check_rows(operands):
+    """The products read each operand's rows as contiguous runs (kernels/packed_product.py)."""
+    for operand in operands:
+        if operand.strides[-1] != operand.itemsize:
+            raise ValueError(f"a recurrence operand's rows must be contiguous, got strides {operand.strides}")
 
 
 def _run_lanes(prepare, H, lanes):

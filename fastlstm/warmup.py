@@ -10,14 +10,16 @@ import time
 import numpy as np
 
 from fastlstm import kernels
-from fastlstm.kernels import (dropout, embedding, linalg, lstm, optim, packed_product, recurrence, regularisers,
-                              softmax, spin)
-from fastlstm.models import BetterRnnlm, Rnnlm, VariationalRnnlm
+from fastlstm.kernels import (dropout, embedding, gru, linalg, lstm, optim, packed_product, recurrence, regularisers,
+                              rnn, softmax, spin)
+from fastlstm.models import BetterRnnlm, Rnnlm, SimpleRnnlm, VariationalRnnlm
 from fastlstm.optimizer import ASGD, SGD
+from fastlstm.time_layers import TimeGRU
 from fastlstm.training_step import train_step
 from fastlstm.util import clip_grads, remove_duplicate
 
-KERNEL_MODULES = (dropout, embedding, linalg, lstm, optim, packed_product, recurrence, regularisers, softmax, spin)
+KERNEL_MODULES = (dropout, embedding, gru, linalg, lstm, optim, packed_product, recurrence, regularisers, rnn, softmax,
+                  spin)
 
 
 def dispatchers():
@@ -32,14 +34,16 @@ def dispatchers():
 
 def warm_up(dtypes=(np.float32,)):
     """Run two training steps (train_step), the book's clip_grads and update, and one evaluation
-    step of tiny Rnnlm and BetterRnnlm models per dtype: the second step's forward also writes
-    the softmax gradient (fastlstm.layers.SoftmaxWithLoss); then two steps of a tiny
-    VariationalRnnlm with every regulariser on, under averaging ASGD."""
+    step of tiny SimpleRnnlm, Rnnlm and BetterRnnlm models per dtype: the second step's forward
+    also writes the softmax gradient (fastlstm.layers.SoftmaxWithLoss); then two steps of a
+    tiny VariationalRnnlm with every regulariser on, under averaging ASGD; and a TimeGRU's
+    forward, backward and evaluation."""
     state = np.random.get_state()
     try:
         np.random.seed(0)
         for dtype in dtypes:
-            for model in (Rnnlm(13, 5, 3, dtype=dtype), BetterRnnlm(13, 5, 5, dtype=dtype)):
+            for model in (SimpleRnnlm(13, 5, 3, dtype=dtype), Rnnlm(13, 5, 3, dtype=dtype),
+                          BetterRnnlm(13, 5, 5, dtype=dtype)):
                 xs = np.random.randint(0, 13, size=(2, 3))
                 optimizer = SGD(0.1)
                 for _ in range(2):
@@ -55,6 +59,10 @@ def warm_up(dtypes=(np.float32,)):
                 asgd.observe(figure)
             for _ in range(2):
                 train_step(regularised, asgd, xs, xs, max_grad=1e-3)
+            layer = TimeGRU(np.zeros((5, 9), dtype), np.zeros((3, 9), dtype))
+            xs = np.ones((2, 3, 5), dtype)
+            layer.backward(layer.forward(xs))
+            layer.infer(xs)
     finally:
         np.random.set_state(state)
 

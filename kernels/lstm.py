@@ -19,18 +19,11 @@ passes blocks that fit (0 <= j0 and j0 + K <= H).
 
 from numba import njit
 
-from fastlstm.kernels.recurrence import keep_h, keep_h_masked, lane_loops, mask_units
-from fastlstm.kernels.vecmath import FASTMATH, KERNEL_OPTIONS, one_like, sigmoid, tanh
-
-# vecmath's options less 'reassoc' and 'contract', so that every operation rounds as
-# written. With them LLVM summed a gate's terms, or fused a product into a sum, one way in
-# the vectorised loop and another in its remainder, and in cached code otherwise than in
-# freshly compiled code: a lane's block of units then rounded unlike the same units in the
-# whole step. In a recurrence the kernel waits on memory, so they gain nothing there.
-_OPTIONS = dict(KERNEL_OPTIONS, fastmath=FASTMATH - {"reassoc", "contract"})
+from fastlstm.kernels.recurrence import keep_h, lane_loops, mask_units
+from fastlstm.kernels.vecmath import STEP_OPTIONS, one_like, sigmoid, tanh
 
 
-@njit(cache=True, nogil=True, **_OPTIONS)
+@njit(cache=True, nogil=True, **STEP_OPTIONS)
 def lstm_step_forward(a, hA, b, c_prev, c, tanh_c, h, j0):
     """Gates, cell and hidden state of one step, for the hidden units j0 .. j0 + K - 1.
 
@@ -64,7 +57,7 @@ def lstm_step_forward(a, hA, b, c_prev, c, tanh_c, h, j0):
             hn[j] = o * tc
 
 
-@njit(cache=True, nogil=True, **_OPTIONS)
+@njit(cache=True, nogil=True, **STEP_OPTIONS)
 def lstm_step_backward(gates, c_prev, tanh_c, dh_outs, t, dh_next, dc, dA, db, j0):
     """Gate pre-activation gradients of one step going backwards in time, for the hidden
     units j0 .. j0 + K - 1, added to the bias gradient as they are made (a separate column
@@ -125,12 +118,8 @@ def lstm_lane_forward(phase, t, state, products, j0):
     """
     gates, hs, cs, tanh_cs, out, hs_inputs, b, hm, mask = state
     hA = products[0]
-    K = hA.shape[1] // 4
     lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1], j0)
-    if mask.shape[0] == 0:
-        keep_h(hs, out, hs_inputs, t, j0, K)
-    else:
-        keep_h_masked(hs, hm, mask, out, hs_inputs, t, j0, K)
+    keep_h(hs, hm, mask, out, hs_inputs, t, j0, hA.shape[1] // 4)
 
 
 @njit(cache=True, nogil=True)
@@ -144,8 +133,7 @@ def lstm_lane_backward(phase, t, state, products, j0):
     the gradient of the (masked) h_t that step t + 1 multiplied.
     """
     gates, cs, tanh_cs, dhs, dA, db, dc, mask = state
-    if mask.shape[0] != 0:
-        mask_units(products[0], mask, j0)
+    mask_units(products[0], mask, j0)
     lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs, t, products[0], dc, dA[t], db, j0)
 
 

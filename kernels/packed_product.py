@@ -126,7 +126,7 @@ def _make_tile(rows):
 
     @intrinsic
     def tile(typingctx, a, row0, p, panel, c, c_row0, c_col0):
-        if not (isinstance(a, types.Array) and a.layout == "C" and a.dtype in (types.float32, types.float64)
+        if not (isinstance(a, types.Array) and a.layout in ("C", "A") and a.dtype in (types.float32, types.float64)
                 and p.dtype == a.dtype and c.dtype == a.dtype and p.layout == "C" and c.layout == "C"):
             return None
         sig = types.void(a, row0, p, panel, c, c_row0, c_col0)
@@ -211,8 +211,9 @@ def packed_product(a, p, c, edge):
     """c = a @ b, for the b (K, n) that `pack` packed into p, with n = c.shape[1].
 
     a (M, K), c (M, n), edge (TILE_ROWS, W) scratch for the last panel when n is not a
-    multiple of W: all C-contiguous, of one dtype. The caller checks the shapes: p of
-    packed_shape(K, n), edge of (TILE_ROWS, p.shape[2]).
+    multiple of W: all C-contiguous but a, whose rows may lie any distance apart (a column
+    block of a wider array), of one dtype. The caller checks the shapes (p of
+    packed_shape(K, n), edge of (TILE_ROWS, p.shape[2])) and that a's rows are contiguous.
     """
     M = a.shape[0]
     n = c.shape[1]

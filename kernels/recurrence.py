@@ -17,22 +17,26 @@ barrier is written again.
 
 Recurrent dropout (one mask per sequence on h_{t-1}, for all steps of a call) and weight
 drop (a mask on Wh) need nothing of the loops either: fastlstm/recurrence.py packs Wh
-times its mask, and the masked h is just another operand. A cell's forward step writes
-its new h at its units with `keep_h_masked` (h as output, h * mask as the next product's
-operand), and its backward step first turns the product it reads into the gradient of h
-with `mask_units`; a state without mask (no rows) takes keep_h and skips mask_units,
-with the bits of the unmasked cell.
+times its mask, and the masked h is just another operand. A cell's state holds the
+mask (N, H) and the masked h hm (T + 1, N, H); its forward step writes its new h at its
+units with `keep_h` (h as output, h * mask as the next products' operand), and its
+backward step first turns each product it reads that came through a masked h into the
+gradient of h with `mask_units`. Without recurrent dropout the mask has no rows, hm is
+hs, and both keep the bits of the unmasked cell.
 - LSTM (kernels/lstm.py): one phase. Forward multiplies h_t by the lane's f, g, i, o
   columns of Wh; backward multiplies dA_t by the lane's rows of Wh, transposed.
-- RNN, h = tanh(x Wx + h_prev Wh + b): one phase, one block, as the LSTM's.
-- GRU, z and r from x and h_prev, h~ = tanh(x Wx_h + (r * h_prev) Wh_h + b_h): two
-  phases, the second product depending on the first. Forward phase 0 multiplies h_t by
-  the z and r columns, and its kernel writes z, r and r * h_t at the lane's units into a
-  second operand; phase 1 multiplies that by the h~ columns, and its kernel makes h~ and
-  h. Backward runs the phases last first: phase 0's kernel writes the gradient of h~'s
-  pre-activation, whose product with the h~ rows gives d(r * h_prev) at the lane's
-  units; phase 1's kernel makes the z and r pre-activation gradients and h_prev's direct
-  gradient, and its product with the z and r rows adds the rest for the step before.
+- RNN (kernels/rnn.py), h = tanh(x Wx + h_prev Wh + b): one phase, one block, as the
+  LSTM's.
+- GRU (kernels/gru.py), z and r from x and h_prev, h~ = tanh(x Wx_h + (r * h_prev) Wh_h):
+  two phases, the second product depending on the first. Forward phase 0 multiplies h_t
+  by the z and r columns, and its kernel makes z and r and writes r * h_t at the lane's
+  units into a second operand; phase 1 multiplies that by the h~ columns, and its kernel makes h~
+  and h. Backward runs the phases last first: phase 0's kernel writes the gradients of
+  h~'s and z's pre-activations, and the product of the first with the h~ rows gives
+  d(r * h_prev) at the lane's units; phase 1's kernel makes r's, and the product of the
+  z and r gradients with their rows gives h_prev's gradient through the gates. What
+  reaches h_prev directly the kernels keep at the lane's units, and its caller adds it to
+  the lanes' last products.
 
 The loops can stop early and be resumed: they return where to go on from (a position),
 `done` when finished, or -1 when another lane failed. They stop when the barrier has
@@ -117,16 +121,24 @@ def _bind(template, name, module, kernels, cache):
 
 
 @njit(cache=True, nogil=True)
-def keep_h(hs, out, hs_inputs, t, j0, K):
+def keep_h(hs, hm, mask, out, hs_inputs, t, j0, K):
     """Copy the lane's units of the new h, hs[t + 1] (N, H), into the layer's output out[:, t]
     (out: (N, T, H)) and, but for the last step, into hs_inputs[t + 1] (T, N, H, any
     strides), the h that the weight gradients' product reads, while it is in this core's
-    cache."""
+    cache. With recurrent dropout (mask (N, H) has rows), h times the mask goes into
+    hm[t + 1] (T + 1, N, H), the operand of the next step's products, and into
+    hs_inputs[t + 1], so that the weight gradients' product reads the h that Wh
+    multiplied; without (no rows), hm is hs and the unmasked h goes on as it is."""
     T = out.shape[1]
+    masked = mask.shape[0] != 0
     for n in range(hs.shape[1]):
         h, h_out = hs[t + 1, n, j0:j0 + K], out[n, t, j0:j0 + K]
         for j in range(K):
             h_out[j] = h[j]
+        if masked:
+            m, h = mask[n, j0:j0 + K], hm[t + 1, n, j0:j0 + K]
+            for j in range(K):
+                h[j] = h_out[j] * m[j]
         if t + 1 < T:
             h_in = hs_inputs[t + 1, n, j0:j0 + K]
             for j in range(K):
@@ -134,28 +146,12 @@ def keep_h(hs, out, hs_inputs, t, j0, K):
 
 
 @njit(cache=True, nogil=True)
-def keep_h_masked(hs, hm, mask, out, hs_inputs, t, j0, K):
-    """keep_h with recurrent dropout: the lane's units of the new h, hs[t + 1], go to the
-    output out[:, t] as they are, and times the sequence's mask (N, H) into hm[t + 1]
-    (T + 1, N, H), the operand of the next step's product, and into hs_inputs[t + 1], so
-    that the weight gradients' product reads the h that Wh multiplied."""
-    T = out.shape[1]
-    for n in range(hs.shape[1]):
-        h, h_out = hs[t + 1, n, j0:j0 + K], out[n, t, j0:j0 + K]
-        m, h_masked = mask[n, j0:j0 + K], hm[t + 1, n, j0:j0 + K]
-        for j in range(K):
-            h_out[j] = h[j]
-            h_masked[j] = h[j] * m[j]
-        if t + 1 < T:
-            h_in = hs_inputs[t + 1, n, j0:j0 + K]
-            for j in range(K):
-                h_in[j] = h_masked[j]
-
-
-@njit(cache=True, nogil=True)
 def mask_units(dh, mask, j0):
     """dh (N, K) *= the lane's units of the recurrent mask (N, H), j0 .. j0 + K - 1: the
-    product's gradient of the masked h made the gradient of h."""
+    product's gradient of the masked h made the gradient of h. Nothing where the mask has
+    no rows (no recurrent dropout)."""
+    if mask.shape[0] == 0:
+        return
     N, K = dh.shape
     for n in range(N):
         d, m = dh[n], mask[n, j0:j0 + K]

@@ -20,6 +20,15 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # NumPy's model lets it vectorise (here the denominators are never below 1).
 KERNEL_OPTIONS = {"fastmath": FASTMATH, "error_model": "numpy"}
 
+# The options of a recurrent cell's step kernels (kernels/lstm.py, rnn.py, gru.py):
+# KERNEL_OPTIONS less 'reassoc' and 'contract', so that every operation rounds as written.
+# With them LLVM summed a gate's terms, or fused a product into a sum, one way in the
+# vectorised loop and another in its remainder, and in cached code otherwise than in freshly
+# compiled code: a lane's block of units then rounded unlike the same units in the whole
+# step (1 ulp in float32). What they would save is lost in a recurrence's noise
+# (docs/experiments.md).
+STEP_OPTIONS = dict(KERNEL_OPTIONS, fastmath=FASTMATH - {"reassoc", "contract"})
+
 
 @intrinsic
 def _pow2_float32(typingctx, j):

@@ -3,13 +3,15 @@ kernels/recurrence.py): a cell of two dependent products per step, as a GRU's, b
 its step kernels and its phases, and runs on the lanes with NumPy's results, the same bits
 on any number of lanes."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from numba import njit
 
 from fastlstm.kernels.recurrence import lane_loops
 from fastlstm.lanes import Lanes
-from fastlstm.recurrence import LSTM, Cell, backward, forward
+from fastlstm.recurrence import LSTM, Cell, RecurrentMasks, backward, forward
 from fastlstm.workspace import fresh
 
 
@@ -101,8 +103,9 @@ def test_weight_drop_on_any_cell_is_its_wh_times_the_mask_to_the_bit(n_lanes):
     want = _run(xs, Wh * mask, h0, dhs, lanes)
     hs, ss = np.zeros((T + 1, N, H)), np.full((T, N, H), np.nan)
     hs[0] = h0
-    forward(TWO_PRODUCTS, (hs, ss), (xs, hs, ss), Wh, lanes, fresh, weight_mask=mask)
+    masks = replace(RecurrentMasks.none(hs), weight=mask)
+    forward(TWO_PRODUCTS, (hs, ss), (xs, hs, ss), Wh, lanes, fresh, masks)
     da1, da0, dh = np.full((T, N, H), np.nan), np.full((T, N, H), np.nan), np.full((N, H), np.nan)
-    backward(TWO_PRODUCTS, (da1, da0), (hs, ss, dhs, da1, da0), Wh, dh, lanes, weight_mask=mask)
+    backward(TWO_PRODUCTS, (da1, da0), (hs, ss, dhs, da1, da0), Wh, dh, lanes, masks)
     for name, w, got in zip(["hs", "ss", "da1", "da0", "dh"], want, (hs, ss, da1, da0, dh)):
         np.testing.assert_array_equal(got, w, err_msg=name)

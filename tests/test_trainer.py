@@ -5,7 +5,6 @@ import sys
 import numpy as np
 import pytest
 
-import fastlstm
 from fastlstm import util
 from fastlstm.dataset import ptb
 from fastlstm.models import Rnnlm
@@ -13,14 +12,7 @@ from fastlstm.optimizer import SGD
 from fastlstm.trainer import RnnlmTrainer, remove_duplicate
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Kernels this small run fastest on one thread, above all on a busy machine."""
-    threads = fastlstm.get_num_threads()
-    fastlstm.set_num_threads(1)
-    yield
-    fastlstm.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def book_get_batch(trainer, x, t, batch_size, time_size):
     """The book's RnnlmTrainer.get_batch, loop for loop."""

@@ -4,6 +4,10 @@ from fastlstm import models
 from fastlstm.reference import numpy_layers
 
 
+class SimpleRnnlm(models.SimpleRnnlm):
+    layer_kit = numpy_layers
+
+
 class Rnnlm(models.Rnnlm):
     layer_kit = numpy_layers
 
