@@ -240,13 +240,13 @@ class TimeRNN(_TimeRecurrent):
 
     With `stateful=True` the last h carries over to the next forward call; `reset_state()`
     clears it, `set_state(h)` sets it. After backward, `dh` holds the gradient w.r.t. the
-    initial h. `lanes` as TimeLSTM's.
+    initial h. `lanes`, `recurrent_dropout` and `weight_drop` as TimeLSTM's.
     """
 
     _cell, _gates, _states = "rnn", 1, ("h",)
 
-    def __init__(self, Wx, Wh, b, stateful=False):
-        super().__init__(Wx, Wh, b, stateful=stateful)
+    def __init__(self, Wx, Wh, b, stateful=False, recurrent_dropout=0.0, weight_drop=0.0):
+        super().__init__(Wx, Wh, b, stateful=stateful, recurrent_dropout=recurrent_dropout, weight_drop=weight_drop)
 
     def set_state(self, h):
         self.h = h
@@ -259,16 +259,18 @@ class TimeGRU(_TimeRecurrent):
     `params` are [Wx, Wh] and `grads` [dWx, dWh], also readable as the book's attributes
     `Wx`, `Wh`, `dWx`, `dWh`. With `stateful=True` the last h carries over to the next
     forward call; `reset_state()` clears it, `set_state(h)` sets it. After backward, `dh`
-    holds the gradient w.r.t. the initial h. `lanes` as TimeLSTM's.
+    holds the gradient w.r.t. the initial h. `lanes`, `recurrent_dropout` and `weight_drop`
+    as TimeLSTM's: with recurrent dropout, both of a step's products read the masked h_{t-1}
+    (z and r from it, h~ from r times it), while (1 - z) * h_{t-1} keeps the unmasked one.
     """
 
     _cell, _gates, _states = "gru", 3, ("h",)
 
-    def __init__(self, Wx, Wh, stateful=False):
+    def __init__(self, Wx, Wh, stateful=False, recurrent_dropout=0.0, weight_drop=0.0):
         if isinstance(stateful, np.ndarray) or gpu.is_device_array(stateful):
             raise TypeError("TimeGRU(Wx, Wh, stateful=False) takes no bias, as the book's GRU: got an array for "
                             "stateful")
-        super().__init__(Wx, Wh, stateful=stateful)
+        super().__init__(Wx, Wh, stateful=stateful, recurrent_dropout=recurrent_dropout, weight_drop=weight_drop)
 
     Wx = property(lambda self: self.params[0])
     Wh = property(lambda self: self.params[1])

@@ -230,29 +230,39 @@ def test_lstm(dtype, stateful):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_regularised_layers_draw_the_cpus_masks(dtype):
-    """Recurrent dropout and weight drop in the LSTM, embedding dropout, locked dropout: the
-    masks bit-identical to the CPU's for the same seed, the results as the CPU's."""
+@pytest.mark.parametrize("cls", [time_layers.TimeLSTM, time_layers.TimeRNN, time_layers.TimeGRU])
+def test_recurrent_layers_draw_the_cpus_masks(cls, dtype):
+    """Recurrent dropout and weight drop in each cell: the masks bit-identical to the CPU's
+    for the same seed, the results as the CPU's, none drawn without train_flg."""
     rng = np.random.default_rng(12)
-    Wx, Wh, b = rand(rng, (D, 4 * H), dtype, 0.5), rand(rng, (H, 4 * H), dtype, 0.5), rand(rng, 4 * H, dtype)
+    gates = {time_layers.TimeLSTM: 4, time_layers.TimeRNN: 1, time_layers.TimeGRU: 3}[cls]
+    weights = [rand(rng, (D, gates * H), dtype, 0.5), rand(rng, (H, gates * H), dtype, 0.5)]
+    weights += [] if cls is time_layers.TimeGRU else [rand(rng, gates * H, dtype)]
     options = dict(stateful=True, recurrent_dropout=0.4, weight_drop=0.3)
-    cpu, gpu_layer = time_layers.TimeLSTM(Wx, Wh, b, **options), on_gpu(time_layers.TimeLSTM, Wx, Wh, b, **options)
+    cpu, gpu_layer = cls(*weights, **options), on_gpu(cls, *weights, **options)
     for _ in range(2):
         xs, dhs = rand(rng, (N, T, D), dtype), rand(rng, (N, T, H), dtype)
         np.random.seed(3)
         want = cpu.forward(xs)
         np.random.seed(3)
         same(gpu_layer.forward(xs), want, dtype)
+        assert 0 < np.count_nonzero(cpu.h_mask) < cpu.h_mask.size
         np.testing.assert_array_equal(host(gpu_layer.h_mask), cpu.h_mask)
         np.testing.assert_array_equal(host(gpu_layer.weight_mask), cpu.weight_mask)
         same(gpu_layer.backward(cuda.to_device(dhs)), cpu.backward(dhs), dtype)
         same(gpu_layer.dh, cpu.dh, dtype)
-        for g, w in zip(gpu_layer.grads, cpu.grads):
+        for g, w in zip(gpu_layer.grads, cpu.grads, strict=True):
             same(g, w, dtype)
     gpu_layer.train_flg = False
     gpu_layer.forward(xs)
     assert gpu_layer.h_mask is None and gpu_layer.weight_mask is None
 
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_embedding_and_locked_dropout_draw_the_cpus_masks(dtype):
+    """Embedding dropout and locked dropout: the masks bit-identical to the CPU's for the same
+    seed, the results as the CPU's."""
+    rng = np.random.default_rng(12)
     W = rand(rng, (V, D), dtype)
     ids = rng.integers(0, 4, (N, T))
     cpu, gpu_layer = time_layers.TimeEmbedding(W, dropout=0.5), on_gpu(time_layers.TimeEmbedding, W, dropout=0.5)

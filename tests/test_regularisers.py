@@ -24,29 +24,44 @@ def randn(rng, *shape, dtype=np.float64, scale=1.0):
     return (rng.standard_normal(shape) * scale).astype(dtype)
 
 
-def lstm_weights(rng, D, H, dtype=np.float64):
-    return (randn(rng, D, 4 * H, dtype=dtype, scale=1 / np.sqrt(D)), randn(rng, H, 4 * H, dtype=dtype, scale=1 / np.sqrt(H)),
-            randn(rng, 4 * H, dtype=dtype, scale=0.5))
+# gate blocks of H columns in Wx and Wh, and whether the cell has a bias
+CELLS = {"LSTM": (4, True), "RNN": (1, True), "GRU": (3, False)}
+
+
+def cell_weights(rng, cell, D, H, dtype=np.float64):
+    """Wx, Wh (and b) of Time{cell}."""
+    gates, bias = CELLS[cell]
+    weights = (randn(rng, D, gates * H, dtype=dtype, scale=1 / np.sqrt(D)),
+               randn(rng, H, gates * H, dtype=dtype, scale=1 / np.sqrt(H)))
+    return weights + (randn(rng, gates * H, dtype=dtype, scale=0.5),) if bias else weights
+
+
+def time_layer(cell, weights, **options):
+    return getattr(fast, "Time" + cell)(*weights, **options)
 
 
 # --- finite differences, masks held fixed ------------------------------------------------------
 
+@pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("recurrent_dropout,weight_drop", [(0.4, 0.0), (0.0, 0.5), (0.3, 0.3)])
 @pytest.mark.parametrize("N,T,D,H", [(1, 1, 1, 2), (2, 3, 3, 5), (3, 4, 2, 3)])
-def test_lstm_gradients_through_its_masks(recurrent_dropout, weight_drop, N, T, D, H):
+def test_gradients_through_the_recurrent_masks(cell, recurrent_dropout, weight_drop, N, T, D, H):
     rng = np.random.default_rng(N * 100 + H)
-    layer = fast.TimeLSTM(*lstm_weights(rng, D, H), stateful=True, recurrent_dropout=recurrent_dropout,
-                          weight_drop=weight_drop)
+    layer = time_layer(cell, cell_weights(rng, cell, D, H), stateful=True, recurrent_dropout=recurrent_dropout,
+                       weight_drop=weight_drop)
     xs, h0, c0, R = randn(rng, N, T, D), randn(rng, N, H), randn(rng, N, H), randn(rng, N, T, H)
+    states = (h0, c0) if cell == "LSTM" else (h0,)
 
     def loss():
         np.random.seed(SEED)
-        layer.set_state(h0, c0)
+        layer.set_state(*states)
         return np.sum(layer.forward(xs) * R)
 
     loss()
     dxs = layer.backward(R)
     grads, dh = [g.copy() for g in layer.grads], layer.dh.copy()
+    if recurrent_dropout and N * H > 2:  # some units kept, some dropped, at these seeds
+        assert 0 < np.count_nonzero(layer.h_mask) < layer.h_mask.size
     assert_grad_close(dxs, numerical_grad(loss, xs), "dxs")
     assert_grad_close(dh, numerical_grad(loss, h0), "dh")
     for name, p, g in zip(["Wx", "Wh", "b"], layer.params, grads):
@@ -107,13 +122,14 @@ def test_ar_and_tar_refuse_bad_coefficients():
 
 # --- the plain-NumPy reference, with the same masks ---------------------------------------------
 
+@pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N,T,D,H", [(1, 1, 1, 1), (3, 7, 17, 13), (2, 3, 650, 650)])
-def test_lstm_matches_the_reference_with_its_masks(dtype, N, T, D, H):
+def test_recurrent_layers_match_the_reference_with_their_masks(cell, dtype, N, T, D, H):
     rng = np.random.default_rng(H)
-    weights = lstm_weights(rng, D, H, dtype)
+    weights = cell_weights(rng, cell, D, H, dtype)
     options = dict(stateful=True, recurrent_dropout=0.3, weight_drop=0.4)
-    f, r = fast.TimeLSTM(*weights, **options), ref.TimeLSTM(*weights, **options)
+    f, r = time_layer(cell, weights, **options), getattr(ref, "Time" + cell)(*weights, **options)
     for _ in range(2):  # the second call starts from the state the first left, with new masks
         xs, dhs = randn(rng, N, T, D, dtype=dtype), randn(rng, N, T, H, dtype=dtype)
         np.random.seed(SEED)
@@ -124,8 +140,8 @@ def test_lstm_matches_the_reference_with_its_masks(dtype, N, T, D, H):
         np.testing.assert_array_equal(f.weight_mask, r.weight_mask)
         np.testing.assert_allclose(got, want, **tol(dtype))
         np.testing.assert_allclose(f.backward(dhs), r.backward(dhs), **tol(dtype))
-        for name, gf, gr in zip(["dWx", "dWh", "db"], f.grads, r.grads):
-            np.testing.assert_allclose(gf, gr, err_msg=name, **tol(dtype))
+        for k, (gf, gr) in enumerate(zip(f.grads, r.grads, strict=True)):
+            np.testing.assert_allclose(gf, gr, err_msg=f"grads[{k}]", **tol(dtype))
         np.testing.assert_allclose(f.dh, r.dh, **tol(dtype))
 
 
@@ -157,7 +173,7 @@ def test_embedding_and_locked_dropout_match_the_reference(dtype):
 
 def test_masks_hold_zeros_and_the_inverse_keep_rate_at_the_ratio():
     rng = np.random.default_rng(5)
-    layer = fast.TimeLSTM(*lstm_weights(rng, 8, 200, np.float32), recurrent_dropout=0.3, weight_drop=0.6)
+    layer = fast.TimeLSTM(*cell_weights(rng, "LSTM", 8, 200, np.float32), recurrent_dropout=0.3, weight_drop=0.6)
     layer.forward(randn(rng, 300, 2, 8, dtype=np.float32))
     for mask, ratio in ((layer.h_mask, 0.3), (layer.weight_mask, 0.6)):
         assert mask.dtype == np.float32
@@ -174,12 +190,13 @@ def test_masks_hold_zeros_and_the_inverse_keep_rate_at_the_ratio():
     assert embedding.word_mask.shape == (5000,) and np.mean(embedding.word_mask == 0) == pytest.approx(0.1, abs=0.015)
 
 
-def test_masks_follow_train_flg_and_evaluation_applies_none():
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_masks_follow_train_flg_and_evaluation_applies_none(cell):
     rng = np.random.default_rng(6)
-    weights = lstm_weights(rng, 4, 5)
+    weights = cell_weights(rng, cell, 4, 5)
     xs = randn(rng, 2, 3, 4)
-    plain = fast.TimeLSTM(*weights).forward(xs)
-    layer = fast.TimeLSTM(*weights, recurrent_dropout=0.5, weight_drop=0.5)
+    plain = time_layer(cell, weights).forward(xs)
+    layer = time_layer(cell, weights, recurrent_dropout=0.5, weight_drop=0.5)
     assert not np.array_equal(layer.forward(xs), plain)
     assert layer.h_mask is not None and layer.weight_mask is not None
     layer.train_flg = False
@@ -200,11 +217,12 @@ def test_masks_follow_train_flg_and_evaluation_applies_none():
     assert locked.forward(xs) is xs and locked.mask is None
 
 
-def test_zero_ratios_keep_the_books_layers_to_the_bit_and_draw_nothing():
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_zero_ratios_keep_the_books_layers_to_the_bit_and_draw_nothing(cell):
     rng = np.random.default_rng(7)
-    weights = lstm_weights(rng, 6, 9, np.float32)
+    weights = cell_weights(rng, cell, 6, 9, np.float32)
     xs, dhs = randn(rng, 4, 5, 6, dtype=np.float32), randn(rng, 4, 5, 9, dtype=np.float32)
-    book, zero = fast.TimeLSTM(*weights), fast.TimeLSTM(*weights, recurrent_dropout=0.0, weight_drop=0.0)
+    book, zero = time_layer(cell, weights), time_layer(cell, weights, recurrent_dropout=0.0, weight_drop=0.0)
     state = np.random.get_state()
     np.testing.assert_array_equal(zero.forward(xs), book.forward(xs))
     np.testing.assert_array_equal(zero.backward(dhs), book.backward(dhs))
@@ -223,15 +241,15 @@ def test_zero_ratios_keep_the_books_layers_to_the_bit_and_draw_nothing():
 
 def test_bad_ratios_and_gradients_are_refused():
     rng = np.random.default_rng(8)
-    for bad in (1.0, -0.1):
+    for bad, cell in ((1.0, "LSTM"), (-0.1, "RNN"), (1.5, "GRU")):
         with pytest.raises(ValueError, match="recurrent_dropout must be in"):
-            fast.TimeLSTM(*lstm_weights(rng, 2, 3), recurrent_dropout=bad)
+            time_layer(cell, cell_weights(rng, cell, 2, 3), recurrent_dropout=bad)
         with pytest.raises(ValueError, match="weight_drop must be in"):
-            fast.TimeLSTM(*lstm_weights(rng, 2, 3), weight_drop=bad)
+            time_layer(cell, cell_weights(rng, cell, 2, 3), weight_drop=bad)
         with pytest.raises(ValueError, match="dropout must be in"):
             fast.TimeEmbedding(np.ones((3, 2)), dropout=bad)
     with pytest.raises(TypeError, match="weight_drop must be a number"):
-        fast.TimeLSTM(*lstm_weights(rng, 2, 3), weight_drop="0.5")
+        fast.TimeLSTM(*cell_weights(rng, "LSTM", 2, 3), weight_drop="0.5")
     locked = fast.TimeDropout(0.5, locked=True)
     locked.forward(np.ones((2, 3, 4)))
     with pytest.raises(ValueError, match="dout"):
@@ -242,16 +260,17 @@ def test_bad_ratios_and_gradients_are_refused():
 
 # --- lanes ------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_masked_recurrence_gives_the_same_bits_on_any_lanes(dtype):
+def test_masked_recurrence_gives_the_same_bits_on_any_lanes(cell, dtype):
     """The masks act per unit (h) and per packed element (Wh): any cut of the units gives the
     one lane's bits."""
     rng = np.random.default_rng(9)
-    weights = lstm_weights(rng, 7, 37, dtype)
+    weights = cell_weights(rng, cell, 7, 37, dtype)
     xs, dhs = randn(rng, 3, 6, 7, dtype=dtype), randn(rng, 3, 6, 37, dtype=dtype)
     runs = []
     for lanes in (Lanes(threads=1), Lanes(threads=3, min_units=1, speeds=[1.0, 0.4, 1.9])):
-        layer = fast.TimeLSTM(*weights, recurrent_dropout=0.3, weight_drop=0.3)
+        layer = time_layer(cell, weights, recurrent_dropout=0.3, weight_drop=0.3)
         layer.lanes = lanes
         np.random.seed(SEED)
         out = layer.forward(xs)

@@ -139,10 +139,12 @@ def test_regularised_training_gives_the_same_bits_on_one_thread_and_on_two(model
         np.testing.assert_array_equal(a1, a2)
 
 
+@pytest.mark.parametrize("options", [{}, dict(recurrent_dropout=0.3, weight_drop=0.4)])
 @pytest.mark.parametrize("cls", [TimeRNN, TimeGRU])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_rnn_and_gru_give_the_same_bits_on_one_thread_and_on_two(cls, dtype):
-    """300 units: two lanes for the recurrence, and products large enough to split."""
+def test_rnn_and_gru_give_the_same_bits_on_one_thread_and_on_two(cls, dtype, options):
+    """300 units: two lanes for the recurrence, and products large enough to split; with
+    recurrent dropout and weight drop too."""
     rng = np.random.default_rng(1)
     N, T, D, H = 20, 35, 300, 300
     gates = 3 if cls is TimeGRU else 1
@@ -154,7 +156,8 @@ def test_rnn_and_gru_give_the_same_bits_on_one_thread_and_on_two(cls, dtype):
     try:
         for n in (1, 2):
             fastlstm.set_num_threads(n)
-            layer = cls(*weights)
+            layer = cls(*weights, **options)
+            np.random.seed(0)
             runs.append([layer.forward(xs), layer.backward(dhs), layer.dh] + [g.copy() for g in layer.grads])
     finally:
         fastlstm.set_num_threads(before)
