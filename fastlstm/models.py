@@ -109,29 +109,32 @@ class Rnnlm(_LayerStack):
         self.lstm_layer.reset_state()
 
 
+def _better_weights(V, D, H, dtype):
+    """(embed_W, (Wx, Wh, b) of the first LSTM, those of the second, the output bias) of
+    BetterRnnlm's shape, drawn from NumPy's global generator in the book's order."""
+    rn = np.random.randn
+    embed_W = (rn(V, D) / 100).astype(dtype)
+    lstm1 = ((rn(D, 4 * H) / np.sqrt(D)).astype(dtype), (rn(H, 4 * H) / np.sqrt(H)).astype(dtype),
+             np.zeros(4 * H, dtype=dtype))
+    lstm2 = ((rn(H, 4 * H) / np.sqrt(H)).astype(dtype), (rn(H, 4 * H) / np.sqrt(H)).astype(dtype),
+             np.zeros(4 * H, dtype=dtype))
+    return embed_W, lstm1, lstm2, np.zeros(V, dtype=dtype)
+
+
 class BetterRnnlm(_LayerStack):
     """Embedding -> Dropout -> LSTM -> Dropout -> LSTM -> Dropout -> Affine, with the
     output weight tied to the embedding (the Affine holds `embed_W.T`)."""
 
     def __init__(self, vocab_size=10000, wordvec_size=650, hidden_size=650, dropout_ratio=0.5, dtype=np.float32):
-        V, D, H = vocab_size, wordvec_size, hidden_size
-        rn = np.random.randn
         L = self.layer_kit
-        embed_W = (rn(V, D) / 100).astype(dtype)
-        lstm_Wx1 = (rn(D, 4 * H) / np.sqrt(D)).astype(dtype)
-        lstm_Wh1 = (rn(H, 4 * H) / np.sqrt(H)).astype(dtype)
-        lstm_b1 = np.zeros(4 * H, dtype=dtype)
-        lstm_Wx2 = (rn(H, 4 * H) / np.sqrt(H)).astype(dtype)
-        lstm_Wh2 = (rn(H, 4 * H) / np.sqrt(H)).astype(dtype)
-        lstm_b2 = np.zeros(4 * H, dtype=dtype)
-        affine_b = np.zeros(V, dtype=dtype)
+        embed_W, lstm1, lstm2, affine_b = _better_weights(vocab_size, wordvec_size, hidden_size, dtype)
 
         self.layers = [
             L.TimeEmbedding(embed_W),
             L.TimeDropout(dropout_ratio),
-            L.TimeLSTM(lstm_Wx1, lstm_Wh1, lstm_b1, stateful=True),
+            L.TimeLSTM(*lstm1, stateful=True),
             L.TimeDropout(dropout_ratio),
-            L.TimeLSTM(lstm_Wx2, lstm_Wh2, lstm_b2, stateful=True),
+            L.TimeLSTM(*lstm2, stateful=True),
             L.TimeDropout(dropout_ratio),
             L.TimeAffine(embed_W.T, affine_b),  # weight tying
         ]
@@ -225,25 +228,16 @@ class VariationalRnnlm(_Regularised):
 
     def __init__(self, vocab_size=10000, wordvec_size=650, hidden_size=650, dropout_ratio=0.5,
                  recurrent_dropout=0.3, embed_dropout=0.3, weight_drop=0.0, alpha=0.0, beta=0.0, dtype=np.float32):
-        V, D, H = vocab_size, wordvec_size, hidden_size
-        rn = np.random.randn
         L = self.layer_kit
-        embed_W = (rn(V, D) / 100).astype(dtype)
-        lstm_Wx1 = (rn(D, 4 * H) / np.sqrt(D)).astype(dtype)
-        lstm_Wh1 = (rn(H, 4 * H) / np.sqrt(H)).astype(dtype)
-        lstm_b1 = np.zeros(4 * H, dtype=dtype)
-        lstm_Wx2 = (rn(H, 4 * H) / np.sqrt(H)).astype(dtype)
-        lstm_Wh2 = (rn(H, 4 * H) / np.sqrt(H)).astype(dtype)
-        lstm_b2 = np.zeros(4 * H, dtype=dtype)
-        affine_b = np.zeros(V, dtype=dtype)
+        embed_W, lstm1, lstm2, affine_b = _better_weights(vocab_size, wordvec_size, hidden_size, dtype)
         recurrent = dict(stateful=True, recurrent_dropout=recurrent_dropout, weight_drop=weight_drop)
 
         self.layers = [
             L.TimeEmbedding(embed_W, dropout=embed_dropout),
             L.TimeDropout(dropout_ratio, locked=True),
-            L.TimeLSTM(lstm_Wx1, lstm_Wh1, lstm_b1, **recurrent),
+            L.TimeLSTM(*lstm1, **recurrent),
             L.TimeDropout(dropout_ratio, locked=True),
-            L.TimeLSTM(lstm_Wx2, lstm_Wh2, lstm_b2, **recurrent),
+            L.TimeLSTM(*lstm2, **recurrent),
             L.TimeDropout(dropout_ratio, locked=True),
             L.TimeAffine(embed_W.T, affine_b),  # weight tying
         ]

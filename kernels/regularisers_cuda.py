@@ -1,7 +1,8 @@
 """CUDA twin of kernels/regularisers.py: TAR's sum and the AR and TAR gradients on device
 arrays. AR's sum of squares is kernels/optim_cuda.py's. The sum reduces each block in
-shared memory (float64) and adds the block sums with an atomic add, so its last bits may
-vary from run to run; the gradients are exact elementwise work.
+shared memory (float64) and adds the block sums with an atomic add (optim_cuda's
+add_block_sum), so its last bits may vary from run to run; the gradients are exact
+elementwise work.
 """
 
 import functools
@@ -10,6 +11,7 @@ import numpy as np
 from numba import cuda, float64
 
 from fastlstm.kernels.linalg_cuda import launch, threads_per_block
+from fastlstm.kernels.optim_cuda import add_block_sum
 
 
 @functools.cache
@@ -19,7 +21,6 @@ def _temporal_kernel(threads):
     @cuda.jit
     def temporal(h, total):
         buf = cuda.shared.array(threads, float64)
-        tid = cuda.threadIdx.x
         N, T, H = h.shape
         k = cuda.grid(1)
         s = 0.0
@@ -29,16 +30,7 @@ def _temporal_kernel(threads):
             j = k % H
             d = float64(h[n, t, j]) - float64(h[n, t - 1, j])
             s = d * d
-        buf[tid] = s
-        cuda.syncthreads()
-        half = threads // 2
-        while half > 0:
-            if tid < half:
-                buf[tid] += buf[tid + half]
-            cuda.syncthreads()
-            half //= 2
-        if tid == 0:
-            cuda.atomic.add(total, 0, buf[0])
+        add_block_sum(buf, s, total)
 
     return temporal
 

@@ -4,7 +4,6 @@ settings each model takes."""
 
 import csv
 import os
-import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -12,49 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import fastlstm
 from fastlstm import cli, recipes, reporter
 from fastlstm.checkpoint import Checkpoint
 from fastlstm.dataset import ptb
 from fastlstm.optimizer import ASGD
 from fastlstm.util import eval_perplexity
-
-SMALL = ["--threads", "1", "--wordvec-size", "16", "--hidden-size", "16", "--batch-size", "4", "--time-size", "8",
-         "--eval-iters", "1", "--eval-interval", "4", "--seed", "3"]
-TRAIN_TOKENS = 1001  # with the short train split: 31 iterations per epoch
-
-
-def read_log(out):
-    with open(Path(out) / "log.csv", newline="") as f:
-        return list(csv.DictReader(f))
+from test_cli import SMALL, checkpoint, read_log, restore_threads, small_train  # noqa: F401  (fixtures)
 
 
 def losses(out):
+    """(kind, epoch, iteration, perplexity, note) of the train and valid rows, as logged."""
     return [(r["kind"], r["epoch"], r["iteration"], r["perplexity"], r["note"]) for r in read_log(out)
             if r["kind"] in ("train", "valid")]
-
-
-def checkpoint(out):
-    with open(Path(out) / "checkpoint.pkl", "rb") as f:
-        return pickle.load(f)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def restore_threads():
-    threads = fastlstm.get_num_threads()
-    yield
-    fastlstm.set_num_threads(threads)
-
-
-@pytest.fixture
-def small_train(monkeypatch):
-    load_data = ptb.load_data
-
-    def short(data_type="train", data_dir=None):
-        corpus, word_to_id, id_to_word = load_data(data_type, data_dir)
-        return (corpus[:TRAIN_TOKENS] if data_type == "train" else corpus), word_to_id, id_to_word
-
-    monkeypatch.setattr(ptb, "load_data", short)
 
 
 @pytest.fixture(scope="module")
