@@ -98,8 +98,8 @@ def backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, db, lanes, masks=None):
     (N, H) with the gradient of the initial h, through the `masks` forward used."""
     dc = np.zeros(dh.shape, dtype=dh.dtype)
     db[...] = 0
-    masks = masks or RecurrentMasks.none(dh)
-    backward(LSTM, (dA,), (gates, cs, tanh_cs, dhs, dA, db, dc, masks.h), Wh, dh, lanes, masks)
+    h_mask = RecurrentMasks.none(dh).h if masks is None else masks.h
+    backward(LSTM, (dA,), (gates, cs, tanh_cs, dhs, dA, db, dc, h_mask), Wh, dh, lanes, masks)
 
 
 def forward(cell, operands, state, Wh, lanes, empty, masks=None):
