@@ -20,9 +20,9 @@ import fastlstm
 import fastlstm.reference.numpy_layers as ref
 import fastlstm.time_layers as fast
 from fastlstm import models
-from fastlstm.optimizer import SGD, clip_and_update
+from fastlstm.optimizer import SGD
 from fastlstm.reference import models as ref_models
-from fastlstm.util import remove_duplicate
+from fastlstm.training_step import train_step
 from fastlstm.warmup import warm_up
 
 
@@ -201,13 +201,7 @@ def make_step(model, implementation, step, sizes=None, seed=0):
     if step == "eval":
         return (lambda: net.forward(xs, ts, **spec["eval_kwargs"])), N * T
     optimizer = SGD(LR)
-
-    def train():
-        net.forward(xs, ts)
-        net.backward()
-        params, grads = remove_duplicate(net.params, net.grads)
-        clip_and_update(optimizer, params, grads, MAX_GRAD)
-    return train, N * T
+    return (lambda: train_step(net, optimizer, xs, ts, MAX_GRAD)), N * T
 
 
 class Peak:
@@ -345,17 +339,8 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
                     log(f"{model} {step} {impl}, each round after a float32 {peak_size}^3 np.dot")
                     fn, tokens = make_step(model, impl, step, sizes)
                     rounds = paired_rounds(fn, peak, settle=settle, **timing[impl])
-                    rates = [tokens / min(seconds) for seconds, _ in rounds]
-                    peaks = [max(gflops) for _, gflops in rounds]
-                    rate = float(np.median(rates))
-                    row[f"{impl}_tokens_per_s"] = rate
-                    row[f"{impl}_gflops"] = rate * flop / 1e9
-                    row[f"{impl}_round_tokens_per_s"] = rates
-                    row[f"{impl}_peaks_gflops"] = peaks
-                    row[f"{impl}_round_fractions"] = [r * flop / 1e9 / g for r, g in zip(rates, peaks)]
-                    row[f"{impl}_fraction"] = float(np.median(row[f"{impl}_round_fractions"]))
-                    row[f"{impl}_round_calls"] = [{"seconds": seconds, "gflops": gflops} for seconds, gflops in rounds]
                     del fn
+                    row.update(_round_figures(impl, rounds, tokens, flop))
                 row["speedup"] = row["fastlstm_tokens_per_s"] / row["numpy_tokens_per_s"]
                 row["peak_gflops"] = float(np.median(row["fastlstm_peaks_gflops"]))
                 row["limit_tokens_per_s"] = row["peak_gflops"] * 1e9 / flop
@@ -373,6 +358,18 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
                 r[f"{impl}_step_mib"] = figures.get("step")
                 r[f"{impl}_total_mib"] = figures.get("total")
     return rows
+
+
+def _round_figures(impl, rounds, tokens, flop):
+    """The figures of one implementation's paired_rounds, keyed as model_throughput's rows have them."""
+    rates = [tokens / min(seconds) for seconds, _ in rounds]
+    peaks = [max(gflops) for _, gflops in rounds]
+    rate = float(np.median(rates))
+    fractions = [r * flop / 1e9 / g for r, g in zip(rates, peaks)]
+    return {f"{impl}_tokens_per_s": rate, f"{impl}_gflops": rate * flop / 1e9,
+            f"{impl}_round_tokens_per_s": rates, f"{impl}_peaks_gflops": peaks,
+            f"{impl}_round_fractions": fractions, f"{impl}_fraction": float(np.median(fractions)),
+            f"{impl}_round_calls": [{"seconds": seconds, "gflops": gflops} for seconds, gflops in rounds]}
 
 
 def row_peaks(*rows):

@@ -4,32 +4,29 @@ import functools
 
 import numpy as np
 
-from fastlstm import lanes
+from fastlstm import lanes as _lanes
 from fastlstm.checks import c_order_view
 from fastlstm.kernels.linalg import add_to_rows
 from fastlstm.threads import single_threaded_blas
 
-# A lane's share of a product: at least this many rows and this many multiply-adds, below
-# which starting a thread costs more than the lane saves.
-MIN_ROWS = 16
-MIN_WORK = 1 << 21
 # Row counts tried, smallest first, as the quantum of a product's cuts (row_quantum).
 QUANTA = (8, 12, 16, 24, 32, 48, 64, 96)
 # Right operands (K x N) on which row_quantum tries them: a wide one, whose blocks of 8 rows
 # take FOLLOW_WORK, and narrow ones, which BLAS blocks otherwise.
 PROBES = ((512, 2048), (513, 300), (700, 300))
 # A product's lanes follow their speeds only when an even share of it is at least
-# 4 x FOLLOW_WORK multiply-adds, so that every block, however SPEED_BOUNDS let the speeds cut
-# it, keeps FOLLOW_WORK or more: BLAS may compute smaller products another way, whose bits
-# differ from the whole product's (OpenBLAS's AVX-512 kernels take a direct path below 7.3
-# million), and that would make results depend on timing. Smaller products are split
-# evenly, still at multiples of the quantum. BetterRnnlm's products are all far above it.
+# 4 x FOLLOW_WORK multiply-adds, so that every block, however the lanes' speed bounds let
+# the speeds cut it, keeps FOLLOW_WORK or more: BLAS may compute smaller products another
+# way (OpenBLAS's AVX-512 kernels take a direct path for small ones), whose bits differ
+# from the whole product's, and that would make results depend on timing. Smaller
+# products are split evenly, still at multiples of the quantum. row_quantum checks its
+# quanta on blocks of this size.
 FOLLOW_WORK = 1 << 23
 
 
-def dot(a, b, out=None, bias=None):
+def dot(a, b, out=None, bias=None, lanes=None):
     """a @ b (+ bias, a row added to every row) for 2-D a and b into `out` (C-contiguous, of
-    their dtype; made when None).
+    their dtype; made when None), on `lanes` (fastlstm.lanes.default() when None).
 
     np.matmul hands a row block of a transposed operand to BLAS as it is, with its leading
     dimension; np.dot would copy it first (the block is neither C- nor F-contiguous). Each
@@ -39,19 +36,20 @@ def dot(a, b, out=None, bias=None):
         out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
     if bias is not None and bias.shape != (out.shape[1],):  # the kernel reads bias[:columns] unchecked
         raise ValueError(f"bias must have shape ({out.shape[1]},), got {bias.shape}")
-    _split_over_lanes([(a, b, out, bias)])
+    _split_over_lanes([(a, b, out, bias)], _lanes.default() if lanes is None else lanes)
     return out
 
 
-def dots(*products):
+def dots(*products, lanes=None):
     """out = a @ b for each (a, b, out) of `products`, independent products run as one split
-    over the lanes: each lane takes the same share of every product's rows. A backward's
-    weight and input gradients go together, so that where one core is slower for the
-    moment the lanes wait for it once for the pair instead of once per product."""
-    _split_over_lanes([(a, b, out, None) for a, b, out in products])
+    over `lanes` (fastlstm.lanes.default() when None): each lane takes the same share of
+    every product's rows. A backward's weight and input gradients go together, so that
+    where one core is slower for the moment the lanes wait for it once for the pair
+    instead of once per product."""
+    _split_over_lanes([(a, b, out, None) for a, b, out in products], _lanes.default() if lanes is None else lanes)
 
 
-def _split_over_lanes(products):
+def _split_over_lanes(products, lanes):
     """Run [(a, b, out, bias or None), ...] (as `dot` takes them) on the lanes, the rows of
     every product cut at the same shares: the lanes split the longest product's rows (at
     multiples of row_quantum, by their speeds where every product's blocks are large
@@ -59,7 +57,7 @@ def _split_over_lanes(products):
     to the same fractions."""
     rows = [a.shape[0] for a, _, _, _ in products]
     works = [a.shape[0] * a.shape[1] * b.shape[1] for a, b, _, _ in products]
-    n = min(min(lanes.lane_count(M, MIN_ROWS) for M in rows), max(1, sum(works) // MIN_WORK))
+    n = min(min(lanes.count(M, lanes.min_rows) for M in rows), max(1, sum(works) // lanes.min_work))
     quantum = row_quantum(products[0][2].dtype) if n > 1 else None
     lead = max(rows)
 

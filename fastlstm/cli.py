@@ -13,8 +13,9 @@ import numpy as np
 from fastlstm import generate as gen
 from fastlstm import training
 from fastlstm.dataset import ptb
+from fastlstm.errors import UserError
 from fastlstm.threads import set_num_threads
-from fastlstm.training import RECIPES, UserError
+from fastlstm.training import RECIPES
 from fastlstm.util import eval_perplexity
 
 

@@ -1,158 +1,199 @@
 """Work split over the cores by fastlstm's own threads ("lanes"), each running
 single-threaded BLAS and serial kernels.
 
-BLAS's own threads do not pay here. They do not speed up the small per-step products of
-a recurrence (20 x 650 times 650 x 2600 ran no faster on two), and after a
-multi-threaded call OpenBLAS's workers spin for a while, holding a core: a recurrence on
-two lanes took 87 ms right after a two-thread product and 39 ms after a one-thread one.
-So every product in the layers runs one block of the work per lane, as a single-threaded
-BLAS call or a compiled loop (the recurrence's lanes meet once per step inside theirs:
-fastlstm/recurrence.py).
+BLAS's own threads do not pay here: they do not speed up the small per-step products of
+a recurrence, and after a multi-threaded call OpenBLAS's workers spin for a while,
+holding a core that the next kernel wants. So every product in the layers runs one block
+of the work per lane, as a single-threaded BLAS call or a compiled loop (the
+recurrence's lanes meet once per step inside theirs: fastlstm/recurrence.py).
 
-The lanes other than the caller's own run on worker threads kept from call to call:
-starting and joining a thread per call cost about 0.3 ms a call more here (0.69 against
-0.40 ms for a call of two 0.18 ms lanes), 15 calls a BetterRnnlm training step. A worker
-waits for its next block by spinning briefly (kernels/spin.py), then sleeps on an event;
-the caller waits for the workers by spinning briefly, then resting.
-
-One core of a shared machine runs slower at times, for hundreds of milliseconds (a
-worker's blocks took 1.3 to 1.5x as long per row as the caller's, product after product,
-then 1.0x again): lanes that split evenly then wait for the slow one. Work whose results
-do not depend on where it is cut (at multiples of a quantum) is split instead by the
-lanes' speeds, learnt from the products' blocks as they run (`run(..., quantum, follow,
-learn)`).
+A `Lanes` object holds all that steers the split and its timing:
+- the worker threads, kept from call to call (a thread started per call costs more than
+  a small product's block); a worker waits for its next block by spinning briefly
+  (kernels/spin.py), then sleeps on an event; the caller waits for the workers by
+  spinning briefly, then resting;
+- the lanes' speeds: one core of a shared machine runs slower at times, for hundreds of
+  milliseconds, and lanes that split evenly then wait for the slow one; so work whose
+  results do not depend on where it is cut (at multiples of a quantum) is split by the
+  lanes' speeds, learnt from the products' blocks as they run (`run(..., quantum,
+  follow, learn)`);
+- the recurrence's rest policy (spin long, or short while another process holds a core);
+- the tuning constants, as fields with their defaults.
+The layers run on `default()`, the process's lanes, unless given others; tests make
+their own.
 """
 
 import os
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from fastlstm.kernels.spin import publish, wait_all
 from fastlstm.threads import get_num_threads, single_threaded_blas
 
-# Rounds a recurrence's lane spins waiting for the others (about 1 ms here, longer than a
-# recurrence step) before it sleeps for a moment (REST seconds asked, 0.08 ms here) and
-# spins again: when the thread it waits for has lost its core, or a virtual machine's host
-# has taken the other CPU, a spinning lane would keep its own core busy for nothing; a
-# sleeping one lets it go idle. Against a blocking barrier, a BetterRnnlm training step
-# with the recurrence's spinning barrier and the fused SGD update ran 0.99x to 1.02x
-# faster with 0.13 ms of spinning, 1.01x to 1.08x with 1 ms.
-SPINS = 1 << 15
-REST = 2e-5
-# Rounds of the shorter spins (about 15 us): the caller's wait for the workers' blocks of a
-# product, and a recurrence's lanes while another process holds a core
-# (fastlstm/recurrence.py). There a spinning thread takes CPU time from the one it waits
-# for: with a busy process beside it, a BetterRnnlm training step on two threads ran 1.2x
-# faster than with 1 ms of spinning, evaluation 1.4x.
-MIN_SPINS = 1 << 9
-# Rounds a worker spins for its next block (about 0.06 ms) before it sleeps on an event:
-# enough to catch a product that follows at once, short enough not to take a core from
-# the Numba kernels the caller runs in between. Against a thread started per call, steps
-# ran 1.01x to 1.02x faster (training) and 1.01x to 1.04x (evaluation); spinning 1 ms,
-# 0.99x to 1.01x and 1.04x to 1.16x.
-IDLE_SPINS = 1 << 11
-# How far one product's measured lane speeds move the ones learnt before (on a log scale):
-# a slow core's episode is followed within two or three products, 20 to 80 ms each in a
-# BetterRnnlm step, while the ratio measured from one product to the next wanders by about
-# 5% when nothing changes. A training step with 0.8 or 0.25 ran 0.994x and 0.986x as fast.
-LEARNING = 0.5
-# A lane's speed relative to the caller's stays within these, so that no lane's block
-# shrinks below a third of the work of two lanes.
-SPEED_BOUNDS = (0.5, 2.0)
-# Lanes that took less than this tell little about their speeds.
-MIN_LEARN_SECONDS = 1e-3
 
+@dataclass(eq=False)
+class Lanes:
+    """The lanes' workers, learnt speeds, rest policy and tuning. A copy of a layer shares its
+    lanes; a pickled one is loaded with the same settings and speeds (the process's default
+    lanes: with the loading process's)."""
 
-def rest():
-    """Sleep for a moment between rounds of spinning."""
-    time.sleep(REST)
+    # Lanes at most; None: as many as the thread setting (fastlstm.threads) allows.
+    threads: int | None = None
+    # Each lane's speed relative to the caller's (lane 0), learnt by products; lanes not seen yet run at 1.
+    speeds: list = field(default_factory=lambda: [1.0])
+    # Rounds a recurrence's lane spins waiting for the others (longer than a step) before it rests:
+    # when the lane it waits for has lost its core, spinning would keep its own core busy for nothing.
+    spins: int = 1 << 15
+    # Seconds a rest asks to sleep.
+    rest_seconds: float = 2e-5
+    # Rounds of the short spins: the caller's wait for the workers' blocks of a product, and a recurrence's
+    # lanes while another process holds a core, where a spinning thread takes time from the one it waits for.
+    min_spins: int = 1 << 9
+    # A recurrence's wait that runs out of `spins` twice (another process runs where the lane it waits for
+    # should) makes the lanes' next `cheap_rests` rests come after `min_spins` rounds.
+    cheap_rests: int = 256
+    # Rounds a worker spins for its next block before it sleeps: enough to catch a product that follows at
+    # once, short enough not to take a core from the kernels the caller runs in between.
+    idle_spins: int = 1 << 11
+    # How far one product's measured speeds move the learnt ones (on a log scale): far enough to follow a
+    # slow core within a few products, not so far that the products' jitter moves the cuts.
+    learning: float = 0.5
+    # A lane's speed relative to the caller's stays within these, so that no lane's block shrinks below a
+    # third of the work of two lanes.
+    speed_bounds: tuple = (0.5, 2.0)
+    # Lanes that took less than this tell little about their speeds.
+    min_learn_seconds: float = 1e-3
+    # Fewest hidden units per recurrence lane: below this a barrier per step costs more than the lane saves.
+    min_units: int = 128
+    # A lane's share of a product: at least this many rows and multiply-adds, below which handing it to a
+    # worker costs more than the lane saves.
+    min_rows: int = 16
+    min_work: int = 1 << 21
+    _pool: "_Pool" = field(default_factory=lambda: _Pool(), init=False, repr=False)
+    _cheap_left: int = field(default=0, init=False, repr=False)  # rests left to come after min_spins
 
+    def __deepcopy__(self, memo):
+        return self
 
-def wait(progress, steps):
-    """Wait until every lane's slot of `progress` holds `steps` or more (kernels/spin.py),
-    spinning briefly and resting in turn, or its abort slot is set. The callers are at the
-    end of a product, whose blocks can end milliseconds apart when one core is slower at
-    the moment: a rest costs them nothing there."""
-    while wait_all(progress, steps, MIN_SPINS) == 0:
-        rest()
+    def __copy__(self):
+        return self
 
+    def __reduce__(self):
+        if self is _DEFAULT:
+            return default, ()
+        return type(self), tuple(getattr(self, f.name) for f in fields(self) if f.init)
 
-def lane_count(items, min_items):
-    """Lanes for `items` units of work (rows, hidden units): one per thread of the thread
-    setting, each with at least `min_items`."""
-    return max(1, min(get_num_threads(), items // min_items))
+    def count(self, items, min_items):
+        """Lanes for `items` units of work (rows, hidden units), each with at least `min_items`."""
+        threads = get_num_threads() if self.threads is None else self.threads
+        return max(1, min(threads, items // min_items))
 
+    def blocks(self, items, lanes, quantum=None, follow=False):
+        """[(i0, i1), ...]: `lanes` contiguous blocks of range(items), as even as can be, or with
+        `follow`, sized to the lanes' speeds learnt so far; with `quantum`, every cut at a
+        multiple of it and every block at least that long (when items are enough)."""
+        if quantum is None or items < lanes * quantum:
+            edges = [items * k // lanes for k in range(lanes + 1)]
+        else:  # edges counted in quanta; the last block takes the rest
+            shares, quanta = np.cumsum(self._speeds(lanes) if follow else [1.0] * lanes), items // quantum
+            edges = [0] + [int(round(items * share / shares[-1] / quantum)) for share in shares[:-1]]
+            for k in range(1, lanes):  # keep a quantum for every block, before and after
+                edges[k] = min(max(edges[k], edges[k - 1] + 1), quanta - (lanes - k))
+            edges = [e * quantum for e in edges] + [items]
+        return list(zip(edges[:-1], edges[1:]))
 
-def blocks(items, lanes, quantum=None, follow=False):
-    """[(i0, i1), ...]: `lanes` contiguous blocks of range(items), as even as can be, or with
-    `follow`, sized to the lanes' speeds learnt so far; with `quantum`, every cut at a
-    multiple of it and every block at least that long (when items are enough)."""
-    if quantum is None or items < lanes * quantum:
-        edges = [items * k // lanes for k in range(lanes + 1)]
-    else:  # edges counted in quanta; the last block takes the rest
-        shares, quanta = np.cumsum(_speeds(lanes) if follow else [1.0] * lanes), items // quantum
-        edges = [0] + [int(round(items * share / shares[-1] / quantum)) for share in shares[:-1]]
-        for k in range(1, lanes):  # keep a quantum for every block, before and after
-            edges[k] = min(max(edges[k], edges[k - 1] + 1), quanta - (lanes - k))
-        edges = [e * quantum for e in edges] + [items]
-    return list(zip(edges[:-1], edges[1:]))
+    def run(self, lane, items, lanes, quantum=None, follow=False, learn=False):
+        """lane(k, i0, i1) for each block k of range(items), with single-threaded BLAS: the
+        first block on this thread, the others on the pool's workers (or, when another thread
+        is using the pool, on threads of their own). Returns when all are done; an exception
+        in any lane is raised here, once all lanes have stopped.
 
+        With `quantum`, the cuts fall at multiples of it, and with `follow` too, the blocks
+        follow the lanes' speeds (for work whose results do not depend on such cuts); with
+        `learn`, the lanes' times update the speeds (for work the lanes do apart: not a
+        recurrence, whose lanes wait for each other).
+        """
+        with single_threaded_blas():
+            if lanes == 1:
+                lane(0, 0, items)
+                return
+            spans = self.blocks(items, lanes, quantum, follow)
+            if self._pool.lock.acquire(blocking=False):
+                try:
+                    seconds = self._run_on_workers(lane, spans, self._pool.workers(len(spans) - 1, self))
+                    if learn:
+                        self._learn(spans, seconds)
+                finally:
+                    self._pool.lock.release()
+            else:
+                _run_threads(lane, spans)
 
-def run(lane, items, lanes, quantum=None, follow=False, learn=False):
-    """lane(k, i0, i1) for each block k of range(items), with single-threaded BLAS: the
-    first block on this thread, the others on the pool's workers (or, when another thread
-    is using the pool, on threads of their own). Returns when all are done; an exception
-    in any lane is raised here, once all lanes have stopped.
+    def rest(self):
+        """Sleep for a moment between rounds of spinning."""
+        time.sleep(self.rest_seconds)
 
-    With `quantum`, the cuts fall at multiples of it, and with `follow` too, the blocks
-    follow the lanes' speeds (for work whose results do not depend on such cuts); with
-    `learn`, the lanes' times update the speeds (for work the lanes do apart: not a
-    recurrence, whose lanes wait for each other).
-    """
-    with single_threaded_blas():
-        if lanes == 1:
-            lane(0, 0, items)
+    def wait(self, progress, steps):
+        """Wait until every lane's slot of `progress` holds `steps` or more (kernels/spin.py),
+        spinning briefly and resting in turn, or its abort slot is set. The callers are at the
+        end of a product, whose blocks can end milliseconds apart when one core is slower at
+        the moment: a rest costs them nothing there."""
+        while wait_all(progress, steps, self.min_spins) == 0:
+            self.rest()
+
+    def recurrence_spins(self):
+        """Rounds a recurrence lane's next wait spins before it rests."""
+        return self.min_spins if self._cheap_left else self.spins
+
+    def recurrence_rest(self, again):
+        """Rest after a recurrence's wait ran out of spins; `again` when the same wait had run
+        out before."""
+        if self._cheap_left:
+            self._cheap_left -= 1
+        elif again:
+            self._cheap_left = self.cheap_rests
+        self.rest()
+
+    def _speeds(self, lanes):
+        """The first `lanes` speeds, lanes not seen before at 1."""
+        self.speeds.extend([1.0] * (lanes - len(self.speeds)))
+        return self.speeds[:lanes]
+
+    def _learn(self, spans, seconds):
+        """Move the lanes' speeds towards the items per second their blocks just ran at."""
+        if seconds.min() < self.min_learn_seconds:
             return
-        spans = blocks(items, lanes, quantum, follow)
-        if _pool.lock.acquire(blocking=False):
-            try:
-                seconds = _run_on_workers(lane, spans, _pool.workers(len(spans) - 1))
-                if learn:
-                    _learn(spans, seconds)
-            finally:
-                _pool.lock.release()
-        else:
-            _run_threads(lane, spans)
+        rates = [(i1 - i0) / s for (i0, i1), s in zip(spans, seconds)]
+        low, high = self.speed_bounds
+        for k, speed in enumerate(self._speeds(len(spans))[1:], start=1):
+            self.speeds[k] = min(high, max(low, speed ** (1 - self.learning) * (rates[k] / rates[0]) ** self.learning))
 
-
-_speed = [1.0]  # each lane's speed relative to the caller's (lane 0), learnt by products
-
-
-def _speeds(lanes):
-    """The first `lanes` speeds, lanes not seen before at 1."""
-    _speed.extend([1.0] * (lanes - len(_speed)))
-    return _speed[:lanes]
-
-
-def _learn(spans, seconds):
-    """Move the lanes' speeds towards the items per second their blocks just ran at."""
-    if seconds.min() < MIN_LEARN_SECONDS:
-        return
-    rates = [(i1 - i0) / s for (i0, i1), s in zip(spans, seconds)]
-    low, high = SPEED_BOUNDS
-    for k, speed in enumerate(_speeds(len(spans))[1:], start=1):
-        _speed[k] = min(high, max(low, speed ** (1 - LEARNING) * (rates[k] / rates[0]) ** LEARNING))
+    def _run_on_workers(self, lane, spans, workers):
+        """Returns each lane's seconds."""
+        progress = np.zeros(len(spans) + 1, dtype=np.int64)
+        seconds = np.zeros(len(spans))
+        errors = []
+        for worker, (k, (i0, i1)) in zip(workers, enumerate(spans[1:], start=1)):
+            worker.post((lane, k, i0, i1, progress, seconds, errors))
+        seconds[0] = _attempt(lane, 0, *spans[0], errors)
+        publish(progress, 0, 1)
+        self.wait(progress, 1)
+        if errors:
+            raise errors[0]
+        return seconds
 
 
 class _Worker(threading.Thread):
-    """A lane's thread that runs the blocks posted to it in turn; each block's `progress`
-    slot is set once the block is done."""
+    """A lane's thread that runs the blocks posted to it in turn, spinning its lanes'
+    `idle_spins` rounds for the next before it sleeps; each block's `progress` slot is set
+    once the block is done."""
 
-    def __init__(self, k):
+    def __init__(self, k, lanes):
         super().__init__(name=f"fastlstm-lane{k}", daemon=True)
+        self._lanes = lanes
         self._posted = np.zeros(2, dtype=np.int64)  # blocks posted, and an abort slot never set
         self._tasks = deque()
         self._wake = threading.Event()
@@ -167,7 +208,7 @@ class _Worker(threading.Thread):
     def run(self):
         taken = 0
         while True:
-            if wait_all(self._posted, taken + 1, IDLE_SPINS) != 1:
+            if wait_all(self._posted, taken + 1, self._lanes.idle_spins) != 1:
                 self._wake.wait()
                 self._wake.clear()
                 continue
@@ -185,15 +226,13 @@ class _Pool:
         self._workers = []
         self.lock = threading.Lock()
 
-    def workers(self, n):
+    def workers(self, n, lanes):
+        """The first n workers of `lanes`' pool."""
         if self._pid != os.getpid():  # a fork copies no threads
             self._pid, self._workers = os.getpid(), []
         while len(self._workers) < n:
-            self._workers.append(_Worker(len(self._workers) + 1))
+            self._workers.append(_Worker(len(self._workers) + 1, lanes))
         return self._workers[:n]
-
-
-_pool = _Pool()
 
 
 def _attempt(lane, k, i0, i1, errors):
@@ -207,21 +246,6 @@ def _attempt(lane, k, i0, i1, errors):
     return time.perf_counter() - start
 
 
-def _run_on_workers(lane, spans, workers):
-    """Returns each lane's seconds."""
-    progress = np.zeros(len(spans) + 1, dtype=np.int64)
-    seconds = np.zeros(len(spans))
-    errors = []
-    for worker, (k, (i0, i1)) in zip(workers, enumerate(spans[1:], start=1)):
-        worker.post((lane, k, i0, i1, progress, seconds, errors))
-    seconds[0] = _attempt(lane, 0, *spans[0], errors)
-    publish(progress, 0, 1)
-    wait(progress, 1)
-    if errors:
-        raise errors[0]
-    return seconds
-
-
 def _run_threads(lane, spans):
     errors = []
     threads = [threading.Thread(target=_attempt, args=(lane, k, i0, i1, errors), name=f"fastlstm-lane{k}", daemon=True)
@@ -233,3 +257,11 @@ def _run_threads(lane, spans):
         thread.join()
     if errors:
         raise errors[0]
+
+
+_DEFAULT = Lanes()
+
+
+def default():
+    """The process's lanes, which the layers use unless given others."""
+    return _DEFAULT

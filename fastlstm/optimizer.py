@@ -13,7 +13,7 @@ import numpy as np
 
 from fastlstm import gpu
 from fastlstm.kernels import optim as _k
-from fastlstm.util import _check_params_grads, _device_flat_views, _flat_views, clip_grads, clip_rate
+from fastlstm.util import _check_params_grads, _device_flat_views, _flat_views, clip_rate, scale_grads
 
 
 def _real(name, value):
@@ -132,15 +132,23 @@ class SGD(_Optimizer):
 
 def clip_and_update(optimizer, params, grads, max_norm):
     """clip_grads(grads, max_norm) then optimizer.update(params, grads), as the book's training
-    loops do, returning the norm before clipping. SGD applies the clipping's scale in its
-    update instead (one pass over the gradients less), and host grads keep their values."""
-    if not isinstance(optimizer, SGD):
-        norm = clip_grads(grads, max_norm)
-        optimizer.update(params, grads)
-        return norm
+    loops do, returning the norm before clipping; the update goes through update_scaled."""
     norm, rate = clip_rate(grads, max_norm)
-    optimizer.update(params, grads, scale=rate)
+    update_scaled(optimizer, params, grads, rate)
     return norm
+
+
+def update_scaled(optimizer, params, grads, rate):
+    """optimizer.update(params, grads) with the grads times `rate`, a clipping factor from
+    clip_rate. SGD applies it in its update's pass (one pass over the gradients less), and
+    host grads keep their values; other optimizers get the grads scaled in place first, as
+    clip_grads scales them (only for a rate below 1)."""
+    if isinstance(optimizer, SGD):
+        optimizer.update(params, grads, scale=rate)
+        return
+    if rate < 1:
+        scale_grads(grads, rate)
+    optimizer.update(params, grads)
 
 
 class Momentum(_Optimizer):

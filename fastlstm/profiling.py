@@ -28,13 +28,13 @@ def _product_flops(a, b, *rest, **kwargs):
     return 2 * a.shape[0] * a.shape[1] * b.shape[1]
 
 
-def _products_label(*products):
+def _products_label(*products, lanes=None):
     """The label of a `dots` call: its products' shapes, which its lanes split together."""
     shapes = (f"{a.shape[0]}x{a.shape[1]} @ {b.shape[0]}x{b.shape[1]}" for a, b, _ in products)
     return f"products {' and '.join(shapes)}, split together"
 
 
-def _products_flops(*products):
+def _products_flops(*products, lanes=None):
     """FLOPs of dots(*products)."""
     return sum(_product_flops(a, b) for a, b, _ in products)
 
@@ -44,12 +44,12 @@ def _steps_flops(gates, *rest):
     return 2 * T * N * (G // 4) * G
 
 
-def _dot_in_blas(a, b, out=None, bias=None):
+def _dot_in_blas(a, b, out=None, bias=None, lanes=None):
     """The product alone: a bias is left out."""
     return [(1, np.dot, (a, b), {} if out is None else {"out": out})]
 
 
-def _products_in_blas(*products):
+def _products_in_blas(*products, lanes=None):
     return [(1, np.dot, (a, b), {"out": out}) for a, b, out in products]
 
 

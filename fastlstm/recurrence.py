@@ -1,89 +1,130 @@
-"""The LSTM's serial loop over time steps, split over cores by hidden units.
+"""A recurrent cell's serial loop over time steps, split over cores by hidden units,
+written once for every cell.
 
-Each step's product with Wh (N x H times H x 4H, N about 20) is too small for BLAS's
-threads to pay. Split by hidden units instead, each lane (fastlstm/lanes.py) owns a block
-of units: its columns of Wh in the forward pass (f, g, i, o side by side), its rows of
-Wh in backward, and the elementwise work of its units. A lane packs its part of Wh once
-per call and multiplies by it with kernels/packed_product.py, which at these few rows
-beats BLAS (that packs its operand on every call). The lanes meet once per step, when the
-step's h (forward) or dA (backward) is complete and every lane needs all of it: each lane
-runs its whole loop in compiled code (kernels/recurrence.py) and waits for the others by
-spinning (kernels/spin.py), since a thread put to sleep and woken 35 times a call cost
-1 to 4 ms a recurrence; while another process holds one of their cores, they spin less.
-The results do not depend on the number of lanes, nor on where the units are cut, to the
-bit: the units go to the lanes by their speeds, as the products have measured them.
+Each step's product with Wh (N x H times H x blocks * H, N about 20) is too small for
+BLAS's threads to pay. Split by hidden units instead, each lane (fastlstm/lanes.py) owns a
+block of units: its columns of every gate block of Wh in the forward pass, side by side,
+its rows of Wh in backward, and the elementwise work of its units. A lane packs its part
+of Wh once per call and multiplies by it with kernels/packed_product.py, which at these
+few rows beats BLAS (that packs its operand on every call). The lanes meet once per
+phase of a step, when the operand of the next product is complete and every lane needs
+all of it: each lane runs its whole loop in compiled code (kernels/recurrence.py) and
+waits for the others by spinning (kernels/spin.py), since a thread put to sleep would
+lose a wake-up and the GIL at every step; while another process holds one of their
+cores, they spin less (the lanes' rest policy). The results do not depend on the number of
+lanes, nor on where the units are cut, to the bit: the units go to the lanes by their
+speeds, as the products have measured them.
+
+A cell is its step kernels, its lane loops made from them (kernels/recurrence.py tells
+how an RNN or a GRU plugs in) and a `Cell`: how many gate blocks of H columns its Wh
+holds and which of them each phase's product takes. `forward` and `backward` run any
+cell; `forward_steps` and `backward_steps` are the LSTM's.
 """
+
+from dataclasses import dataclass
+from itertools import accumulate
 
 import numpy as np
 
-from fastlstm import lanes
+from fastlstm.kernels.lstm import lstm_backward_lane, lstm_forward_lane
 from fastlstm.kernels.packed_product import TILE_ROWS, pack, packed_shape, panel_width
-from fastlstm.kernels.recurrence import backward_lane, forward_lane
 from fastlstm.kernels.spin import ABORT
 
-# Fewest hidden units per lane: below this a barrier per step costs more than the lane saves.
-MIN_UNITS_PER_LANE = 128
-# A wait that runs out of lanes.SPINS twice (the lane it waits for has been off its core
-# for 2 ms: another process is running there) makes the lanes' next CHEAP_RESTS rests
-# come after lanes.MIN_SPINS rounds instead.
-CHEAP_RESTS = 256
-_cheap_rests = 0  # rests left to come after lanes.MIN_SPINS rounds
+
+@dataclass(frozen=True)
+class Cell:
+    """What the lanes need of a cell: its compiled lane loops, and its phases, the number of
+    gate blocks of H columns of Wh (H, blocks * H) that each phase's product takes, in
+    forward order, the blocks of a phase following those of the phase before (the LSTM:
+    (4,), f, g, i, o in one product; an RNN (1,); a GRU (2, 1), z and r, then h~)."""
+
+    forward_lane: object
+    backward_lane: object
+    phases: tuple
+
+    def blocks(self):
+        """[(first, last) for each phase]: its gate blocks first .. last - 1."""
+        ends = list(accumulate(self.phases, initial=0))
+        return list(zip(ends[:-1], ends[1:]))
 
 
-def lane_count(H):
-    """Lanes for a layer of width H."""
-    return lanes.lane_count(H, MIN_UNITS_PER_LANE)
+LSTM = Cell(lstm_forward_lane, lstm_backward_lane, phases=(4,))
 
 
-def forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, n_lanes, empty):
-    """Run the T steps forward: gates (T, N, 4H) holds x_t @ Wx on entry and the activated
-    gates on return; hs[0], cs[0] (N, H) the initial state, hs[t + 1], cs[t + 1] filled
-    with the state after step t, tanh_cs[t] with tanh of it, out (N, T, H), the layer's
-    output, with hs[1:] batch-major, and hs_inputs[1:] (T, N, H, any strides) with hs[1:T],
-    the h each step multiplies, kept beside x_t for the weight gradients' one product (each
-    lane copies its units' h as it makes them, instead of a pass over all of them after the
-    loop). `empty(name, shape, dtype)` gives the lanes' scratch arrays (a workspace's:
-    nothing of them outlives the call)."""
-    T, N, G = gates.shape
-    H = G // 4
-
-    def lane(k, j0, j1):
-        K = j1 - j0
-        packed = empty(f"Wh_packed{k}", packed_shape(H, 4 * K, Wh.dtype), Wh.dtype)
-        pack(Wh, packed, starts=[g * H + j0 for g in range(4)], width=K)
-        edge = empty(f"edge_lane{k}", (TILE_ROWS, panel_width(Wh.dtype)), Wh.dtype)
-        hA = empty(f"hA_lane{k}", (N, 4 * K), Wh.dtype)
-        return forward_lane, (gates, hs, cs, tanh_cs, out, hs_inputs, packed, hA, edge, b, j0), T
-
-    _run_lanes(lane, H, n_lanes)
+def forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, lanes, empty):
+    """Run the LSTM's T steps forward on `lanes` (a fastlstm.lanes.Lanes): gates (T, N, 4H)
+    holds x_t @ Wx on entry and the activated gates on return; hs[0], cs[0] (N, H) the
+    initial state, hs[t + 1], cs[t + 1] filled with the state after step t, tanh_cs[t]
+    with tanh of it, out (N, T, H), the layer's output, with hs[1:] batch-major, and
+    hs_inputs[1:] (T, N, H, any strides) with hs[1:T], the h each step multiplies, kept
+    beside x_t for the weight gradients' one product (each lane copies its units' h as it
+    makes them). `empty(name, shape, dtype)` gives the lanes' scratch arrays (a
+    workspace's: nothing of them outlives the call)."""
+    forward(LSTM, (hs,), (gates, hs, cs, tanh_cs, out, hs_inputs, b), Wh, lanes, empty)
 
 
-def backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, db, n_lanes):
-    """Run the T steps backward from the gradients dhs (N, T, H, C-contiguous) of the
-    outputs: fills dA (T, N, 4H) with the gates' pre-activation gradients, db (4H,) with
-    their sums over steps and rows (the bias gradient) and dh (N, H) with the gradient of
-    the initial h."""
-    N, T, H = dhs.shape
-    dc = np.zeros((N, H), dtype=dh.dtype)
+def backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, db, lanes):
+    """Run the LSTM's T steps backward on `lanes` from the gradients dhs (N, T, H,
+    C-contiguous) of the outputs: fills dA (T, N, 4H) with the gates' pre-activation
+    gradients, db (4H,) with their sums over steps and rows (the bias gradient) and dh
+    (N, H) with the gradient of the initial h."""
+    dc = np.zeros(dh.shape, dtype=dh.dtype)
     db[...] = 0
+    backward(LSTM, (dA,), (gates, cs, tanh_cs, dhs, dA, db, dc), Wh, dh, lanes)
+
+
+def forward(cell, operands, state, Wh, lanes, empty):
+    """Run `cell` forward over T steps on `lanes`: operands[p][t] (N, H) is the left operand
+    of step t's phase p, operands[0] (T + 1, N, H) the h of every step (hs for the LSTM:
+    the initial h given, the others written by the step kernels), `state` the step
+    kernels' arrays. `empty(name, shape, dtype)` gives the lanes' scratch arrays; phase
+    0's are named as a one-phase cell's."""
+    T, N, H = len(operands[0]) - 1, operands[0].shape[1], Wh.shape[0]
 
     def lane(k, j0, j1):
         K = j1 - j0
-        packed = np.empty(packed_shape(4 * H, K, Wh.dtype), Wh.dtype)
-        pack(Wh[j0:j1].T, packed)
+        packed, products = [], []
+        for p, (first, last) in enumerate(cell.blocks()):
+            suffix = f"{k}" if p == 0 else f"{k}.{p}"
+            packed.append(empty(f"Wh_packed{suffix}", packed_shape(H, (last - first) * K, Wh.dtype), Wh.dtype))
+            pack(Wh, packed[-1], starts=[g * H + j0 for g in range(first, last)], width=K)
+            products.append(empty(f"hA_lane{suffix}", (N, (last - first) * K), Wh.dtype))
+        edge = empty(f"edge_lane{k}", (TILE_ROWS, panel_width(Wh.dtype)), Wh.dtype)
+        args = (T, tuple(operands), state, tuple(packed), tuple(products), edge, j0)
+        return cell.forward_lane, args, T * len(cell.phases)
+
+    _run_lanes(lane, H, lanes)
+
+
+def backward(cell, operands, state, Wh, dh, lanes):
+    """Run `cell` backward over T steps on `lanes`: operands[p] (T, N, width of the phase's
+    blocks) receives, from the step kernels, the left operand of backward phase p's
+    product (the phases last first; dA for the LSTM), `state` the step kernels' arrays;
+    fills dh (N, H) with the gradient of the initial h, the lanes' last products."""
+    T, (N, H) = len(operands[0]), dh.shape
+
+    def lane(k, j0, j1):
+        K = j1 - j0
+        packed, products = [], []
+        for first, last in reversed(cell.blocks()):
+            packed.append(np.empty(packed_shape((last - first) * H, K, Wh.dtype), Wh.dtype))
+            pack(Wh[j0:j1, first * H:last * H].T, packed[-1])
+            products.append(np.zeros((N, K), dtype=dh.dtype))
+        dh_lanes[j0, j1] = products[-1]
         edge = np.empty((TILE_ROWS, panel_width(Wh.dtype)), Wh.dtype)
-        dh_k = dh_lanes[j0, j1] = np.zeros((N, K), dtype=dh.dtype)
-        return backward_lane, (gates, cs, tanh_cs, dhs, dA, db, dh_k, dc, packed, edge, j0), 2 * T
+        args = (T, tuple(operands), state, tuple(packed), tuple(products), edge, j0)
+        return cell.backward_lane, args, 2 * T * len(cell.phases)
 
     dh_lanes = {}
-    _run_lanes(lane, H, n_lanes)
+    _run_lanes(lane, H, lanes)
     for (j0, j1), dh_k in dh_lanes.items():
         dh[:, j0:j1] = dh_k
 
 
-def _run_lanes(prepare, H, n_lanes):
+def _run_lanes(prepare, H, lanes):
     """Run each lane's compiled loop, prepare(k, j0, j1) -> (kernel, args, done), over its
     block of the H units, resuming it after each rest until it reaches `done`."""
+    n_lanes = lanes.count(H, lanes.min_units)
     progress = np.zeros(n_lanes + 1, dtype=np.int64)
 
     def lane(k, j0, j1):
@@ -91,28 +132,13 @@ def _run_lanes(prepare, H, n_lanes):
             kernel, args, done = prepare(k, j0, j1)
             position = 0
             while position != done:
-                start, position = position, kernel(*args, progress, k, position, _spins())
+                start, position = position, kernel(*args, progress, k, position, lanes.recurrence_spins())
                 if position < 0:
                     return
                 if position != done:
-                    _rest(again=position == start)
+                    lanes.recurrence_rest(again=position == start)
         except BaseException:
             progress[ABORT] = 1
             raise
 
     lanes.run(lane, H, n_lanes, quantum=1, follow=True)  # any cut gives the same bits
-
-
-def _spins():
-    """Rounds a lane's next wait spins before it rests."""
-    return lanes.MIN_SPINS if _cheap_rests else lanes.SPINS
-
-
-def _rest(again):
-    """Rest after a wait ran out of spins; `again` when the same wait had run out before."""
-    global _cheap_rests
-    if _cheap_rests:
-        _cheap_rests -= 1
-    elif again:
-        _cheap_rests = CHEAP_RESTS
-    lanes.rest()

@@ -11,7 +11,8 @@ from fastlstm.layers import *  # noqa: F401,F403
 from fastlstm.layers import Affine, Embedding, SoftmaxWithLoss, _check_ratio, _dropout_backward, _dropout_mask_apply
 from fastlstm.blas import dot, dots, tn_product
 from fastlstm.checks import as_floats, check_ndim, check_shape, weights_dtype
-from fastlstm.recurrence import backward_steps, forward_steps, lane_count
+from fastlstm.lanes import default as default_lanes
+from fastlstm.recurrence import backward_steps, forward_steps
 from fastlstm.workspace import Workspace, fresh
 
 
@@ -84,7 +85,8 @@ class TimeLSTM(_CudaWhenAsked):
 
     With `stateful=True` the last h and c carry over to the next forward call;
     `reset_state()` clears them, `set_state(h, c)` sets them. After backward, `dh` holds
-    the gradient w.r.t. the initial h.
+    the gradient w.r.t. the initial h. `lanes` (fastlstm.lanes.Lanes) splits its work over
+    the cores: the process's default lanes unless replaced.
     """
 
     def __init__(self, Wx, Wh, b, stateful=False):
@@ -98,6 +100,7 @@ class TimeLSTM(_CudaWhenAsked):
         self.stateful = stateful
         self._saved = None
         self._workspace = Workspace()
+        self.lanes = default_lanes()
 
     _new_array = staticmethod(fresh)  # where forward's arrays are made (the CUDA twin: on the device)
     _as_floats = staticmethod(as_floats)  # how inputs are checked and converted (the CUDA twin: onto the device)
@@ -131,10 +134,10 @@ class TimeLSTM(_CudaWhenAsked):
         np.copyto(xs_t, xs.transpose(1, 0, 2))
         hs_inputs[0] = hs[0]
         gates = empty("gates", (T, N, 4 * H), dtype)
-        dot(xs_t.reshape(T * N, D), Wx, out=gates.reshape(T * N, 4 * H))
+        dot(xs_t.reshape(T * N, D), Wx, out=gates.reshape(T * N, 4 * H), lanes=self.lanes)
         tanh_cs = empty("tanh_cs", (T, N, H), dtype)
         out = empty("out", (N, T, H), dtype)
-        forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, lane_count(H), self._workspace.empty)
+        forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, self.lanes, self._workspace.empty)
         return self._finish(empty, save, hs, cs, out, (inputs, cs, tanh_cs, gates))
 
     def _finish(self, empty, save, hs, cs, out, saved):
@@ -169,11 +172,11 @@ class TimeLSTM(_CudaWhenAsked):
         H = Wh.shape[0]
         dA = np.empty_like(gates)
         dh = np.empty((N, H), dtype=gates.dtype)
-        backward_steps(gates, cs, tanh_cs, np.ascontiguousarray(dhs), Wh, dA, dh, self.grads[2], lane_count(H))
+        backward_steps(gates, cs, tanh_cs, np.ascontiguousarray(dhs), Wh, dA, dh, self.grads[2], self.lanes)
         dA2 = dA.reshape(T * N, 4 * H)
         dxs = np.empty((T * N, D), dtype=gates.dtype)
         # [dWx; dWh] = [x_t, h_t].T @ dA in one product (1.05x faster than two), beside dxs
-        dots(tn_product(inputs.reshape(T * N, D + H), dA2, self._weight_grads), (dA2, Wx.T, dxs))
+        dots(tn_product(inputs.reshape(T * N, D + H), dA2, self._weight_grads), (dA2, Wx.T, dxs), lanes=self.lanes)
         for grad, block in zip(self.grads[:2], (self._weight_grads[:D], self._weight_grads[D:])):
             if grad.base is not self._weight_grads:  # a gradient array put in its place
                 grad[...] = block

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from fastlstm import plotting
-from fastlstm.optimizer import clip_and_update
+from fastlstm.training_step import train_step
 from fastlstm.util import remove_duplicate
 
 __all__ = ["RnnlmTrainer", "remove_duplicate", "stateful_batch"]
@@ -51,7 +51,8 @@ class RnnlmTrainer:
         return batch_x, batch_t
 
     def fit(self, xs, ts, max_epoch=10, batch_size=20, time_size=35, max_grad=None, eval_interval=20):
-        """Train on the stream xs -> ts for max_epoch epochs of `len(xs) // (batch_size*time_size)` iterations.
+        """Train on the stream xs -> ts for max_epoch epochs of `len(xs) // (batch_size*time_size)` iterations,
+        each one train_step (the gradients clipped to max_grad when it is given).
 
         time_idx and ppl_list start afresh at each call, as in the book (the book's BetterRnnlm
         script calls fit once per epoch, so its data position restarts every epoch).
@@ -70,14 +71,8 @@ class RnnlmTrainer:
             for iters in range(max_iters):
                 batch_x, batch_t = self.get_batch(xs, ts, batch_size, time_size)
 
-                loss = model.forward(batch_x, batch_t)
-                model.backward()
-                params, grads = remove_duplicate(model.params, model.grads)  # merge the tied weights
-                if max_grad is not None:
-                    clip_and_update(optimizer, params, grads, max_grad)
-                else:
-                    optimizer.update(params, grads)
-                total_loss += float(loss)
+                loss, _ = train_step(model, optimizer, batch_x, batch_t, max_grad)
+                total_loss += loss
                 loss_count += 1
 
                 if (eval_interval is not None) and (iters % eval_interval) == 0:

@@ -111,7 +111,7 @@ def _sum_squares(grads):
     return total
 
 
-def _scale(grads, rate):
+def scale_grads(grads, rate):
     """Every grad *= rate in place."""
     for g in grads:
         if gpu.is_device_array(g):
@@ -147,7 +147,7 @@ def clip_grads(grads, max_norm):
     """
     total_norm, rate = clip_rate(grads, max_norm)
     if rate < 1:
-        _scale(grads, rate)
+        scale_grads(grads, rate)
     return total_norm
 
 

@@ -12,7 +12,8 @@ import numpy as np
 from fastlstm import kernels
 from fastlstm.kernels import dropout, embedding, linalg, lstm, optim, packed_product, recurrence, softmax, spin
 from fastlstm.models import BetterRnnlm, Rnnlm
-from fastlstm.optimizer import SGD, clip_and_update
+from fastlstm.optimizer import SGD
+from fastlstm.training_step import train_step
 from fastlstm.util import clip_grads, remove_duplicate
 
 KERNEL_MODULES = (dropout, embedding, linalg, lstm, optim, packed_product, recurrence, softmax, spin)
@@ -29,21 +30,21 @@ def dispatchers():
 
 
 def warm_up(dtypes=(np.float32,)):
-    """Run two training steps and one evaluation step of tiny Rnnlm and BetterRnnlm models per
-    dtype: the second step's forward also writes the softmax gradient (fastlstm.layers.SoftmaxWithLoss)."""
+    """Run two training steps (train_step), the book's clip_grads and update, and one evaluation
+    step of tiny Rnnlm and BetterRnnlm models per dtype: the second step's forward also writes
+    the softmax gradient (fastlstm.layers.SoftmaxWithLoss)."""
     state = np.random.get_state()
     try:
         np.random.seed(0)
         for dtype in dtypes:
             for model in (Rnnlm(13, 5, 3, dtype=dtype), BetterRnnlm(13, 5, 5, dtype=dtype)):
                 xs = np.random.randint(0, 13, size=(2, 3))
+                optimizer = SGD(0.1)
                 for _ in range(2):
-                    model.forward(xs, xs)
-                    model.backward()
+                    train_step(model, optimizer, xs, xs, max_grad=1e-3)  # the training loops' step
                 params, grads = remove_duplicate(model.params, model.grads)
-                clip_and_update(SGD(0.1), params, grads, 1e-3)  # the training loops' fused update
-                clip_grads(grads, 1e-3)  # book-style code's clipping
-                SGD(0.1).update(params, grads)
+                clip_grads(grads, 1e-3)  # book-style code's clipping and update
+                optimizer.update(params, grads)
                 model.reset_state()
                 model.predict(xs)
     finally:

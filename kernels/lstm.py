@@ -6,7 +6,10 @@ before each forward step, `dA @ Wh.T` after each backward step (kernels/packed_p
 and the weight gradients as single products over all steps. A call computes one block of
 hidden units, j0 to j0 + K: the whole step when j0 = 0 and K = H, or one lane's share
 when the caller splits a step over cores (fastlstm/recurrence.py). The kernels are serial
-and release the GIL, so the lanes' calls run side by side.
+and release the GIL, so the lanes' calls run side by side. `lstm_lane_forward` and
+`lstm_lane_backward` are the step kernels as the recurrence's lanes call them, and
+`lstm_forward_lane`, `lstm_backward_lane` the LSTM's lane loops made from them
+(kernels/recurrence.py).
 
 The loops index per-gate slices from 0 so that LLVM vectorises them: an index like
 `H + j` may be negative for all Numba knows, and its wraparound check keeps the loop
@@ -16,6 +19,7 @@ passes blocks that fit (0 <= j0 and j0 + K <= H).
 
 from numba import njit
 
+from fastlstm.kernels.recurrence import keep_h, lane_loops
 from fastlstm.kernels.vecmath import FASTMATH, KERNEL_OPTIONS, one_like, sigmoid, tanh
 
 # vecmath's options less 'reassoc' and 'contract', so that every operation rounds as
@@ -110,3 +114,32 @@ def lstm_step_backward(gates, c_prev, tanh_c, dh_outs, t, dh_next, dc, dA, db, j
             bg[j] += ag
             bi[j] += ai
             bo[j] += ao
+
+
+@njit(cache=True, nogil=True)
+def lstm_lane_forward(phase, t, state, products, j0):
+    """Step t forward at a lane's units (kernels/recurrence.py's step_forward; one phase).
+
+    state = (gates, hs, cs, tanh_cs, out, hs_inputs, b) as fastlstm.recurrence.forward_steps
+    takes them; products[0] (N, 4K): h_t @ the lane's f, g, i, o columns of Wh.
+    """
+    gates, hs, cs, tanh_cs, out, hs_inputs, b = state
+    hA = products[0]
+    lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1], j0)
+    keep_h(hs, out, hs_inputs, t, j0, hA.shape[1] // 4)
+
+
+@njit(cache=True, nogil=True)
+def lstm_lane_backward(phase, t, state, products, j0):
+    """Step t backward at a lane's units (kernels/recurrence.py's step_backward; one phase),
+    writing dA[t], the operand of the product that follows.
+
+    state = (gates, cs, tanh_cs, dhs, dA, db, dc) as fastlstm.recurrence.backward_steps
+    takes them, dc (N, H) the cell gradient; products[0] (N, K): dA[t + 1] @ Wh.T at the
+    lane's units (zero before the last step).
+    """
+    gates, cs, tanh_cs, dhs, dA, db, dc = state
+    lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs, t, products[0], dc, dA[t], db, j0)
+
+
+lstm_forward_lane, lstm_backward_lane = lane_loops("lstm", lstm_lane_forward, lstm_lane_backward)

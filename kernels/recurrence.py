@@ -1,71 +1,125 @@
-"""One lane's loop over the LSTM's time steps, forward and backward, compiled whole.
+"""One lane's loops over a recurrent cell's time steps, forward and backward, compiled
+whole and generic over the cell.
 
-A lane (fastlstm/recurrence.py) owns a block of hidden units j0 .. j0 + K - 1. Every step
-it multiplies the whole previous h (forward) or dA (backward) by its packed block of Wh
-(kernels/packed_product.py) and runs the fused step kernel on its units (kernels/lstm.py);
-between the two, the lanes meet (kernels/spin.py). Here the loop runs without the GIL and
-without a Python call per step.
+A lane (fastlstm/recurrence.py) owns a block of hidden units j0 .. j0 + K - 1. A cell's
+step runs in one or more phases. In each, every lane multiplies the phase's whole operand
+(N rows) by its packed block of the recurrent weights (kernels/packed_product.py) and
+runs the cell's step kernel on its units; the lanes meet before each product
+(kernels/spin.py), when every lane's part of the operand is written. Here the loop runs
+without the GIL and without a Python call per step.
 
-Both loops can stop early and be resumed: they return where to go on from (a position),
+How a cell plugs in: it writes two step kernels, `step_forward(phase, t, state, products,
+j0)` and `step_backward(phase, t, state, products, j0)`, that do its elementwise work at
+the lane's units, `state` being a tuple of its arrays, and gets its loops from
+`lane_loops(name, step_forward, step_backward)`; fastlstm/recurrence.py's `Cell` says
+how its Wh is cut into blocks and phases. Nothing of the lanes, the packing or the
+barrier is written again.
+- LSTM (kernels/lstm.py): one phase. Forward multiplies h_t by the lane's f, g, i, o
+  columns of Wh; backward multiplies dA_t by the lane's rows of Wh, transposed.
+- RNN, h = tanh(x Wx + h_prev Wh + b): one phase, one block, as the LSTM's.
+- GRU, z and r from x and h_prev, h~ = tanh(x Wx_h + (r * h_prev) Wh_h + b_h): two
+  phases, the second product depending on the first. Forward phase 0 multiplies h_t by
+  the z and r columns, and its kernel writes z, r and r * h_t at the lane's units into a
+  second operand; phase 1 multiplies that by the h~ columns, and its kernel makes h~ and
+  h. Backward runs the phases last first: phase 0's kernel writes the gradient of h~'s
+  pre-activation, whose product with the h~ rows gives d(r * h_prev) at the lane's
+  units; phase 1's kernel makes the z and r pre-activation gradients and h_prev's direct
+  gradient, and its product with the z and r rows adds the rest for the step before.
+
+The loops can stop early and be resumed: they return where to go on from (a position),
 `done` when finished, or -1 when another lane failed. They stop when the barrier has
 spun `spins` rounds in vain, so that the caller can sleep for a moment.
+
+Why a loop per cell rather than one loop taking the step kernels as arguments: Numba
+specialises a function on its dispatcher arguments, but its cache keys them by an
+identity that is new in every process, so a fresh process compiled such a loop again
+(and added one more entry to the cache). `lane_loops` instead makes a function per cell
+from the templates here, with the step kernels bound as its globals (a direct call, as
+to any other kernel) and a name of the cell's own (`lstm_forward_lane`), under which the
+cache keeps it; the cache's stamp covers every kernel source (kernels/__init__.py), so
+a change to a step kernel recompiles its cell's loops.
 """
+
+from types import FunctionType
 
 from numba import njit
 
-from fastlstm.kernels.lstm import lstm_step_backward, lstm_step_forward
 from fastlstm.kernels.packed_product import packed_product
 from fastlstm.kernels.spin import publish, wait_all
 
 
-@njit(cache=True, nogil=True)
-def forward_lane(gates, hs, cs, tanh_cs, out, hs_inputs, packed, hA, edge, b, j0, progress, lane, position, spins):
-    """Steps position .. T - 1 forward for the lane's units; positions are time steps, done = T.
+def _forward_lane(steps, operands, state, packed, products, edge, j0, progress, lane, position, spins):
+    """Phases position .. steps * P - 1 forward for the lane's units, P = len(operands);
+    position t * P + p is step t's phase p; done = steps * P.
 
-    gates (T, N, 4H), hs and cs (T + 1, N, H), tanh_cs (T, N, H), out (N, T, H) and
-    hs_inputs (T, N, H) as in fastlstm.recurrence.forward_steps; packed: the lane's
-    columns of Wh (f, g, i, o blocks side by side), packed; hA (N, 4K) and edge scratch;
-    progress (lanes + 1,) int64.
+    operands: P arrays of one type, operands[p][t] (N, H) the left operand of step t's
+    phase p, all C-contiguous; packed[p]: the lane's columns of the phase's blocks of Wh,
+    side by side, packed; products[p] (N, K * blocks of phase p) receives the product;
+    state: the cell's arrays; edge scratch; progress (lanes + 1,) int64.
     """
-    T, N = gates.shape[0], gates.shape[1]
-    K = hA.shape[1] // 4
-    for t in range(position, T):
-        waited = wait_all(progress, t, spins)  # every lane's part of hs[t] is written
-        if waited != 1:
-            return t if waited == 0 else -1
-        packed_product(hs[t], packed, hA, edge)
-        lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1], j0)
-        for n in range(N):  # while the new h is in this core's cache
-            h, h_out = hs[t + 1, n, j0:j0 + K], out[n, t, j0:j0 + K]
-            for j in range(K):
-                h_out[j] = h[j]
-            if t + 1 < T:
-                h_in = hs_inputs[t + 1, n, j0:j0 + K]
-                for j in range(K):
-                    h_in[j] = h[j]
-        publish(progress, lane, t + 1)
-    return T
-
-
-@njit(cache=True, nogil=True)
-def backward_lane(gates, cs, tanh_cs, dhs, dA, db, dh_k, dc, packed, edge, j0, progress, lane, position, spins):
-    """Steps backward for the lane's units; position 2i is step T - 1 - i from its start,
-    2i + 1 the same step's product, after the wait; done = 2T.
-
-    gates, cs, tanh_cs, dhs, dA, db as in fastlstm.recurrence.backward_steps; dh_k (N, K):
-    dA_{t+1} @ Wh.T at the lane's units (zero before the last step); dc (N, H); packed: the
-    lane's rows of Wh, transposed and packed; progress (lanes + 1,) int64.
-    """
-    T = gates.shape[0]
-    for p in range(position, 2 * T):
-        i = p // 2
-        t = T - 1 - i
-        if p % 2 == 0:
-            lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs, t, dh_k, dc, dA[t], db, j0)
-            publish(progress, lane, i + 1)
-            continue
-        waited = wait_all(progress, i + 1, spins)  # every lane's part of dA[t] is written
+    P = len(operands)
+    for p in range(position, steps * P):
+        t, phase = p // P, p % P
+        waited = wait_all(progress, p, spins)  # every lane's part of operands[phase][t] is written
         if waited != 1:
             return p if waited == 0 else -1
-        packed_product(dA[t], packed, dh_k, edge)
-    return 2 * T
+        packed_product(operands[phase][t], packed[phase], products[phase], edge)
+        step_forward(phase, t, state, products, j0)  # noqa: F821 (bound by lane_loops)
+        publish(progress, lane, p + 1)
+    return steps * P
+
+
+def _backward_lane(steps, operands, state, packed, products, edge, j0, progress, lane, position, spins):
+    """Phases backward for the lane's units, P = len(operands): round r is phase r % P
+    (the phases in backward order) of step steps - 1 - r // P; position 2r is its kernel,
+    2r + 1 its product, after the wait; done = 2 * steps * P.
+
+    operands[p][t] (N, width): what phase p's kernel writes at every lane's units,
+    C-contiguous; packed[p]: the lane's rows of the phase's blocks of Wh, transposed and
+    packed; products[p] (N, K): the product, read by the next round's kernels (zero
+    before the first), the last one the gradient of the initial h.
+    """
+    P = len(operands)
+    for p in range(position, 2 * steps * P):
+        r = p // 2
+        t, phase = steps - 1 - r // P, r % P
+        if p % 2 == 0:
+            step_backward(phase, t, state, products, j0)  # noqa: F821 (bound by lane_loops)
+            publish(progress, lane, r + 1)
+            continue
+        waited = wait_all(progress, r + 1, spins)  # every lane's part of operands[phase][t] is written
+        if waited != 1:
+            return p if waited == 0 else -1
+        packed_product(operands[phase][t], packed[phase], products[phase], edge)
+    return 2 * steps * P
+
+
+def lane_loops(name, step_forward, step_backward, cache=True):
+    """(forward, backward): the compiled lane loops of the cell `name` over its step kernels,
+    named `{name}_forward_lane` and `{name}_backward_lane` in the step kernels' module."""
+    kernels = {"step_forward": step_forward, "step_backward": step_backward}
+    return tuple(_bind(template, f"{name}_{direction}_lane", step_forward.py_func.__module__, kernels, cache)
+                 for template, direction in ((_forward_lane, "forward"), (_backward_lane, "backward")))
+
+
+def _bind(template, name, module, kernels, cache):
+    function = FunctionType(template.__code__, {**template.__globals__, **kernels}, name)
+    function.__qualname__, function.__module__, function.__doc__ = name, module, template.__doc__
+    return njit(cache=cache, nogil=True)(function)
+
+
+@njit(cache=True, nogil=True)
+def keep_h(hs, out, hs_inputs, t, j0, K):
+    """Copy the lane's units of the new h, hs[t + 1] (N, H), into the layer's output out[:, t]
+    (out: (N, T, H)) and, but for the last step, into hs_inputs[t + 1] (T, N, H, any
+    strides), the h that the weight gradients' product reads, while it is in this core's
+    cache."""
+    T = out.shape[1]
+    for n in range(hs.shape[1]):
+        h, h_out = hs[t + 1, n, j0:j0 + K], out[n, t, j0:j0 + K]
+        for j in range(K):
+            h_out[j] = h[j]
+        if t + 1 < T:
+            h_in = hs_inputs[t + 1, n, j0:j0 + K]
+            for j in range(K):
+                h_in[j] = h[j]

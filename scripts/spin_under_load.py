@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 import fastlstm
-from fastlstm import benchmark, lanes, recurrence
+from fastlstm import benchmark, lanes
 
 SETUPS = {"short spins": 2, "1 ms spins": 2, "one thread": 1}
 
@@ -32,21 +32,22 @@ def main():
         steps[name], _ = benchmark.make_step("better", "fastlstm", args.step)
         steps[name]()
     busy = None if args.no_load else subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    short = recurrence.CHEAP_RESTS, lanes.MIN_SPINS
+    runtime = lanes.default()  # the lanes the steps' layers run on
+    short = runtime.cheap_rests, runtime.min_spins
     seconds = {name: [] for name in SETUPS}
     try:
         for r in range(args.rounds):
             for name in (list(SETUPS) if r % 2 == 0 else reversed(list(SETUPS))):
                 fastlstm.set_num_threads(SETUPS[name])
                 long_only = name == "1 ms spins"
-                recurrence.CHEAP_RESTS, lanes.MIN_SPINS = (0, lanes.SPINS) if long_only else short
-                recurrence._cheap_rests = 0
+                runtime.cheap_rests, runtime.min_spins = (0, runtime.spins) if long_only else short
+                runtime._cheap_left = 0
                 steps[name]()  # untimed: the spin policy settles
                 start = time.perf_counter()
                 steps[name]()
                 seconds[name].append(time.perf_counter() - start)
     finally:
-        recurrence.CHEAP_RESTS, lanes.MIN_SPINS = short
+        runtime.cheap_rests, runtime.min_spins = short
         if busy is not None:
             busy.kill()
     load = "without" if args.no_load else "with"

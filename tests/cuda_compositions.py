@@ -15,7 +15,7 @@ from fastlstm.blas import dots, tn_product
 from fastlstm.kernels import linalg, lstm, softmax
 from fastlstm.optimizer import SGD
 from fastlstm.trainer import stateful_batch
-from fastlstm.util import clip_grads, remove_duplicate
+from fastlstm.training_step import train_step
 
 
 def lstm_cpu(xs_t, Wx, Wh, b, h0, c0, dhs_t):
@@ -118,20 +118,15 @@ def affine_gpu(x, W, b, dout, dW):
 
 
 def train_steps(model, corpus, steps, batch_size, time_size, lr=20.0, max_grad=0.25):
-    """`steps` of the book's training step on stateful batches of corpus: forward, backward,
-    the tied weights merged, clipping, SGD. Returns (loss, gradient norm) per step; dropout
-    masks come from np.random, seeded here."""
+    """`steps` of train_step on stateful batches of corpus: forward, backward, the tied weights
+    merged, clipping, SGD. Returns (loss, gradient norm) per step; dropout masks come from
+    np.random, seeded here."""
     np.random.seed(1)
     optimizer = SGD(lr)
     log = []
     for i in range(steps):
         xs, ts = stateful_batch(corpus[:-1], corpus[1:], batch_size, time_size, i * time_size)
-        loss = model.forward(xs, ts)
-        model.backward()
-        params, grads = remove_duplicate(model.params, model.grads)
-        norm = clip_grads(grads, max_grad)
-        optimizer.update(params, grads)
-        log.append((float(loss), norm))
+        log.append(train_step(model, optimizer, xs, ts, max_grad))
     return log
 
 

@@ -41,9 +41,16 @@ def test_model_throughput_on_tiny_models():
         for impl in benchmark.IMPLEMENTATIONS:
             assert len(r[f"{impl}_peaks_gflops"]) == benchmark.TIMING[True][impl]["repeat"]  # one per round
             rate = r[f"{impl}_tokens_per_s"]
-            assert rate > 0 and r[f"{impl}_fraction"] > 0
+            # every figure from the round's own measurements: the best run, the best peak call
+            calls = r[f"{impl}_round_calls"]
+            assert r[f"{impl}_round_tokens_per_s"] == [r["batch"] * r["time"] / min(c["seconds"]) for c in calls]
+            assert r[f"{impl}_peaks_gflops"] == [max(c["gflops"]) for c in calls]
+            assert rate == pytest.approx(np.median(r[f"{impl}_round_tokens_per_s"]))
+            fractions = [t * r["flop_per_token"] / 1e9 / g
+                         for t, g in zip(r[f"{impl}_round_tokens_per_s"], r[f"{impl}_peaks_gflops"])]
+            assert r[f"{impl}_fraction"] == pytest.approx(np.median(fractions))
             assert r[f"{impl}_gflops"] == pytest.approx(rate * r["flop_per_token"] / 1e9)
-        assert r["peak_gflops"] == pytest.approx(np.median(r["fastlstm_peaks_gflops"])) and r["peak_gflops"] > 0
+        assert r["peak_gflops"] == pytest.approx(np.median(r["fastlstm_peaks_gflops"]))
         assert benchmark.row_peaks(r) == r["fastlstm_peaks_gflops"] + r["numpy_peaks_gflops"]
         assert r["limit_tokens_per_s"] == pytest.approx(r["peak_gflops"] * 1e9 / r["flop_per_token"])
         assert r["speedup"] == pytest.approx(r["fastlstm_tokens_per_s"] / r["numpy_tokens_per_s"])
@@ -74,11 +81,28 @@ def test_each_round_counts_against_the_peak_measured_just_before_it(monkeypatch)
     assert row["speedup"] == pytest.approx(262.5 / 700)
 
 
-def test_paired_rounds_measure_the_peak_before_each_round():
+class FakeClock:
+    """time.perf_counter and time.sleep of a clock that only the calls move (binary fractions: exact sums)."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_paired_rounds_measure_the_peak_before_each_round(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(benchmark, "time", clock)
     events = []
+    durations = iter([8.0, 0.5, 0.25, 0.75, 0.125])  # the untimed call's, then the timed runs'
 
     def fn():
         events.append("step")
+        clock.now += next(durations)
 
     def peak():
         events.append("peak")
@@ -87,7 +111,28 @@ def test_paired_rounds_measure_the_peak_before_each_round():
     rounds = benchmark.paired_rounds(fn, peak, repeat=2, min_time=0, settle=0, best_of=2)
     assert events == ["step"] + ["peak", "peak", "step", "step"] * 2  # an untimed call first
     assert [gflops for _, gflops in rounds] == [[10.0, 20.0], [30.0, 40.0]]
-    assert all(len(seconds) == 2 and min(seconds) >= 0 for seconds, _ in rounds)
+    assert [seconds for seconds, _ in rounds] == [[0.5, 0.25], [0.75, 0.125]]  # each run its own call
+
+
+def test_timed_round_averages_the_calls_of_at_least_min_time(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(benchmark, "time", clock)
+    durations = iter([0.25, 0.25, 0.5, 4.0])
+
+    def fn():
+        clock.now += next(durations)
+    assert benchmark.timed_round(fn, min_time=0.75) == 1.0 / 3  # the third call passes 0.75 s; no fourth
+    assert benchmark.timed_round(fn, min_time=0) == 4.0
+
+
+def test_peak_is_the_gflops_of_one_product(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(benchmark, "time", clock)
+    peak = benchmark.Peak(size=64)
+    dot = np.dot
+    monkeypatch.setattr(benchmark.np, "dot", lambda a, b, out: (dot(a, b, out=out), clock.sleep(0.5)))
+    assert peak() == 2 * 64 ** 3 / 0.5 / 1e9
+    np.testing.assert_allclose(peak.out, peak.a @ peak.b, rtol=1e-4)
 
 
 def test_step_memory_in_a_fresh_process():
@@ -95,7 +140,20 @@ def test_step_memory_in_a_fresh_process():
     assert set(mib) == {"better/fastlstm/train", "better/numpy/eval"}
     if sys.platform.startswith("linux"):
         for figures in mib.values():
-            assert 0 <= figures["step"] <= figures["total"]
+            assert figures["step"] <= figures["total"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
+def test_step_memory_sees_what_a_step_allocates(monkeypatch):
+    """A step that fills 64 MiB and frees them: its high-water growth is those 64 MiB."""
+    def step():
+        np.ones(64 * 2**20 // 8)  # written, so resident
+
+    monkeypatch.setattr(benchmark, "make_step", lambda model, impl, step_name, sizes: (step, 1))
+    figures = benchmark._measure_step_memory([("rnnlm", "fastlstm", "train")], None)["rnnlm/fastlstm/train"]
+    if figures is None:
+        pytest.skip("the peak RSS cannot be reset here")
+    assert 62 <= figures["step"] <= 70 and figures["step"] <= figures["total"]
 
 
 @pytest.mark.parametrize("model", ["rnnlm", "better"])
@@ -149,14 +207,29 @@ def test_asv_model_benchmarks_run_on_tiny_sizes(asv_suite, monkeypatch):
     assert bench.Throughput.params == (["rnnlm", "better"], ["train", "eval"])
     monkeypatch.setitem(bench.CONFIGS, "better", (*bench.CONFIGS["better"][:1], {**TINY, "dropout_ratio": 0.5},
                                                   bench.CONFIGS["better"][2]))
-    monkeypatch.setattr(bench, "ROUNDS", 1)
-    for step in ("train", "eval"):
+    monkeypatch.setattr(bench, "ROUNDS", 3)
+    steps = []  # (arguments, (loss, norm)) of every training step
+    train_step = bench.train_step
+    monkeypatch.setattr(bench, "train_step", lambda *args: steps.append((args, train_step(*args))) or steps[-1][1])
+    timings = iter([[0.5, 0.25, 1.0], [2.0, 4.0, 0.5]])
+
+    def repeat(fn, number, repeat):  # timeit.repeat of single calls, the seconds scripted
+        calls = [fn() for _ in range(number * repeat)]
+        assert len(calls) == bench.ROUNDS
+        return next(timings)
+    monkeypatch.setattr(bench.timeit, "repeat", repeat)
+    for step, rate in (("train", 700 / 0.25), ("eval", 350 / 0.5)):
         b = bench.Throughput()
         b.setup("better", step)
-        assert b.track_tokens_per_s("better", step) > 0
+        assert b.track_tokens_per_s("better", step) == rate  # tokens of the batch over the best round
+    assert len(steps) == 1 + bench.ROUNDS  # setup's call, then the timed ones: the train step is train_step
+    assert {(args[1].lr, args[4]) for args, _ in steps} == {(20.0, 0.25)}  # SGD lr 20, clipping at 0.25
+    assert steps[-1][1][0] < steps[0][1][0]  # the same batch again: its loss falls
+    assert abs(b.step() - np.log(TINY["vocab_size"])) < 0.5  # the eval step: the loss of a forward
     m = bench.TrainingMemory()
     m.setup()
     m.peakmem_better_train_step()
+    assert len(steps) == 1 + bench.ROUNDS + 2  # setup's step, then the measured one
 
 
 def test_asv_kernel_benchmarks_run_on_tiny_sizes(asv_suite, monkeypatch):

@@ -12,6 +12,10 @@ import numpy as np
 import pytest
 
 from fastlstm.dataset import ptb
+from fastlstm.optimizer import SGD
+from fastlstm.reference import models as ref_models
+from fastlstm.trainer import stateful_batch
+from fastlstm.util import clip_grads, eval_perplexity, remove_duplicate
 
 BOOK = Path(__file__).with_name("book_ch06")
 TOKENS = {"train": 2 * 20 * 35 + 1, "val": 10 * 35 + 2, "valid": 10 * 35 + 2, "test": 10 * 35 + 2}
@@ -41,13 +45,37 @@ def run_script(name):
     runpy.run_path(str(BOOK / name), run_name="__main__")
 
 
+def reference_rnnlm_perplexities():
+    """(untrained, trained) test perplexities of the book's recipe on the short splits, run on
+    the NumPy reference model with the book's training loop written out (float32 as the script)."""
+    corpus, word_to_id, _ = ptb.load_data("train")
+    test = ptb.load_data("test")[0]
+    np.random.seed(0)
+    model = ref_models.Rnnlm(len(word_to_id), 100, 100)
+    model.reset_state()
+    untrained = eval_perplexity(model, test)
+    model.reset_state()
+    optimizer, xs, ts = SGD(20.0), corpus[:-1], corpus[1:]
+    iters = len(xs) // (20 * 35)
+    for k in range(4 * iters):
+        batch_x, batch_t = stateful_batch(xs, ts, 20, 35, 35 * k)
+        model.forward(batch_x, batch_t)
+        model.backward()
+        params, grads = remove_duplicate(model.params, model.grads)
+        clip_grads(grads, 0.25)
+        optimizer.update(params, grads)
+    model.reset_state()
+    return untrained, eval_perplexity(model, test)
+
+
 def test_train_rnnlm_then_eval(book_dir, capsys):
+    untrained, reference = reference_rnnlm_perplexities()
     np.random.seed(0)
     run_script("train_rnnlm.py")
     out = capsys.readouterr().out
     assert "| epoch 4 |  iter 1 / 2 |" in out
     trained = float(out.split("test perplexity: ")[1].split()[0])
-    assert 1 < trained < 10000
+    assert trained == pytest.approx(reference, rel=1e-3) and trained < untrained / 2
     assert (book_dir / "Rnnlm.pkl").is_file()
 
     run_script("eval.py")

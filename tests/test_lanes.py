@@ -2,7 +2,8 @@
 to rounding; cut by the lanes' speeds, the whole product's bits), the LSTM recurrence by
 hidden units (the single lane's result bit for bit, in float32 and float64, however the
 units are cut); odd sizes leave uneven blocks; the lanes' speeds are learnt from the
-products; an exception in any lane reaches the caller."""
+products; an exception in any lane reaches the caller. Each test runs on lanes of its own
+(fastlstm.lanes.Lanes), with the lane count, speeds and tuning it needs."""
 
 import os
 import threading
@@ -12,22 +13,22 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from fastlstm import blas, lanes, recurrence
+from fastlstm import blas, recurrence
 from fastlstm.kernels.linalg import add_to_rows
+from fastlstm.lanes import Lanes
 from fastlstm.recurrence import backward_steps, forward_steps
 from fastlstm.threads import single_threaded_blas
 from fastlstm.workspace import Workspace, fresh
 
 
 @pytest.fixture
-def many_lanes(monkeypatch):
-    """Split even tiny products over 3 lanes, whatever the machine's core count."""
-    monkeypatch.setattr(lanes, "get_num_threads", lambda: 3)
-    monkeypatch.setattr(blas, "MIN_ROWS", 1)
-    monkeypatch.setattr(blas, "MIN_WORK", 1)
+def many_lanes():
+    """Lanes that split even tiny products over 3 lanes, whatever the machine's core count."""
+    return Lanes(threads=3, min_rows=1, min_work=1)
 
 
 def test_blocks_cover_the_range_evenly():
+    lanes = Lanes()
     assert lanes.blocks(13, 3) == [(0, 4), (4, 8), (8, 13)]
     assert lanes.blocks(1, 1) == [(0, 1)]
     for items, n in [(650, 2), (17, 5), (5, 5)]:
@@ -37,14 +38,17 @@ def test_blocks_cover_the_range_evenly():
         assert max(j1 - j0 for j0, j1 in spans) - min(j1 - j0 for j0, j1 in spans) <= 1
 
 
-@pytest.fixture
-def speeds(monkeypatch):
-    """Start from equal lane speeds and leave the module's as they were."""
-    monkeypatch.setattr(lanes, "_speed", [1.0])
-    return lanes._speed
+def test_the_default_lanes_start_at_equal_speeds_and_the_thread_setting():
+    from fastlstm import lanes, threads
+    default = lanes.default()
+    assert default is lanes.default() and default.threads is None and Lanes().speeds == [1.0]
+    assert default.count(10**6, 1) == threads.get_num_threads()
+    assert Lanes(threads=3).count(10**6, 1) == 3 and Lanes(threads=3).count(650, 300) == 2
 
 
-def test_blocks_follow_the_lanes_speeds_at_multiples_of_the_quantum(speeds):
+def test_blocks_follow_the_lanes_speeds_at_multiples_of_the_quantum():
+    lanes = Lanes()
+    speeds = lanes.speeds
     speeds[:] = [1.0, 0.5]
     assert lanes.blocks(700, 2, 12, follow=True) == [(0, 468), (468, 700)]  # 466.7 rounded to 12s
     speeds[:] = [1.0, 2.0]
@@ -61,21 +65,26 @@ def test_blocks_follow_the_lanes_speeds_at_multiples_of_the_quantum(speeds):
     assert lanes.blocks(650, 3, 12, follow=True) == [(0, 180), (180, 552), (552, 650)]
 
 
-def test_the_lanes_learn_their_speeds_from_their_times(speeds):
+def test_the_lanes_learn_their_speeds_from_their_times():
+    lanes = Lanes()
+    speeds = lanes.speeds
     spans = [(0, 300), (300, 600)]
     lanes._learn(spans, np.array([0.010, 0.020]))  # the worker took twice as long a row
-    assert speeds[1] == pytest.approx(0.5 ** lanes.LEARNING)
+    assert speeds[1] == pytest.approx(0.5 ** lanes.learning)
     for _ in range(20):
         lanes._learn(spans, np.array([0.010, 0.040]))
-    assert speeds[1] == lanes.SPEED_BOUNDS[0]
-    lanes._learn(spans, np.array([0.010, lanes.MIN_LEARN_SECONDS / 2]))  # too short to tell
-    assert speeds[1] == lanes.SPEED_BOUNDS[0]
+    assert speeds[1] == lanes.speed_bounds[0]
+    lanes._learn(spans, np.array([0.010, lanes.min_learn_seconds / 2]))  # too short to tell
+    assert speeds[1] == lanes.speed_bounds[0]
+    assert Lanes().speeds == [1.0]  # lanes learn their own speeds
 
 
-def test_a_slower_lane_gets_fewer_items(speeds):
+def test_a_slower_lane_gets_fewer_items():
     """A lane that takes twice as long per item: after a few calls its block is the smaller,
     as long as the calls learn; calls that do not learn follow what was learnt."""
     taken = {}
+    lanes = Lanes()
+    speeds = lanes.speeds
 
     def lane(k, i0, i1):
         taken[k] = i1 - i0
@@ -93,14 +102,12 @@ def test_a_slower_lane_gets_fewer_items(speeds):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("lane_speeds", [[1.0, 0.5], [1.0, 2.0], [1.0, 0.6, 1.7]])
-def test_products_cut_by_the_lanes_speeds_are_the_whole_products_bits(speeds, monkeypatch, dtype, lane_speeds):
+def test_products_cut_by_the_lanes_speeds_are_the_whole_products_bits(dtype, lane_speeds):
     """Cut at multiples of row_quantum, each lane's block is the whole product's rows to
     the bit: plain, into a transposed output (tn_product), with a bias and beside another
     product. Where this BLAS has no such quantum, the lanes split evenly (and round as BLAS
     does by blocks)."""
-    monkeypatch.setattr(lanes, "get_num_threads", lambda: len(lane_speeds))
-    monkeypatch.setattr(lanes, "LEARNING", 0.0)  # every call cuts by lane_speeds
-    speeds[:] = lane_speeds
+    lanes = Lanes(threads=len(lane_speeds), learning=0.0, speeds=list(lane_speeds))  # every call cuts by lane_speeds
     rng = np.random.default_rng(6)
     a, b, c, bias = (rng.standard_normal(shape).astype(dtype) for shape in [(613, 256), (256, 1024), (613, 1024), (1024,)])
     with single_threaded_blas():
@@ -109,14 +116,14 @@ def test_products_cut_by_the_lanes_speeds_are_the_whole_products_bits(speeds, mo
     check = np.testing.assert_array_equal
     if blas.row_quantum(np.dtype(dtype)) is None:
         check = lambda got, want: np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)  # noqa: E731
-    check(blas.dot(a, b), whole["dot"])
-    check(blas.dot(a, b, bias=bias), with_bias)
+    check(blas.dot(a, b, lanes=lanes), whole["dot"])
+    check(blas.dot(a, b, bias=bias, lanes=lanes), with_bias)
     for order in "CF":
         out = np.zeros((256, 1024), dtype, order=order)
-        blas.dots(blas.tn_product(a, c, out))
+        blas.dots(blas.tn_product(a, c, out), lanes=lanes)
         check(out, whole[order])
         out[...], dx = 0, np.zeros((613, 256), dtype)  # a weight gradient and an input gradient together
-        blas.dots(blas.tn_product(a, c, out), (c, b.T, dx))
+        blas.dots(blas.tn_product(a, c, out), (c, b.T, dx), lanes=lanes)
         check(out, whole[order])
         with single_threaded_blas():
             check(dx, np.matmul(c, b.T))
@@ -125,14 +132,14 @@ def test_products_cut_by_the_lanes_speeds_are_the_whole_products_bits(speeds, mo
 def test_only_large_products_follow_the_lanes_speeds(monkeypatch):
     """Below 4 x FOLLOW_WORK multiply-adds a lane, BLAS might round a block unlike the whole
     product, so the split stays even (at multiples of the quantum)."""
-    monkeypatch.setattr(lanes, "get_num_threads", lambda: 2)
+    lanes = Lanes(threads=2)
     calls = []
     monkeypatch.setattr(lanes, "run", lambda lane, items, n, **kwargs: calls.append(kwargs))
     rng = np.random.default_rng(7)
     small = rng.standard_normal((300, 100)).astype(np.float32)  # 9 million multiply-adds in all
     large = rng.standard_normal((700, 650)).astype(np.float32)
-    blas.dot(small, small.T)
-    blas.dot(large, large.T)
+    blas.dot(small, small.T, lanes=lanes)
+    blas.dot(large, large.T, lanes=lanes)
     quantum = blas.row_quantum(np.dtype(np.float32))
     assert calls == [{"quantum": quantum, "follow": False, "learn": True}, {"quantum": quantum, "follow": True, "learn": True}]
 
@@ -141,9 +148,9 @@ def test_only_large_products_follow_the_lanes_speeds(monkeypatch):
 def test_dot_split_by_rows_matches_numpy(many_lanes, M, K, P):
     rng = np.random.default_rng(M * K * P)
     a, b = rng.standard_normal((M, K)), rng.standard_normal((K, P))
-    np.testing.assert_allclose(blas.dot(a, b), np.dot(a, b), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(blas.dot(a, b, lanes=many_lanes), np.dot(a, b), rtol=1e-13, atol=1e-13)
     out = np.full((M, P), np.nan)
-    assert blas.dot(a, b, out=out) is out
+    assert blas.dot(a, b, out=out, lanes=many_lanes) is out
     np.testing.assert_allclose(out, np.dot(a, b), rtol=1e-13, atol=1e-13)
 
 
@@ -154,7 +161,7 @@ def test_dots_split_products_of_any_rows_together(many_lanes, rows):
     rng = np.random.default_rng(sum(rows))
     products = [(rng.standard_normal((M, 13)), rng.standard_normal((13, 7 + k)), np.full((M, 7 + k), np.nan))
                 for k, M in enumerate(rows)]
-    blas.dots(*products)
+    blas.dots(*products, lanes=many_lanes)
     for a, b, out in products:
         np.testing.assert_allclose(out, a @ b, rtol=1e-13, atol=1e-13)
 
@@ -165,13 +172,13 @@ def test_dot_adds_the_bias_to_every_row(many_lanes, dtype):
     a, b, bias = rng.standard_normal((17, 13)), rng.standard_normal((13, 29)), rng.standard_normal(29)
     a, b, bias = a.astype(dtype), b.astype(dtype), bias.astype(dtype)
     out = np.full((17, 29), np.nan, dtype)
-    blas.dot(a, b, out=out, bias=bias)
-    want = blas.dot(a, b)  # split the same way: BLAS rounds a block of rows as it does alone
+    blas.dot(a, b, out=out, bias=bias, lanes=many_lanes)
+    want = blas.dot(a, b, lanes=many_lanes)  # split the same way: BLAS rounds a block of rows as it does alone
     want += bias
     np.testing.assert_array_equal(out, want)
     np.testing.assert_allclose(out, a.astype(np.float64) @ b + bias, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match=r"bias must have shape \(29,\)"):
-        blas.dot(a, b, bias=bias[:5])
+        blas.dot(a, b, bias=bias[:5], lanes=many_lanes)
 
 
 def test_affine_refuses_a_bias_replaced_by_one_of_another_width():
@@ -187,7 +194,7 @@ def test_transposed_product_split_by_rows(many_lanes, order):
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal((29, 13)), rng.standard_normal((29, 17))
     out = np.zeros((13, 17), order=order)
-    blas.dots(blas.tn_product(a, b, out))
+    blas.dots(blas.tn_product(a, b, out), lanes=many_lanes)
     np.testing.assert_allclose(out, a.T @ b, rtol=1e-13, atol=1e-13)
 
 
@@ -197,10 +204,10 @@ def test_transposed_product_copies_no_block_of_the_transposed_operand(many_lanes
     rng = np.random.default_rng(2)
     a, b = rng.standard_normal((400, 300)), rng.standard_normal((400, 200))
     out = np.zeros((300, 200), order=order)
-    blas.dots(blas.tn_product(a, b, out))  # first calls allocate for themselves (threads, BLAS handles)
+    blas.dots(blas.tn_product(a, b, out), lanes=many_lanes)  # first calls allocate (threads, BLAS handles)
     tracemalloc.start()
     try:
-        blas.dots(blas.tn_product(a, b, out))
+        blas.dots(blas.tn_product(a, b, out), lanes=many_lanes)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -218,7 +225,11 @@ def _lstm_case(N, T, H, dtype, seed=0):
     return gates, Wh, b, h0, c0, dhs
 
 
-def _run_recurrence(case, n_lanes, empty=fresh):
+def _run_recurrence(case, lanes, empty=fresh):
+    """The recurrence forward and backward on `lanes`: a Lanes, or a lane count for lanes
+    that split even a few units."""
+    if isinstance(lanes, int):
+        lanes = Lanes(threads=lanes, min_units=1)
     gates, Wh, b, h0, c0, dhs = case
     T, N, G = gates.shape
     H = G // 4
@@ -231,22 +242,21 @@ def _run_recurrence(case, n_lanes, empty=fresh):
     inputs = np.full((T, N, H + 3), np.nan, gates.dtype)  # h_t beside a 3-wide x_t, as TimeLSTM lays them
     hs_inputs = inputs[:, :, 3:]
     hs_inputs[0] = h0
-    forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, n_lanes, empty)
+    forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, lanes, empty)
     dA = np.full(gates.shape, np.nan, gates.dtype)
     dh = np.full((N, H), np.nan, gates.dtype)
     db = np.full(G, np.nan, gates.dtype)
-    backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, db, n_lanes)
+    backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, db, lanes)
     return gates, hs, cs, tanh_cs, dA, dh, db, out, inputs
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("N,T,H,n_lanes", [(1, 1, 13, 3), (3, 7, 17, 2), (2, 5, 13, 5), (4, 6, 33, 3), (20, 4, 650, 2)])
 @pytest.mark.parametrize("lane_speeds", [[1.0], [1.0, 0.5, 2.0, 0.7, 1.6]], ids=["even", "by-speed"])
-def test_recurrence_over_lanes_is_the_single_lanes_bit_for_bit(speeds, N, T, H, n_lanes, dtype, lane_speeds):
-    speeds[:] = lane_speeds
+def test_recurrence_over_lanes_is_the_single_lanes_bit_for_bit(N, T, H, n_lanes, dtype, lane_speeds):
     case = _lstm_case(N, T, H, dtype)
     one = _run_recurrence(case, 1)
-    many = _run_recurrence(case, n_lanes)
+    many = _run_recurrence(case, Lanes(threads=n_lanes, min_units=1, speeds=list(lane_speeds)))
     for want, got in zip(one, many):
         np.testing.assert_array_equal(got, want)
     hs, dA, db, out, inputs = many[1], many[4], many[6], many[7], many[8]
@@ -278,6 +288,7 @@ def test_an_exception_in_any_lane_reaches_the_caller_after_the_others_finish(fai
             raise KeyError(f"lane {k}")
         finished.append(k)
 
+    lanes = Lanes()
     with pytest.raises(KeyError, match=f"lane {failing}"):
         lanes.run(lane, 9, 3)
     assert sorted(finished) == [k for k in range(3) if k != failing]
@@ -288,7 +299,7 @@ def test_an_exception_in_any_lane_reaches_the_caller_after_the_others_finish(fai
 
 
 def test_workers_are_kept_from_call_to_call():
-    threads = []
+    threads, lanes = [], Lanes()
     record = lambda k, i0, i1: threads.append((k, threading.current_thread()))  # noqa: E731
     lanes.run(record, 6, 3)
     first = dict(threads)
@@ -296,17 +307,20 @@ def test_workers_are_kept_from_call_to_call():
     lanes.run(record, 6, 3)
     assert dict(threads) == first
     assert first[0] is threading.current_thread() and len(set(first.values())) == 3
+    threads.clear()
+    Lanes().run(record, 6, 3)
+    assert {t for k, t in threads if k}.isdisjoint([first[1], first[2]])  # other lanes, other workers
 
 
 def test_calls_from_two_threads_at_once_both_complete():
     """One uses the pool, the other, finding it busy, threads of its own."""
     rng = np.random.default_rng(3)
     a, b = rng.standard_normal((300, 200)), rng.standard_normal((200, 100))
-    results, start = {}, threading.Barrier(2)
+    results, start, lanes = {}, threading.Barrier(2), Lanes(threads=2)
 
     def caller(name):
         start.wait()
-        results[name] = [blas.dot(a, b) for _ in range(20)]
+        results[name] = [blas.dot(a, b, lanes=lanes) for _ in range(20)]
 
     callers = [threading.Thread(target=caller, args=(name,)) for name in "xy"]
     for t in callers:
@@ -321,11 +335,11 @@ def test_calls_from_two_threads_at_once_both_complete():
 def test_a_forked_process_makes_its_own_workers(many_lanes):
     rng = np.random.default_rng(4)
     a, b = rng.standard_normal((30, 20)), rng.standard_normal((20, 10))
-    blas.dot(a, b)  # the parent's workers exist before the fork
+    blas.dot(a, b, lanes=many_lanes)  # the parent's workers exist before the fork
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: its copies of the parent's workers are not running
-        ok = np.allclose(blas.dot(a, b), a @ b)
+        ok = np.allclose(blas.dot(a, b, lanes=many_lanes), a @ b)
         os.write(write, b"1" if ok else b"0")
         os._exit(0)
     os.close(write)
@@ -336,13 +350,12 @@ def test_a_forked_process_makes_its_own_workers(many_lanes):
 def test_recurrence_lanes_that_rest_and_resume_agree_bit_for_bit(monkeypatch):
     """With one spin per wait, nearly every barrier sends a lane back to rest and resume;
     4 lanes on fewer cores make them wait for each other often."""
-    monkeypatch.setattr(lanes, "SPINS", 1)
-    monkeypatch.setattr(recurrence, "_cheap_rests", 0)
+    lanes = Lanes(threads=4, min_units=1, spins=1)
     rests = []
     monkeypatch.setattr(lanes, "rest", lambda: rests.append(1))
     case = _lstm_case(3, 9, 33, np.float32)
     one = _run_recurrence(case, 1)
-    many = _run_recurrence(case, 4)
+    many = _run_recurrence(case, lanes)
     assert rests
     for want, got in zip(one, many):
         np.testing.assert_array_equal(got, want)
@@ -351,27 +364,27 @@ def test_recurrence_lanes_that_rest_and_resume_agree_bit_for_bit(monkeypatch):
 def test_a_wait_that_runs_out_twice_makes_the_next_rests_come_sooner(monkeypatch):
     """One wait running out keeps the full spins; the same wait running out again (the lane
     it waits for is off its core) makes the next CHEAP_RESTS rests come after MIN_SPINS."""
+    lanes = Lanes(cheap_rests=3)
     monkeypatch.setattr(lanes, "rest", lambda: None)
-    monkeypatch.setattr(recurrence, "_cheap_rests", 0)
-    monkeypatch.setattr(recurrence, "CHEAP_RESTS", 3)
-    recurrence._rest(again=False)
-    assert recurrence._spins() == lanes.SPINS
-    recurrence._rest(again=True)
+    lanes.recurrence_rest(again=False)
+    assert lanes.recurrence_spins() == lanes.spins
+    lanes.recurrence_rest(again=True)
     spins = []
     for _ in range(4):
-        spins.append(recurrence._spins())
-        recurrence._rest(again=False)
-    assert spins == [lanes.MIN_SPINS] * 3 + [lanes.SPINS]
+        spins.append(lanes.recurrence_spins())
+        lanes.recurrence_rest(again=False)
+    assert spins == [lanes.min_spins] * 3 + [lanes.spins]
+    assert Lanes().recurrence_spins() == lanes.spins  # lanes keep their own policy
 
 
 def test_lanes_whose_peer_starts_late_spin_less_and_agree_bit_for_bit(monkeypatch):
     """A lane that starts 50 ms late, as when another process holds its core, makes the
     others' wait for it run out of spins again and again: they switch to the short spins,
     and the results stay the single lane's."""
-    monkeypatch.setattr(recurrence, "_cheap_rests", 0)
+    lanes = Lanes(threads=3, min_units=1)
     case = _lstm_case(3, 5, 33, np.float32)
     one = _run_recurrence(case, 1)
-    real_pack, real_spins = recurrence.pack, recurrence._spins
+    real_pack, real_spins = recurrence.pack, lanes.recurrence_spins
 
     def pack(b, p, **kwargs):
         if threading.current_thread().name == "fastlstm-lane1":
@@ -385,9 +398,9 @@ def test_lanes_whose_peer_starts_late_spin_less_and_agree_bit_for_bit(monkeypatc
         return spins[-1]
 
     monkeypatch.setattr(recurrence, "pack", pack)
-    monkeypatch.setattr(recurrence, "_spins", spins_now)
-    many = _run_recurrence(case, 3)
-    assert spins[0] == lanes.SPINS and lanes.MIN_SPINS in spins
+    monkeypatch.setattr(lanes, "recurrence_spins", spins_now)
+    many = _run_recurrence(case, lanes)
+    assert spins[0] == lanes.spins and lanes.min_spins in spins
     for want, got in zip(one, many):
         np.testing.assert_array_equal(got, want)
 
@@ -425,3 +438,41 @@ def test_a_recurrence_lane_that_fails_stops_the_others_waiting(monkeypatch, fail
     monkeypatch.setattr(recurrence, "pack", real_pack)
     for want, got in zip(_run_recurrence(case, 1), _run_recurrence(case, 3)):  # the lanes took no harm
         np.testing.assert_array_equal(got, want)
+
+
+def test_an_lstm_layer_runs_on_the_lanes_it_holds(monkeypatch):
+    """Its input product, recurrences and gradient products, and nothing on the default lanes."""
+    from fastlstm import lanes
+    from fastlstm.time_layers import TimeLSTM
+    rng = np.random.default_rng(8)
+    layer = TimeLSTM(*(rng.standard_normal(shape) for shape in [(5, 4 * 13), (13, 4 * 13), (4 * 13,)]))
+    assert layer.lanes is lanes.default()
+    layer.lanes, calls = Lanes(threads=2, min_units=1), []
+
+    def recording(runtime, name):
+        def run(*args, **kwargs):
+            calls.append(name)
+            real(*args, **kwargs)
+        real = runtime.run
+        return run
+
+    for runtime, name in [(layer.lanes, "own"), (lanes.default(), "default")]:
+        monkeypatch.setattr(runtime, "run", recording(runtime, name))
+    layer.backward(layer.forward(rng.standard_normal((3, 4, 5))))
+    assert calls == ["own"] * 4  # x @ Wx, forward steps, backward steps, the gradients' products
+
+
+def test_a_copied_layer_shares_its_lanes_and_a_pickled_one_keeps_their_settings():
+    import copy
+    import pickle
+
+    from fastlstm import lanes
+    from fastlstm.time_layers import TimeLSTM
+    layer = TimeLSTM(np.zeros((3, 8)), np.zeros((2, 8)), np.zeros(8))
+    assert copy.deepcopy(layer).lanes is lanes.default()
+    assert pickle.loads(pickle.dumps(layer)).lanes is lanes.default()
+    own = layer.lanes = Lanes(threads=1, speeds=[1.0, 0.7], min_units=64)
+    assert copy.deepcopy(layer).lanes is own
+    loaded = pickle.loads(pickle.dumps(layer)).lanes
+    assert loaded is not own and (loaded.threads, loaded.speeds, loaded.min_units) == (1, [1.0, 0.7], 64)
+    loaded.run(lambda k, i0, i1: None, 4, 2)  # with workers of its own

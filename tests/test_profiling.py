@@ -1,6 +1,8 @@
 """`python -m fastlstm.profiling`: the parts of a step, their FLOPs, each part alone, and
 the layer modules left as they were."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -24,9 +26,11 @@ def test_profile_names_every_product_and_recurrence(model, step, products):
     assert any(label.startswith("LSTM recurrence forward") for label in labels)
     assert any(label.startswith("LSTM recurrence backward") for label in labels) == (step == "train")
     assert labels[-1].startswith("the rest") and parts[-1]["alone"] is None
-    assert all(p["seconds"] > 0 and p["alone"] > 0 for p in parts[:-1])
+    assert all(0 < p["seconds"] < total and p["alone"] > 0 for p in parts[:-1])  # per step, not per round
     assert sum(p["seconds"] for p in parts) == pytest.approx(total)
-    assert all(p["gflops"] > 0 for p in parts if p["part"].startswith(("product", "LSTM")))
+    # the FLOPs behind each part's GFLOP/s add up to the step's products, counted as the bench counts them
+    counted = [p["gflops"] * p["seconds"] * 1e9 for p in parts if p["part"].startswith(("product", "LSTM"))]
+    assert sum(counted) == pytest.approx(benchmark.model_flop_per_token(model, step, SIZES) * tokens, rel=1e-9)
     assert all((p["blas"] is not None) == p["part"].startswith(("product", "LSTM")) for p in parts)
     assert all(p["blas"] > 0 for p in parts if p["blas"] is not None)
     assert layers.dot is blas.dot and time_layers.dot is blas.dot and time_layers.forward_steps is forward_steps
@@ -47,6 +51,21 @@ def test_profile_times_every_other_kernel_of_the_step(model, step, kernels):
         assert sgd_calls == [9]  # the update of 8 params (the tied weight once), and the tied weight's merge
     else:  # no dropout, no clipping, no update
         assert sgd_calls == [] and not any(label.startswith(("dropout", "gradient clipping")) for label in labels)
+
+
+def test_alone_and_in_blas_time_the_calls_made_again(monkeypatch):
+    """Medians over the repeats of the calls made one after another; a product's BLAS time
+    counts as often as the part makes it."""
+    now = [0.0]
+    monkeypatch.setattr(profiling, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    durations = iter([0.5, 0.25, 4.0, 0.25, 0.5, 0.25, 0.125])  # exact in binary
+
+    def call(*args, **kwargs):
+        now[0] += next(durations)
+        return args, kwargs
+    calls = [(call, (1,), {"k": 2}), (call, (), {})]
+    assert profiling._alone(calls, repeat=3) == 0.75  # the repeats take 0.75, 4.25 and 0.75
+    assert profiling._in_blas([(3, call, (), {})], repeat=1) == 3 * 0.125
 
 
 def test_recurrence_flops_count_the_per_step_products():

@@ -1,9 +1,10 @@
 """Whole-model figures of the book's two configurations in float32: tokens/s of a training
 and of an evaluation step (tokens = batch x time steps), and the peak memory of one
 BetterRnnlm training step. `fastlstm bench` measures the same models and batches against
-the NumPy reference; this suite tracks them per commit. Its training step is written the
-book's way (clip_grads, then update), as book-style code runs it; the bench and
-`fastlstm train` fold the clipping's factor into the update's pass instead."""
+the NumPy reference; this suite tracks them per commit. Its training step is
+`fastlstm.training_step.train_step`, the step of every training loop of fastlstm; on commits
+older than that function, the step written out as the book's trainer runs it (clip_grads,
+then update)."""
 
 import timeit
 
@@ -12,6 +13,16 @@ import numpy as np
 from fastlstm.models import BetterRnnlm, Rnnlm
 from fastlstm.optimizer import SGD
 from fastlstm.util import clip_grads, remove_duplicate
+
+try:
+    from fastlstm.training_step import train_step
+except ImportError:  # a commit older than train_step: its training loops' step, written out
+    def train_step(model, optimizer, xs, ts, max_grad):
+        model.forward(xs, ts)
+        model.backward()
+        params, grads = remove_duplicate(model.params, model.grads)
+        clip_grads(grads, max_grad)
+        optimizer.update(params, grads)
 
 # model class, the book's sizes, keyword arguments of the forward of eval_perplexity
 CONFIGS = {
@@ -26,8 +37,8 @@ ROUNDS = 3  # single-step timings per track_; the best counts
 def make_step(model, step, seed=0):
     """(fn, tokens): one step of a freshly built stateful model on fixed random token ids.
 
-    train: forward, backward, remove_duplicate, clip_grads(0.25), SGD(20).update, as the
-    book's trainer does; eval: the forward of the book's eval_perplexity.
+    train: train_step with clipping at 0.25 and SGD(20) (forward, backward, remove_duplicate,
+    clipping, update); eval: the forward of the book's eval_perplexity.
     """
     cls, sizes, eval_kwargs = CONFIGS[model]
     np.random.seed(seed)  # the book's models draw their weights (and dropout seeds) from the global RNG
@@ -37,14 +48,7 @@ def make_step(model, step, seed=0):
     if step == "eval":
         return (lambda: net.forward(xs, ts, **eval_kwargs)), N * T
     optimizer = SGD(20.0)
-
-    def train():
-        net.forward(xs, ts)
-        net.backward()
-        params, grads = remove_duplicate(net.params, net.grads)
-        clip_grads(grads, 0.25)
-        optimizer.update(params, grads)
-    return train, N * T
+    return (lambda: train_step(net, optimizer, xs, ts, 0.25)), N * T
 
 
 class Throughput:
