@@ -4,7 +4,9 @@ A pickle can name any callable and have it run while it loads. This reader first
 the stream's opcodes and refuses it unless every global it names is one of the few that
 NumPy's arrays and dtypes need, and unless it uses no opcode that builds other objects;
 only then does it unpickle, through an unpickler that admits those globals alone. So a
-file that would run code is refused before any object of it is built.
+file that would run code is refused before any object of it is built. What it can return
+is data: arrays, NumPy scalars, numbers, strings, None, and lists, tuples and dicts of them
+(`load`); `load_arrays` admits the book's list of arrays alone.
 """
 
 import io
@@ -31,23 +33,40 @@ class UnsafePickle(ValueError):
     """The file holds something other than arrays, or is not a pickle at all."""
 
 
-def load_arrays(path):
-    """The list of arrays pickled in `path` (a list or tuple of numeric NumPy arrays, the book's
-    params format); UnsafePickle for anything else, FileNotFoundError when there is no file."""
+class Unreadable(UnsafePickle):
+    """The file is not a pickle, or a truncated or garbled one."""
+
+
+def load(path):
+    """The data pickled in `path` (arrays, numbers, strings, None, and lists, tuples and dicts of
+    them); UnsafePickle for anything else, FileNotFoundError when there is no file."""
     with open(path, "rb") as f:
         data = f.read()
     try:
         _check_opcodes(data)
-        obj = _ArraysUnpickler(io.BytesIO(data)).load()
+        return _ArraysUnpickler(io.BytesIO(data)).load()
     except UnsafePickle as e:
         raise UnsafePickle(f"{path}: {e}") from None
     except Exception as e:  # a truncated or garbled stream raises anything from EOFError to ValueError
-        raise UnsafePickle(f"{path} is not a readable params pickle ({type(e).__name__}: {e})") from None
+        raise Unreadable(f"{path} is not a readable params pickle ({type(e).__name__}: {e})") from None
+
+
+def load_arrays(path):
+    """The list of arrays pickled in `path` (a list or tuple of numeric NumPy arrays, the book's
+    params format); UnsafePickle for anything else, FileNotFoundError when there is no file."""
+    return as_arrays(load(path), path)
+
+
+def as_arrays(obj, path):
+    """obj, what `load(path)` returned, as the list of arrays of the book's params format;
+    UnsafePickle (naming path) when it is anything else."""
     if not isinstance(obj, (list, tuple)):
-        raise UnsafePickle(f"{path} holds a {type(obj).__name__}, not a list of arrays (the book's params format)")
+        raise UnsafePickle(f"{path} does not hold a list of numpy arrays (the book's params format): it holds a "
+                           f"{type(obj).__name__}")
     for i, a in enumerate(obj):
         if not isinstance(a, np.ndarray):
-            raise UnsafePickle(f"{path}: item {i} is a {type(a).__name__}, not a NumPy array")
+            raise UnsafePickle(f"{path} does not hold a list of numpy arrays (the book's params format): item {i} "
+                               f"is a {type(a).__name__}")
         if a.dtype.kind not in "fiub":
             raise UnsafePickle(f"{path}: array {i} has dtype {a.dtype}, not a number type")
     return list(obj)
