@@ -9,6 +9,10 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from fastlstm.threads import apply_env as _apply_env, get_num_threads, set_num_threads  # noqa: E402
+from fastlstm.threads import use_fork_safe_threading_layer as _use_fork_safe_threading_layer  # noqa: E402
+
+_use_fork_safe_threading_layer()  # before the imports below load any parallel kernel
+
 from fastlstm.models import BetterRnnlm, Rnnlm  # noqa: E402
 from fastlstm.optimizer import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop  # noqa: E402
 from fastlstm.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeLSTM, TimeSoftmaxWithLoss  # noqa: E402
