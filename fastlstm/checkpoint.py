@@ -16,7 +16,6 @@ Reading checks every field's keys, types and values (finite, in range) before an
 
 import json
 import math
-import numbers
 import os
 from dataclasses import dataclass, field, fields, replace
 
@@ -26,6 +25,7 @@ from fastlstm import safe_pickle, settings
 from fastlstm.checks import converted_weights
 from fastlstm.errors import UserError
 from fastlstm.files import atomic_write
+from fastlstm.settings import is_int, is_real
 
 FORMAT = "fastlstm-checkpoint"
 VERSION = 2  # 1: the pickled dict of checkpoint.pkl
@@ -251,12 +251,8 @@ def is_legacy(obj):
     return isinstance(obj, dict) and obj.get("format") == FORMAT
 
 
-def _is_int(v, low=0):
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= low
-
-
-def _is_number(v):
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+def _is_count(v):
+    return is_int(v) and v >= 0
 
 
 def _check_params(params):
@@ -272,7 +268,7 @@ def _check_params(params):
 def _check_optimizer(state):
     if not isinstance(state, dict) or state.get("type") != "SGD":
         return "must be the state of SGD"
-    if not (_is_number(state.get("lr")) and math.isfinite(state["lr"]) and state["lr"] > 0):
+    if not (is_real(state.get("lr")) and math.isfinite(state["lr"]) and state["lr"] > 0):
         return f"lr must be a finite number > 0, got {state.get('lr')!r}"
     return None
 
@@ -280,7 +276,7 @@ def _check_optimizer(state):
 def _check_rng_state(state):
     ok = (isinstance(state, tuple) and len(state) == 5 and state[0] == "MT19937"
           and isinstance(state[1], np.ndarray) and state[1].dtype == np.uint32 and state[1].shape == (624,)
-          and _is_int(state[2]) and state[2] <= 624 and _is_int(state[3]) and state[3] <= 1 and _is_number(state[4]))
+          and _is_count(state[2]) and state[2] <= 624 and _is_count(state[3]) and state[3] <= 1 and is_real(state[4]))
     return None if ok else "is not the state of NumPy's MT19937 generator"
 
 
@@ -296,15 +292,15 @@ def _check_position(position):
     if set(position) != {f.name for f in fields(Position)}:
         return f"must have the fields {[f.name for f in fields(Position)]}"
     p = position
-    if not all(_is_int(p[name]) for name in ("epoch", "iteration", "total_iterations", "time_idx")):
+    if not all(_is_count(p[name]) for name in ("epoch", "iteration", "total_iterations", "time_idx")):
         return "epoch, iteration, total_iterations and time_idx must be integers >= 0"
-    if not (_is_number(p["best_ppl"]) and p["best_ppl"] > 0):  # inf until a first validation
+    if not (is_real(p["best_ppl"]) and p["best_ppl"] > 0):  # inf until a first validation
         return f"best_ppl must be a number > 0, got {p['best_ppl']!r}"
     interval = p["interval"]
-    if not (isinstance(interval, tuple) and len(interval) == 2 and _is_number(interval[0])
-            and math.isfinite(interval[0]) and _is_int(interval[1])):
+    if not (isinstance(interval, tuple) and len(interval) == 2 and is_real(interval[0])
+            and math.isfinite(interval[0]) and _is_count(interval[1])):
         return f"interval must be a (finite loss sum, count) pair, got {interval!r}"
-    if not (_is_number(p["elapsed_s"]) and math.isfinite(p["elapsed_s"]) and p["elapsed_s"] >= 0):
+    if not (is_real(p["elapsed_s"]) and math.isfinite(p["elapsed_s"]) and p["elapsed_s"] >= 0):
         return f"elapsed_s must be a finite number >= 0, got {p['elapsed_s']!r}"
     rows = p["log"]
     if not isinstance(rows, list) or not all(isinstance(r, dict) and set(r) <= set(LOG_FIELDS) for r in rows):

@@ -19,29 +19,31 @@ RESUME_MAY_CHANGE = ("epochs", "max_iters", "eval_interval", "save_every")  # no
 SEED_LIMIT = 2**32  # NumPy's global RNG takes seeds below it
 
 # what each setting must be: (test, description)
-_POSITIVE_INT = (lambda v: _is_int(v) and v > 0, "an integer > 0")
+_POSITIVE_INT = (lambda v: is_int(v) and v > 0, "an integer > 0")
 _RULES = {
     "model": (lambda v: v in RECIPES, f"one of {', '.join(RECIPES)}"),
     "epochs": _POSITIVE_INT, "batch_size": _POSITIVE_INT, "time_size": _POSITIVE_INT,
     "wordvec_size": _POSITIVE_INT, "hidden_size": _POSITIVE_INT, "eval_interval": _POSITIVE_INT,
-    "eval_iters": (lambda v: v is None or _is_int(v) and v > 0, "an integer > 0, or unset"),
-    "max_iters": (lambda v: v is None or _is_int(v) and v > 0, "an integer > 0, or unset"),
-    "save_every": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    "seed": (lambda v: v is None or _is_int(v) and 0 <= v < SEED_LIMIT, f"an integer in [0, {SEED_LIMIT}), or unset"),
-    "lr": (lambda v: _is_real(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
-    "max_grad": (lambda v: _is_real(v) and math.isfinite(v) and v >= 0, "a finite number >= 0"),
-    "dropout": (lambda v: v is None or _is_real(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "eval_iters": (lambda v: v is None or is_int(v) and v > 0, "an integer > 0, or unset"),
+    "max_iters": (lambda v: v is None or is_int(v) and v > 0, "an integer > 0, or unset"),
+    "save_every": (lambda v: is_int(v) and v >= 0, "an integer >= 0"),
+    "seed": (lambda v: v is None or is_int(v) and 0 <= v < SEED_LIMIT, f"an integer in [0, {SEED_LIMIT}), or unset"),
+    "lr": (lambda v: is_real(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
+    "max_grad": (lambda v: is_real(v) and math.isfinite(v) and v >= 0, "a finite number >= 0"),
+    "dropout": (lambda v: v is None or is_real(v) and 0 <= v < 1, "a number in [0, 1)"),
     "lr_decay": (lambda v: isinstance(v, bool), "true or false"),
     "continuous_epochs": (lambda v: isinstance(v, bool), "true or false"),
     "dtype": (lambda v: v in ("float32", "float64"), "float32 or float64"),
 }
 
 
-def _is_int(v):
+def is_int(v):
+    """Whether v is an integer (bool is not)."""
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
-def _is_real(v):
+def is_real(v):
+    """Whether v is a real number (bool is not)."""
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 

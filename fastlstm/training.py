@@ -161,6 +161,7 @@ class Run:
         self.stop_signal = None
 
     def _check_sizes(self):
+        """Set iters_per_epoch; UserError when one batch does not fit in the training data."""
         c = self.config
         self.iters_per_epoch = len(self.xs) // (c["batch_size"] * c["time_size"])
         if self.iters_per_epoch < 1:
@@ -204,6 +205,7 @@ class Run:
         return saved
 
     def _checkpoint_to_resume(self):
+        """The path of the checkpoint that --resume continues; UserError when there is none."""
         path = checkpoint.find(self.out)
         if path is None:
             raise UserError(f"nothing to resume: no {CHECKPOINT} in {self.out}")
@@ -233,6 +235,7 @@ class Run:
             return self._train()
 
     def _train(self):
+        """The run in its locked folder, from its start or its checkpoint to the end; the exit status."""
         self.report.start()
         resumed = None if self.saved_at is None else f"{self.saved_path} at {self._saved_where()}"
         self.report.header(self.model, self.out, resumed)

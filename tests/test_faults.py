@@ -5,6 +5,7 @@ line), nothing is written before the arguments are checked, and no file runs cod
 import errno
 import os
 import pickle
+import re
 import shutil
 import signal
 from dataclasses import fields
@@ -311,3 +312,22 @@ def test_the_lock_names_its_holder_and_is_released(tmp_path, capsys):
         one_line_error(capsys, f"is in use by another run (process {os.getpid()}")
     assert (tmp_path / "run.lock").read_text() == ""
     assert train(tmp_path, "--max-iters", "1") == 0
+
+
+# ------------------------------------------------------------------------------------ the table itself
+
+def test_the_fault_table_counts_its_rows_and_names_tests_that_exist():
+    """docs/reliability.md: every row names tests that exist in the files its letters stand for,
+    and the counts above the table are those of its rows."""
+    tests = Path(__file__).parent
+    text = (tests.parent / "docs" / "reliability.md").read_text()
+    files = dict(re.findall(r"`tests/(test_\w+\.py)`\s+\((\w)[,)]", text))
+    files = {letter: (tests / name).read_text() for name, letter in files.items()}
+    rows = [line for line in text.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert [int(r.split("|")[1]) for r in rows] == list(range(1, len(rows) + 1))
+    assert f"Tried: {len(rows)}. Refused cleanly or handled as designed: {len(rows)}." in text
+    for row in rows:
+        named = re.findall(r"\b([A-Z]) `(test_\w+)", row.split("|")[4])
+        assert named, row
+        for letter, name in named:
+            assert f"def {name}(" in files[letter], f"{name} is not in the test file {letter}"
