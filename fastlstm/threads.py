@@ -90,11 +90,10 @@ def use_fork_safe_threading_layer():
 
     Numba takes the first threading layer it can load, TBB before OpenMP; but the `tbb` wheel
     puts libtbb in the environment's lib folder, where Numba's extension does not look. Loading
-    it here first, before any parallel kernel, makes Numba find it. Without the wheel (or with
-    NUMBA_THREADING_LAYER set) Numba chooses as it would. Call before any kernel is compiled or loaded.
+    it here first, before any parallel kernel, makes Numba find it (NUMBA_THREADING_LAYER, when
+    set, still decides among the layers it finds). Without the wheel Numba chooses as it would.
+    Call before any kernel is compiled or loaded.
     """
-    if os.environ.get("NUMBA_THREADING_LAYER"):
-        return
     try:
         files = importlib.metadata.files("tbb") or []
     except importlib.metadata.PackageNotFoundError:

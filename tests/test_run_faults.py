@@ -10,6 +10,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import fastlstm
 from fastlstm import cli
 from fastlstm.checkpoint import Checkpoint
 from fastlstm.models import Rnnlm
+from fastlstm.time_layers import TimeSoftmaxWithLoss
 
 SMALL = ["--threads", "1", "--wordvec-size", "16", "--hidden-size", "16", "--batch-size", "4", "--time-size", "8",
          "--eval-iters", "1", "--eval-interval", "4", "--seed", "3", "--save-every", "7"]
@@ -151,3 +153,24 @@ def test_a_forked_child_runs_kernels_with_the_parents_results():
     child.join(120)
     assert child.exitcode == 0, f"the forked child ended with {child.exitcode}"
     assert queue.get(timeout=10) == parent
+
+
+def test_two_threads_run_parallel_kernels_at_once():
+    """Numba's threading layer must take parallel kernels from several threads at once (the
+    workqueue layer, also fork-safe, aborts the process here)."""
+    rng = np.random.default_rng(5)
+    scores = rng.standard_normal((20, 35, 2000)).astype(np.float32)
+    targets = rng.integers(0, 2000, size=(20, 35))
+    expected = TimeSoftmaxWithLoss().forward(scores, targets)
+    results = {}
+
+    def work(name):
+        layer = TimeSoftmaxWithLoss()
+        results[name] = [layer.forward(scores, targets) for _ in range(50)]
+
+    workers = [threading.Thread(target=work, args=(name,)) for name in "ab"]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(timeout=120)
+    assert results["a"] == results["b"] == [expected] * 50
