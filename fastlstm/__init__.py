@@ -2,7 +2,8 @@
 
 import os
 
-# Numba's OpenMP workers spin after each parallel kernel by default, and BLAS threads
+# Where Numba runs on OpenMP (without the tbb wheel: threads.use_fork_safe_threading_layer),
+# its workers spin after each parallel kernel by default, and BLAS threads
 # run between those kernels on the same cores: spinning workers starve BLAS (a training
 # step ran several times slower). Passive waiting hands the cores over at once. It is
 # read when OpenMP starts, so it is set before any kernel runs; a value the user set wins.
