@@ -2,12 +2,17 @@
 
 import os
 
-# Numba's OpenMP workers spin after each parallel kernel by default, and BLAS threads
-# run between those kernels on the same cores: spinning workers starve BLAS. Passive waiting hands the cores over at once. It is
+# Where Numba runs on OpenMP (without the tbb wheel: threads.use_fork_safe_threading_layer),
+# its workers spin after each parallel kernel by default, and BLAS threads run between those
+# kernels on the same cores: spinning workers starve BLAS. Passive waiting hands the cores over at once. It is
 # read when OpenMP starts, so it is set before any kernel runs; a value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from fastlstm.threads import apply_env as _apply_env, get_num_threads, set_num_threads  # noqa: E402
+from fastlstm.threads import use_fork_safe_threading_layer as _use_fork_safe_threading_layer  # noqa: E402
+
+_use_fork_safe_threading_layer()  # before the imports below load any parallel kernel
+
 from fastlstm.models import BetterRnnlm, Rnnlm  # noqa: E402
 from fastlstm.optimizer import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop  # noqa: E402
 from fastlstm.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeLSTM, TimeSoftmaxWithLoss  # noqa: E402

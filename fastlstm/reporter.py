@@ -12,11 +12,10 @@ import os
 import time
 
 from fastlstm import plotting
-from fastlstm.checkpoint import is_view_of_earlier
+from fastlstm.checkpoint import LOG_FIELDS, is_view_of_earlier
 from fastlstm.files import atomic_write
 
 LOG, PLOT = "log.csv", "perplexity.png"
-LOG_FIELDS = ("kind", "epoch", "iteration", "total_iterations", "lr", "perplexity", "tokens_per_s", "elapsed_s", "note")
 
 
 class Reporter:
