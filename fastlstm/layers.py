@@ -148,6 +148,8 @@ class SoftmaxWithLoss(gpu.HostPickled):
         check_shape(t, x.shape[:-1], "targets")
         V = x.shape[x.ndim - 1]
         ts = as_token_ids(t, V, "targets", self.ignore_label).reshape(-1)
+        if ts.size == 0:
+            raise ValueError(f"scores of shape {x.shape} hold no rows: the mean loss of an empty batch is undefined")
         count = int(np.count_nonzero(ts >= 0))
         if count == 0:
             raise ValueError(f"every target equals ignore_label {self.ignore_label}: the mean loss is undefined")
