@@ -217,6 +217,27 @@ def test_sgd_float32_rounds_like_book():
         np.testing.assert_array_equal(p, r)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hyper", [{}, dict(lr=0.01, beta1=0.8, beta2=0.99), dict(beta1=np.float64(0.8))])
+def test_adam_kernel_rounds_like_book(dtype, hyper):
+    """The compiled Adam step gives the book's NumPy expressions' bits in float32 too (where
+    NumPy 2 computes part of them in float64), for contiguous params of every layout and a
+    large one that spans the kernel's threads; the strided one takes the expressions."""
+    rng = np.random.default_rng(7)
+    params = make_params(rng, dtype) + [rng.standard_normal(300_001).astype(dtype)]
+    ref = clone(params)
+    o, b = opt.Adam(**hyper), BookAdam(**hyper)
+    for _ in range(5):
+        grads = make_grads(rng, params)
+        o.update(params, grads)
+        b.update(ref, clone(grads))
+    for p, r in zip(params, ref):
+        assert p.dtype == dtype
+        np.testing.assert_array_equal(p, r)
+    for mine, book in zip(o.m + o.v, b.m + b.v):
+        np.testing.assert_array_equal(mine, book)
+
+
 def test_sgd_mixed_layouts_fall_back():
     rng = np.random.default_rng(2)
     p = rng.standard_normal((5, 6))
