@@ -28,6 +28,9 @@ class TimeEmbedding(Embedding):
     _ndim = 2
     _backend_for = staticmethod(backends.choose)
 
+    def forward(self, xs):  # the book's parameter name
+        return super().forward(xs)
+
 
 class TimeAffine(Affine):
     """Affine map of every time step: (N, T, D) -> (N, T, V)."""
@@ -43,6 +46,9 @@ class TimeSoftmaxWithLoss(SoftmaxWithLoss):
     _ndim = 3
     ignore_label = -1
     _backend_for = staticmethod(backends.choose)
+
+    def forward(self, xs, ts):  # the book's parameter names
+        return super().forward(xs, ts)
 
 
 class TimeDropout(gpu.HostPickled):
@@ -213,10 +219,16 @@ class Simple_TimeSoftmaxWithLoss(SoftmaxWithLoss):
     _ndim = 3
     _backend_for = staticmethod(backends.choose)
 
+    def forward(self, xs, ts):  # the book's parameter names
+        return super().forward(xs, ts)
+
 
 class Simple_TimeAffine(TimeAffine):
     """The book's step-by-step TimeAffine: W, b, dW and db as attributes (the arrays of
     `params` and `grads`); the book's own backward reads attributes Affine lacks, this one works."""
+
+    def forward(self, xs):  # the book's parameter name
+        return super().forward(xs)
 
     W = property(lambda self: self.params[0])
     b = property(lambda self: self.params[1])
