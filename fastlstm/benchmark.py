@@ -1,7 +1,8 @@
 """Speed of fastlstm against the plain-NumPy reference of the book's layers, measured in
 one run as ratios (a shared machine is noisy; a ratio from one run is not).
 
-`python -m fastlstm.benchmark layers` times the three hot layers at the book's sizes;
+`python -m fastlstm.benchmark layers` times the three hot layers at the book's sizes, and
+`python -m fastlstm.benchmark ppmi` the PPMI of chapter 2 against the book's loop;
 `fastlstm bench` (model_throughput) measures whole training and evaluation steps of both
 book models in tokens/s, against the machine's matrix-product peak measured in the same run.
 """
@@ -19,8 +20,10 @@ import numpy as np
 import fastlstm
 import fastlstm.reference.numpy_layers as ref
 import fastlstm.time_layers as fast
-from fastlstm import models
+from fastlstm import models, util
+from fastlstm.dataset import ptb
 from fastlstm.optimizer import SGD
+from fastlstm.reference import counting
 from fastlstm.reference import models as ref_models
 from fastlstm.training_step import train_step
 from fastlstm.warmup import warm_up
@@ -88,6 +91,16 @@ def layer_speedups(repeat=5):
         timings = [best_time(case(kit, np.random.default_rng(0), *sizes), repeat) for kit in (ref, fast)]
         rows.append((name, *timings))
     return rows
+
+
+def ppmi_speedup(vocab_size=400, repeat=5):
+    """(reference seconds, fastlstm seconds) of the PPMI of the co-occurrence counts (window 2)
+    of the PTB training words with ids below vocab_size: the book's loop once, the kernel's best."""
+    corpus = ptb.load_data("train")[0]
+    C = util.create_co_matrix(corpus[corpus < vocab_size], vocab_size, window_size=2)
+    start = time.perf_counter()
+    counting.ppmi(C)
+    return time.perf_counter() - start, best_time(lambda: util.ppmi(C), repeat)
 
 
 # ---------------------------------------------------------------------------- whole models
@@ -406,12 +419,21 @@ def format_throughput(rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Time fastlstm against the NumPy reference layers.")
-    parser.add_argument("what", choices=["layers"], help="what to measure (whole models: `fastlstm bench`)")
+    parser.add_argument("what", choices=["layers", "ppmi"],
+                        help="what to measure (whole models: `fastlstm bench`; the book's chapters 4, 7 and 8: "
+                             "scripts/bench_chapters.py)")
     parser.add_argument("--threads", type=int, help="threads for Numba and BLAS (default: all cores)")
     parser.add_argument("--repeat", type=int, default=5, help="timing rounds; the best round counts")
+    parser.add_argument("--vocab", type=int, default=400, help="ppmi: the side of the count matrix")
     args = parser.parse_args(argv)
     if args.threads:
         fastlstm.set_num_threads(args.threads)
+    if args.what == "ppmi":
+        t_ref, t_fast = ppmi_speedup(args.vocab, args.repeat)
+        print(f"ppmi of a {args.vocab} x {args.vocab} count matrix, {fastlstm.get_num_threads()} threads: the book's "
+              f"loop {t_ref * 1e3:.1f} ms, fastlstm {t_fast * 1e3:.3f} ms (best of {args.repeat}), "
+              f"{t_ref / t_fast:.0f}x")
+        return
     print(f"float32, {fastlstm.get_num_threads()} threads; best of {args.repeat} rounds")
     print(f"{'case':58s} {'NumPy ms':>9s} {'fastlstm ms':>11s} {'speed-up':>8s}")
     for name, t_ref, t_fast in layer_speedups(args.repeat):
