@@ -1,4 +1,4 @@
-"""fastlstm: the book's chapter 6 LSTM language models on Numba kernels."""
+"""fastlstm: the recurrent models of "Deep Learning from Scratch 2" on Numba kernels, a drop-in for the book's `common`."""
 
 import os
 
@@ -12,8 +12,8 @@ from fastlstm.threads import apply_env as _apply_env, get_num_threads, set_num_t
 from fastlstm.models import BetterRnnlm, Rnnlm  # noqa: E402
 from fastlstm.optimizer import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop  # noqa: E402
 from fastlstm.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeLSTM, TimeSoftmaxWithLoss  # noqa: E402
-from fastlstm.trainer import RnnlmTrainer  # noqa: E402
-from fastlstm.util import clip_grads, eval_perplexity  # noqa: E402
+from fastlstm.trainer import RnnlmTrainer, Trainer  # noqa: E402
+from fastlstm.util import clip_grads, eval_perplexity, eval_seq2seq  # noqa: E402
 
 _apply_env()  # last: importing the modules above loads a second BLAS (SciPy's), which must be set too
 
@@ -21,6 +21,6 @@ __all__ = [
     "TimeEmbedding", "TimeLSTM", "TimeAffine", "TimeSoftmaxWithLoss", "TimeDropout",
     "Rnnlm", "BetterRnnlm",
     "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam",
-    "RnnlmTrainer", "eval_perplexity", "clip_grads",
+    "Trainer", "RnnlmTrainer", "eval_perplexity", "eval_seq2seq", "clip_grads",
     "set_num_threads", "get_num_threads",
 ]
