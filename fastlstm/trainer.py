@@ -17,16 +17,11 @@ import time
 import numpy as np
 
 from fastlstm import plotting
+from fastlstm.checks import positive_int
 from fastlstm.training_step import train_step
 from fastlstm.util import remove_duplicate
 
 __all__ = ["Trainer", "RnnlmTrainer", "remove_duplicate", "stateful_batch"]
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _progress(epoch, iters, max_iters, start_time, measure, value):
@@ -73,7 +68,7 @@ class Trainer:
         data_size = len(x)
         if len(t) != data_size:
             raise ValueError(f"x holds {data_size} samples but t holds {len(t)}")
-        batch_size = _positive_int("batch_size", batch_size)
+        batch_size = positive_int(batch_size, "batch_size")
         max_iters = data_size // batch_size
         if max_iters < 1:
             raise ValueError(f"{data_size} samples do not fill one batch of {batch_size}")

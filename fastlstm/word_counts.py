@@ -5,7 +5,7 @@ words are the slowest part of chapter 2), contexts and targets for word2vec, one
 
 import numpy as np
 
-from fastlstm.checks import as_token_ids
+from fastlstm.checks import as_token_ids, positive_int
 from fastlstm.kernels import word_counts as _k
 
 # PPMI rows are computed in this many blocks when progress is printed (verbose)
@@ -28,34 +28,21 @@ def preprocess(text):
     return corpus, word_to_id, id_to_word
 
 
-def _corpus(corpus, vocab_size=None):
-    """corpus as a 1-D integer array with ids in [0, vocab_size) (any non-negative id when None)."""
+def _corpus(corpus):
+    """corpus as a 1-D array."""
     corpus = np.asarray(corpus)
     if corpus.ndim != 1:
         raise ValueError(f"corpus must be a 1-D sequence of word ids, got shape {corpus.shape}")
-    limit = np.iinfo(np.int64).max if vocab_size is None else vocab_size
-    return as_token_ids(corpus, limit, "corpus")
-
-
-def _window(window_size):
-    if isinstance(window_size, bool) or not isinstance(window_size, (int, np.integer)) or window_size < 1:
-        raise ValueError(f"window_size must be a positive integer, got {window_size!r}")
-    return int(window_size)
-
-
-def _vocab_size(vocab_size):
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
-        raise ValueError(f"vocab_size must be a positive integer, got {vocab_size!r}")
-    return int(vocab_size)
+    return corpus
 
 
 def create_co_matrix(corpus, vocab_size, window_size=1):
     """The co-occurrence matrix (vocab_size, vocab_size), int32: C[w, v] counts the times word v
     stands within window_size words of an occurrence of word w."""
-    vocab_size = _vocab_size(vocab_size)
-    corpus = _corpus(corpus, vocab_size)
+    vocab_size = positive_int(vocab_size, "vocab_size")
+    corpus = as_token_ids(_corpus(corpus), vocab_size, "corpus")
     co_matrix = np.zeros((vocab_size, vocab_size), dtype=np.int32)
-    _k.co_occurrence_add(corpus, _window(window_size), co_matrix)
+    _k.co_occurrence_add(corpus, positive_int(window_size, "window_size"), co_matrix)
     return co_matrix
 
 
@@ -75,7 +62,7 @@ def ppmi(C, verbose=False, eps=1e-8):
     if C.dtype.kind == "f":
         if not np.isfinite(C).all():
             raise ValueError("C holds NaN or inf")
-        C, total, S = C, np.sum(C, dtype=np.float64), np.sum(C, axis=0, dtype=np.float64)
+        total, S = np.sum(C, dtype=np.float64), np.sum(C, axis=0, dtype=np.float64)
     else:
         total, S = np.sum(C), np.sum(C, axis=0)
     if C.size and C.min() < 0:
@@ -95,10 +82,8 @@ def ppmi(C, verbose=False, eps=1e-8):
 def create_contexts_target(corpus, window_size=1):
     """(contexts (n - 2w, 2w), target (n - 2w,)) of corpus (n,), w = window_size: each target
     word with the w words before and the w after it, in corpus order."""
-    corpus = np.asarray(corpus)
-    if corpus.ndim != 1:
-        raise ValueError(f"corpus must be a 1-D sequence of word ids, got shape {corpus.shape}")
-    w = _window(window_size)
+    corpus = _corpus(corpus)
+    w = positive_int(window_size, "window_size")
     n = len(corpus)
     if n <= 2 * w:
         raise ValueError(f"a corpus of {n} words has no target with {w} context words on each side")
@@ -109,7 +94,7 @@ def create_contexts_target(corpus, window_size=1):
 
 def convert_one_hot(corpus, vocab_size):
     """One-hot codes, int32: word ids (N,) give (N, vocab_size), ids (N, C) give (N, C, vocab_size)."""
-    vocab_size = _vocab_size(vocab_size)
+    vocab_size = positive_int(vocab_size, "vocab_size")
     corpus = np.asarray(corpus)
     if corpus.ndim not in (1, 2):
         raise ValueError(f"corpus must be 1-D or 2-D word ids, got shape {corpus.shape}")
