@@ -3,9 +3,8 @@
 import os
 
 # Numba's OpenMP workers spin after each parallel kernel by default, and BLAS threads
-# run between those kernels on the same cores: spinning workers starve BLAS (a training
-# step ran several times slower). Passive waiting hands the cores over at once. It is
-# read when OpenMP starts, so it is set before any kernel runs; a value the user set wins.
+# run between those kernels on the same cores: spinning workers starve BLAS. Passive
+# waiting hands the cores over at once. It is read when OpenMP starts, so it is set before any kernel runs; a value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from fastlstm.threads import apply_env as _apply_env, get_num_threads, set_num_threads  # noqa: E402

@@ -1,5 +1,5 @@
-"""The book's chapter 6 language models, Rnnlm and BetterRnnlm, on fastlstm's layers, and
-their chapter 7 text generators RnnlmGen and BetterRnnlmGen.
+"""The book's language models on fastlstm's layers: chapter 5's SimpleRnnlm, chapter 6's
+Rnnlm and BetterRnnlm, and their chapter 7 text generators RnnlmGen and BetterRnnlmGen.
 
 Initialisation scales, layer order and `params` order are the book's, and the weights
 come from NumPy's global generator as in the book, so `np.random.seed` fixes them.
@@ -32,13 +32,52 @@ class _LayerStack(BaseModel):
 
     def _evaluate(self, xs, ts):
         """The loss alone, through each layer's `infer`: nothing is kept for backward and,
-        after the first call, nothing is allocated. LSTM states advance as in forward."""
+        after the first call, nothing is allocated. Recurrent states advance as in forward."""
         for layer in self.layers:
             xs = layer.infer(xs)
         return self.loss_layer.infer(xs, ts)
 
     def _fast_evaluation(self, train_flg):
         return not train_flg and self.layer_kit is time_layers
+
+    def predict(self, xs):
+        for layer in self.layers:
+            xs = layer.forward(xs)
+        return xs
+
+    def forward(self, xs, ts, train_flg=True):
+        """The mean loss; train_flg=False (as eval_perplexity passes) skips what backward needs."""
+        if self._fast_evaluation(train_flg):
+            return self._evaluate(xs, ts)
+        score = self.predict(xs)
+        return self.loss_layer.forward(score, ts)
+
+
+class SimpleRnnlm(_LayerStack):
+    """Chapter 5's model: Embedding -> RNN (stateful) -> Affine -> softmax loss."""
+
+    def __init__(self, vocab_size=10000, wordvec_size=100, hidden_size=100, dtype=np.float32):
+        V, D, H = vocab_size, wordvec_size, hidden_size
+        rn = np.random.randn
+        L = self.layer_kit
+        embed_W = (rn(V, D) / 100).astype(dtype)
+        rnn_Wx = (rn(D, H) / np.sqrt(D)).astype(dtype)
+        rnn_Wh = (rn(H, H) / np.sqrt(H)).astype(dtype)
+        rnn_b = np.zeros(H, dtype=dtype)
+        affine_W = (rn(H, V) / np.sqrt(H)).astype(dtype)
+        affine_b = np.zeros(V, dtype=dtype)
+
+        self.layers = [
+            L.TimeEmbedding(embed_W),
+            L.TimeRNN(rnn_Wx, rnn_Wh, rnn_b, stateful=True),
+            L.TimeAffine(affine_W, affine_b),
+        ]
+        self.loss_layer = L.TimeSoftmaxWithLoss()
+        self.rnn_layer = self.layers[1]
+        self._collect_params()
+
+    def reset_state(self):
+        self.rnn_layer.reset_state()
 
 
 class Rnnlm(_LayerStack):
@@ -64,18 +103,6 @@ class Rnnlm(_LayerStack):
         self.lstm_layer = self.layers[1]
         self.lstm_layers = [self.lstm_layer]
         self._collect_params()
-
-    def predict(self, xs):
-        for layer in self.layers:
-            xs = layer.forward(xs)
-        return xs
-
-    def forward(self, xs, ts, train_flg=True):
-        """The mean loss; train_flg=False (as eval_perplexity passes) skips what backward needs."""
-        if self._fast_evaluation(train_flg):
-            return self._evaluate(xs, ts)
-        score = self.predict(xs)
-        return self.loss_layer.forward(score, ts)
 
     def reset_state(self):
         self.lstm_layer.reset_state()

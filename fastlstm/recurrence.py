@@ -16,9 +16,10 @@ lanes, nor on where the units are cut, to the bit: the units go to the lanes by 
 speeds, as the products have measured them.
 
 A cell is its step kernels, its lane loops made from them (kernels/recurrence.py tells
-how an RNN or a GRU plugs in) and a `Cell`: how many gate blocks of H columns its Wh
-holds and which of them each phase's product takes. `forward` and `backward` run any
-cell; `forward_steps` and `backward_steps` are the LSTM's.
+how a cell plugs in) and a `Cell`: how many gate blocks of H columns its Wh holds and
+which of them each phase's product takes. `forward` and `backward` run any cell: `LSTM`,
+`RNN` and `GRU` here (fastlstm/backends/cpu.py hands them their arrays); `forward_steps`
+and `backward_steps` are the LSTM's.
 """
 
 from dataclasses import dataclass
@@ -26,8 +27,10 @@ from itertools import accumulate
 
 import numpy as np
 
+from fastlstm.kernels.gru import gru_backward_lane, gru_forward_lane
 from fastlstm.kernels.lstm import lstm_backward_lane, lstm_forward_lane
 from fastlstm.kernels.packed_product import TILE_ROWS, pack, packed_shape, panel_width
+from fastlstm.kernels.rnn import rnn_backward_lane, rnn_forward_lane
 from fastlstm.kernels.spin import ABORT
 
 
@@ -49,6 +52,8 @@ class Cell:
 
 
 LSTM = Cell(lstm_forward_lane, lstm_backward_lane, phases=(4,))
+RNN = Cell(rnn_forward_lane, rnn_backward_lane, phases=(1,))
+GRU = Cell(gru_forward_lane, gru_backward_lane, phases=(2, 1))
 
 
 def forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, lanes, empty):
@@ -79,6 +84,7 @@ def forward(cell, operands, state, Wh, lanes, empty):
     the initial h given, the others written by the step kernels), `state` the step
     kernels' arrays. `empty(name, shape, dtype)` gives the lanes' scratch arrays; phase
     0's are named as a one-phase cell's."""
+    _check_rows(operands)
     T, N, H = len(operands[0]) - 1, operands[0].shape[1], Wh.shape[0]
 
     def lane(k, j0, j1):
@@ -99,8 +105,10 @@ def forward(cell, operands, state, Wh, lanes, empty):
 def backward(cell, operands, state, Wh, dh, lanes):
     """Run `cell` backward over T steps on `lanes`: operands[p] (T, N, width of the phase's
     blocks) receives, from the step kernels, the left operand of backward phase p's
-    product (the phases last first; dA for the LSTM), `state` the step kernels' arrays;
-    fills dh (N, H) with the gradient of the initial h, the lanes' last products."""
+    product (the phases last first; dA for the LSTM; column blocks of one array may serve),
+    `state` the step kernels' arrays; fills dh (N, H) with the lanes' last products: the
+    gradient of the initial h, but for what a cell's kernels hand to it directly."""
+    _check_rows(operands)
     T, (N, H) = len(operands[0]), dh.shape
 
     def lane(k, j0, j1):
@@ -119,6 +127,13 @@ def backward(cell, operands, state, Wh, dh, lanes):
     _run_lanes(lane, H, lanes)
     for (j0, j1), dh_k in dh_lanes.items():
         dh[:, j0:j1] = dh_k
+
+
+def _check_rows(operands):
+    """The products read each operand's rows as contiguous runs (kernels/packed_product.py)."""
+    for operand in operands:
+        if operand.strides[-1] != operand.itemsize:
+            raise ValueError(f"a recurrence operand's rows must be contiguous, got strides {operand.strides}")
 
 
 def _run_lanes(prepare, H, lanes):

@@ -1,4 +1,4 @@
-"""The book's `common.time_layers`, on fastlstm's kernels.
+"""The book's `common.time_layers`, its time layers on fastlstm's kernels.
 
 `from fastlstm.time_layers import *` also brings `np` and the plain layers, as the
 book's module does, so the book's model files run unchanged.
@@ -79,23 +79,25 @@ class TimeDropout(gpu.HostPickled):
         return _dropout_backward(self._backend, dout, self.mask)
 
 
-class TimeLSTM(gpu.HostPickled):
-    """LSTM over T steps with the book's gate order f, g, i, o in the 4H axis.
-
-    With `stateful=True` the last h and c carry over to the next forward call;
-    `reset_state()` clears them, `set_state(h, c)` sets them (host or device arrays).
-    After backward, `dh` holds the gradient w.r.t. the initial h. `lanes`
-    (fastlstm.lanes.Lanes) split its CPU work over the cores: the process's default lanes
-    unless replaced.
+class _TimeRecurrent(gpu.HostPickled):
+    """What the time layers of a recurrent cell (TimeLSTM, TimeRNN, TimeGRU) share: weights
+    Wx (D, G) and Wh (H, G) of `_gates` blocks of H columns (G = _gates * H), and b (G,)
+    where the cell has a bias; the states named by `_states` (h, and c for the LSTM),
+    carried over from call to call when stateful; the backend's `{_cell}_forward` and
+    `{_cell}_backward` for the array work, and the `lanes` (fastlstm.lanes.Lanes) that
+    split its CPU work over the cores: the process's default lanes unless replaced.
+    After backward, `dh` holds the gradient w.r.t. the initial h.
     """
 
-    def __init__(self, Wx, Wh, b, stateful=False):
-        _check_lstm_weights(Wx, Wh, b)
-        self._backend = backends.choose(Wx, Wh, b)
-        self.params = self._backend.prepare_weights(Wx, Wh, b)
+    _cell, _gates, _states = None, None, ()
+
+    def __init__(self, *weights, stateful=False):
+        _check_weights(self._gates, *weights)
+        self._backend = backends.choose(*weights)
+        self.params = self._backend.prepare_weights(*weights)
         # On the CPU, dWx and dWh are the two row blocks of one array, which one product fills
-        self.grads, self._weight_grads = self._backend.lstm_grads(*self.params)
-        self.h, self.c = None, None
+        self.grads, self._weight_grads = self._backend.recurrent_grads(*self.params)
+        _TimeRecurrent.reset_state(self)
         self.dh = None
         self.stateful = stateful
         self._saved = None
@@ -110,69 +112,327 @@ class TimeLSTM(gpu.HostPickled):
         return self._run(xs, self._workspace.empty, save=False)
 
     def _run(self, xs, empty, save):
-        """The outputs (N, T, H); keeps the last h and c, and what backward needs when `save`."""
+        """The outputs (N, T, H); keeps the last states, and what backward needs when `save`."""
         backend = self._backend
-        dtype, xs = _check_lstm_input(self.params, xs, backend.floats)
-        N, T, D = xs.shape
+        dtype, xs = _check_input(self._gates, self.params, xs, backend.floats)
+        N, T = xs.shape[:2]
         H = self.params[1].shape[0]
-        h0 = self._carried(self.h, N, H, "h")
-        c0 = self._carried(self.c, N, H, "c")
-        out, h, c, saved = backend.lstm_forward(xs, self.params, h0, c0, empty, self._workspace, self.lanes)
-        self.h = empty("h", (N, H), dtype)
-        self.c = empty("c", (N, H), dtype)
-        backend.copy(h, self.h)
-        backend.copy(c, self.c)
-        self._saved = saved if save else None
+        start = tuple(self._carried(getattr(self, name), N, H, name) for name in self._states)
+        run = getattr(backend, self._cell + "_forward")
+        out, last, saved = run(xs, self.params, start, empty, self._workspace, self.lanes)
+        for name, state in zip(self._states, last):
+            kept = empty(name, (N, H), dtype)
+            backend.copy(state, kept)
+            setattr(self, name, kept)
+        self._saved = ((N, T, H), saved) if save else None
         return out
 
     def _carried(self, state, N, H, name):
-        """The h or c this call starts from: None (zeros) unless stateful with a state, which
+        """The state this call starts from: None (zeros) unless stateful with a state, which
         must fit the batch's (N, H)."""
         if not self.stateful or state is None:
             return None
         if np.shape(state) != (N, H):
-            raise ValueError(f"LSTM state {name} has shape {np.shape(state)} but this batch needs {(N, H)};"
-                             " call reset_state() when the batch size changes")
+            raise ValueError(f"{type(self).__name__} state {name} has shape {np.shape(state)} but this batch needs "
+                             f"{(N, H)}; call reset_state() when the batch size changes")
         return state
 
     def backward(self, dhs):
         _require_forward(self._saved, self)
-        gates = self._saved[-1]  # (T, N, 4H), the last of what forward saved on either backend
-        T, N, G = gates.shape
-        dhs = self._backend.floats(dhs, 3, gates.dtype, "dhs")
-        check_shape(dhs, (N, T, G // 4), "dhs")
-        dxs, self.dh = self._backend.lstm_backward(self._saved, dhs, self.params, self.grads, self._weight_grads,
-                                                         self.lanes)
+        shape, saved = self._saved
+        dhs = self._backend.floats(dhs, 3, self.params[1].dtype, "dhs")
+        check_shape(dhs, shape, "dhs")
+        run = getattr(self._backend, self._cell + "_backward")
+        dxs, self.dh = run(saved, dhs, self.params, self.grads, self._weight_grads, self.lanes)
         return dxs
+
+    def reset_state(self):
+        for name in self._states:
+            setattr(self, name, None)
+
+
+class TimeLSTM(_TimeRecurrent):
+    """LSTM over T steps with the book's gate order f, g, i, o in the 4H axis.
+
+    With `stateful=True` the last h and c carry over to the next forward call;
+    `reset_state()` clears them, `set_state(h, c)` sets them (host or device arrays).
+    After backward, `dh` holds the gradient w.r.t. the initial h. `lanes`
+    (fastlstm.lanes.Lanes) split its CPU work over the cores: the process's default lanes
+    unless replaced.
+    """
+
+    _cell, _gates, _states = "lstm", 4, ("h", "c")
+
+    def __init__(self, Wx, Wh, b, stateful=False):
+        super().__init__(Wx, Wh, b, stateful=stateful)
 
     def set_state(self, h, c=None):
         self.h, self.c = h, c
 
-    def reset_state(self):
-        self.h, self.c = None, None
+
+class TimeRNN(_TimeRecurrent):
+    """The book's RNN over T steps, h_t = tanh(x_t Wx + h_t-1 Wh + b): Wx (D, H), Wh (H, H),
+    b (H,).
+
+    With `stateful=True` the last h carries over to the next forward call; `reset_state()`
+    clears it, `set_state(h)` sets it. After backward, `dh` holds the gradient w.r.t. the
+    initial h. `lanes` as TimeLSTM's.
+    """
+
+    _cell, _gates, _states = "rnn", 1, ("h",)
+
+    def __init__(self, Wx, Wh, b, stateful=False):
+        super().__init__(Wx, Wh, b, stateful=stateful)
+
+    def set_state(self, h):
+        self.h = h
 
 
-def _check_lstm_weights(Wx, Wh, b):
-    """The weights' dtype, after checking that Wx (D, 4H), Wh (H, 4H) and b (4H,) fit together."""
-    dtype = weights_dtype(Wx=Wx, Wh=Wh, b=b)
-    check_ndim(Wx, 2, "Wx")
-    check_ndim(Wh, 2, "Wh")
-    check_ndim(b, 1, "b")
+class TimeGRU(_TimeRecurrent):
+    """The book's GRU over T steps (kernels/gru.py has its equations): Wx (D, 3H) and
+    Wh (H, 3H) with the gate blocks z, r, h~ side by side, and no bias, as in the book.
+
+    `params` are [Wx, Wh] and `grads` [dWx, dWh], also readable as the book's attributes
+    `Wx`, `Wh`, `dWx`, `dWh`. With `stateful=True` the last h carries over to the next
+    forward call; `reset_state()` clears it, `set_state(h)` sets it. After backward, `dh`
+    holds the gradient w.r.t. the initial h. `lanes` as TimeLSTM's.
+    """
+
+    _cell, _gates, _states = "gru", 3, ("h",)
+
+    def __init__(self, Wx, Wh, stateful=False):
+        if isinstance(stateful, np.ndarray) or gpu.is_device_array(stateful):
+            raise TypeError("TimeGRU(Wx, Wh, stateful=False) takes no bias, as the book's GRU: got an array for "
+                            "stateful")
+        super().__init__(Wx, Wh, stateful=stateful)
+
+    Wx = property(lambda self: self.params[0])
+    Wh = property(lambda self: self.params[1])
+    dWx = property(lambda self: self.grads[0])
+    dWh = property(lambda self: self.grads[1])
+
+    def set_state(self, h):
+        self.h = h
+
+
+class TimeBiLSTM(gpu.HostPickled):
+    """The book's bidirectional LSTM: `forward_lstm` (a TimeLSTM of Wx1, Wh1, b1) over the
+    sequence and `backward_lstm` (of Wx2, Wh2, b2, the same shapes) over it reversed in
+    time; the output (N, T, 2H) holds the first's outputs beside the second's, put back in
+    time order. `params` and `grads` are the first's then the second's."""
+
+    def __init__(self, Wx1, Wh1, b1, Wx2, Wh2, b2, stateful=False):
+        for first, second, name in ((Wx1, Wx2, "Wx"), (Wh1, Wh2, "Wh"), (b1, b2, "b")):
+            if np.shape(first) != np.shape(second):
+                raise ValueError(f"{name}1 and {name}2 must have one shape, got {np.shape(first)} and "
+                                 f"{np.shape(second)}")
+        weights = (Wx1, Wh1, b1, Wx2, Wh2, b2)
+        weights_dtype(**dict(zip(["Wx1", "Wh1", "b1", "Wx2", "Wh2", "b2"], weights)))
+        self._backend = backends.choose(*weights)
+        weights = self._backend.prepare_weights(*weights)  # both LSTMs then choose this backend
+        self.forward_lstm = TimeLSTM(*weights[:3], stateful)
+        self.backward_lstm = TimeLSTM(*weights[3:], stateful)
+        self.params = self.forward_lstm.params + self.backward_lstm.params
+        self.grads = self.forward_lstm.grads + self.backward_lstm.grads
+
+    def forward(self, xs):
+        return self._run(xs, "forward")
+
+    def infer(self, xs):
+        """forward through the LSTMs' infer: nothing is saved for backward (evaluation)."""
+        return self._run(xs, "infer")
+
+    def _run(self, xs, method):
+        backend = self._backend
+        xs = backend.floats(xs, 3, self.params[0].dtype, "xs")
+        first = getattr(self.forward_lstm, method)(xs)
+        reversed_xs = backend.alloc(xs.shape, xs.dtype)
+        backend.time_copy(xs, reversed_xs, reverse=True)
+        second = getattr(self.backward_lstm, method)(reversed_xs)
+        N, T, H = first.shape
+        out = backend.alloc((N, T, 2 * H), first.dtype)
+        backend.time_copy(first, out[:, :, :H])
+        backend.time_copy(second, out[:, :, H:], reverse=True)
+        return out
+
+    def backward(self, dhs):
+        _require_forward(self.forward_lstm._saved, self)
+        backend = self._backend
+        N, T, H = self.forward_lstm._saved[0]
+        dhs = backend.floats(dhs, 3, self.params[0].dtype, "dhs")
+        check_shape(dhs, (N, T, 2 * H), "dhs")
+        first, second = backend.alloc((N, T, H), dhs.dtype), backend.alloc((N, T, H), dhs.dtype)
+        backend.time_copy(dhs[:, :, :H], first)
+        backend.time_copy(dhs[:, :, H:], second, reverse=True)
+        dxs = self.forward_lstm.backward(first)
+        backend.time_copy(self.backward_lstm.backward(second), dxs, reverse=True, add=True)
+        return dxs
+
+
+class _Step:
+    """What the book's single-step cells (RNN, GRU, LSTM) share: plain NumPy on the CPU, one
+    step at a time, with the time layers' contract. The weights are checked as their time
+    layers check them and kept in `params` as passed; `grads` are overwritten in place by
+    backward; inputs are made arrays of the weights' dtype, and checked."""
+
+    _gates = None
+
+    def __init__(self, *weights):
+        _check_weights(self._gates, *weights)
+        if any(gpu.is_device_array(w) for w in weights):
+            raise TypeError(f"{type(self).__name__} runs on the CPU and takes NumPy arrays; "
+                            f"Time{type(self).__name__} runs on the GPU")
+        self.params = list(weights)
+        self.grads = [np.zeros_like(w) for w in weights]
+        self.cache = None
+
+    def _inputs(self, x, *states):
+        """x (N, D) and the states (N, H each) as arrays of the weights' dtype, checked."""
+        Wx, Wh = self.params[:2]
+        x = as_floats(x, 2, Wx.dtype, "x")
+        if x.shape[1] != Wx.shape[0]:
+            raise ValueError(f"x has width {x.shape[1]} but Wx has shape {Wx.shape}")
+        names = ("h_prev", "c_prev")
+        checked = [as_floats(state, 2, Wx.dtype, name) for state, name in zip(states, names)]
+        for state, name in zip(checked, names):
+            check_shape(state, (x.shape[0], Wh.shape[0]), name)
+        return (x, *checked)
+
+    def _gradients(self, *douts):
+        """The output gradients (N, H each) as arrays of the weights' dtype, checked against forward's."""
+        _require_forward(self.cache, self)
+        shape = (self.cache[0].shape[0], self.params[1].shape[0])
+        checked = [as_floats(d, 2, self.params[1].dtype, name) for d, name in zip(douts, ("dh_next", "dc_next"))]
+        for d, name in zip(checked, ("dh_next", "dc_next")):
+            check_shape(d, shape, name)
+        return checked
+
+    def _input_and_weight_grads(self, x, h_prev, dA):
+        """(dx, dh_prev) = dA @ Wx.T, dA @ Wh.T from the pre-activation gradient dA (N, G);
+        grads = x.T @ dA, h_prev.T @ dA and dA's column sums."""
+        Wx, Wh, b = self.params
+        self.grads[0][...] = x.T @ dA
+        self.grads[1][...] = h_prev.T @ dA
+        self.grads[2][...] = dA.sum(axis=0)
+        return dA @ Wx.T, dA @ Wh.T
+
+
+class RNN(_Step):
+    """One step of the book's RNN: h_next = tanh(x Wx + h_prev Wh + b)."""
+
+    _gates = 1
+
+    def __init__(self, Wx, Wh, b):
+        super().__init__(Wx, Wh, b)
+
+    def forward(self, x, h_prev):
+        Wx, Wh, b = self.params
+        x, h_prev = self._inputs(x, h_prev)
+        h_next = np.tanh(x @ Wx + h_prev @ Wh + b)
+        self.cache = (x, h_prev, h_next)
+        return h_next
+
+    def backward(self, dh_next):
+        """(dx, dh_prev)."""
+        dh_next, = self._gradients(dh_next)
+        x, h_prev, h_next = self.cache
+        return self._input_and_weight_grads(x, h_prev, dh_next * (1 - h_next * h_next))
+
+
+class LSTM(_Step):
+    """One step of the book's LSTM, gate order f, g, i, o in the 4H axis."""
+
+    _gates = 4
+
+    def __init__(self, Wx, Wh, b):
+        super().__init__(Wx, Wh, b)
+
+    def forward(self, x, h_prev, c_prev):
+        """(h_next, c_next)."""
+        Wx, Wh, b = self.params
+        x, h_prev, c_prev = self._inputs(x, h_prev, c_prev)
+        H = Wh.shape[0]
+        A = x @ Wx + h_prev @ Wh + b
+        f, i, o = (sigmoid(A[:, k * H:(k + 1) * H]) for k in (0, 2, 3))
+        g = np.tanh(A[:, H:2 * H])
+        c_next = f * c_prev + g * i
+        tanh_c = np.tanh(c_next)
+        self.cache = (x, h_prev, c_prev, f, g, i, o, tanh_c)
+        return o * tanh_c, c_next
+
+    def backward(self, dh_next, dc_next):
+        """(dx, dh_prev, dc_prev)."""
+        dh_next, dc_next = self._gradients(dh_next, dc_next)
+        x, h_prev, c_prev, f, g, i, o, tanh_c = self.cache
+        ds = dc_next + dh_next * o * (1 - tanh_c * tanh_c)
+        dA = np.hstack((ds * c_prev * f * (1 - f), ds * i * (1 - g * g), ds * g * i * (1 - i),
+                        dh_next * tanh_c * o * (1 - o)))
+        return (*self._input_and_weight_grads(x, h_prev, dA), ds * f)
+
+
+class GRU(_Step):
+    """One step of the book's GRU (kernels/gru.py has its equations): Wx (D, 3H) and
+    Wh (H, 3H), gate blocks z, r, h~, no bias. `params` are [Wx, Wh], `grads` [dWx, dWh],
+    also readable as the book's attributes `Wx`, `Wh`, `dWx`, `dWh`."""
+
+    _gates = 3
+
+    def __init__(self, Wx, Wh):
+        super().__init__(Wx, Wh)
+
+    Wx, Wh, dWx, dWh = TimeGRU.Wx, TimeGRU.Wh, TimeGRU.dWx, TimeGRU.dWh
+
+    def forward(self, x, h_prev):
+        Wx, Wh = self.params
+        x, h_prev = self._inputs(x, h_prev)
+        H = Wh.shape[0]
+        a = x @ Wx
+        zr = sigmoid(a[:, :2 * H] + h_prev @ Wh[:, :2 * H])
+        z, r = zr[:, :H], zr[:, H:]
+        h_hat = np.tanh(a[:, 2 * H:] + (r * h_prev) @ Wh[:, 2 * H:])
+        self.cache = (x, h_prev, z, r, h_hat)
+        return (1 - z) * h_prev + z * h_hat
+
+    def backward(self, dh_next):
+        """(dx, dh_prev)."""
+        dh_next, = self._gradients(dh_next)
+        Wx, Wh = self.params
+        x, h_prev, z, r, h_hat = self.cache
+        H = Wh.shape[0]
+        dt = dh_next * z * (1 - h_hat * h_hat)  # of h~'s pre-activation
+        drh = dt @ Wh[:, 2 * H:].T  # of r * h_prev
+        dzr = np.hstack((dh_next * (h_hat - h_prev) * z * (1 - z), drh * h_prev * r * (1 - r)))
+        dA = np.hstack((dzr, dt))
+        self.grads[0][...] = x.T @ dA
+        self.grads[1][:, :2 * H] = h_prev.T @ dzr
+        self.grads[1][:, 2 * H:] = (r * h_prev).T @ dt
+        return dA @ Wx.T, dh_next * (1 - z) + r * drh + dzr @ Wh[:, :2 * H].T
+
+
+def _check_weights(gates, Wx, Wh, b=None):
+    """The weights' dtype, after checking that Wx (D, G), Wh (H, G) and, where given, b (G,)
+    fit together, G = gates * H."""
+    named = dict(Wx=Wx, Wh=Wh) if b is None else dict(Wx=Wx, Wh=Wh, b=b)
+    dtype = weights_dtype(**named)
+    for name, w in named.items():
+        check_ndim(w, 1 if name == "b" else 2, name)
     H = Wh.shape[0]
-    if Wh.shape != (H, 4 * H) or H == 0:
-        raise ValueError(f"Wh must have shape (H, 4H) with H > 0, got {Wh.shape}")
-    if Wx.shape[1] != 4 * H:
-        raise ValueError(f"Wx must have shape (D, {4 * H}) to match Wh {Wh.shape}, got {Wx.shape}")
-    if b.shape != (4 * H,):
-        raise ValueError(f"b must have shape ({4 * H},) to match Wh {Wh.shape}, got {b.shape}")
+    G = gates * H
+    blocks = f"{gates}H" if gates > 1 else "H"
+    if Wh.shape != (H, G) or H == 0:
+        raise ValueError(f"Wh must have shape (H, {blocks}) with H > 0, got {Wh.shape}")
+    if Wx.shape[1] != G:
+        raise ValueError(f"Wx must have shape (D, {G}) to match Wh {Wh.shape}, got {Wx.shape}")
+    if b is not None and b.shape != (G,):
+        raise ValueError(f"b must have shape ({G},) to match Wh {Wh.shape}, got {b.shape}")
     return dtype
 
 
-def _check_lstm_input(params, xs, as_array):
+def _check_input(gates, params, xs, as_array):
     """(dtype, xs) with xs (N, T, D) made an array of the weights' dtype by as_array (the host's
     or the device's) and checked against Wx."""
-    Wx, Wh, b = params
-    dtype = _check_lstm_weights(Wx, Wh, b)
+    dtype = _check_weights(gates, *params)
+    Wx = params[0]
     xs = as_array(xs, 3, dtype, "xs")
     if xs.shape[2] != Wx.shape[0]:
         raise ValueError(f"xs has width {xs.shape[2]} but Wx has shape {Wx.shape}")

@@ -10,14 +10,16 @@ import time
 import numpy as np
 
 from fastlstm import kernels
-from fastlstm.kernels import (dropout, embedding, linalg, lstm, optim, packed_product, recurrence, softmax, spin,
-                              word_counts)
-from fastlstm.models import BetterRnnlm, Rnnlm
+from fastlstm.kernels import (dropout, embedding, gru, linalg, lstm, optim, packed_product, recurrence, rnn, softmax,
+                              spin, word_counts)
+from fastlstm.models import BetterRnnlm, Rnnlm, SimpleRnnlm
 from fastlstm.optimizer import SGD
+from fastlstm.time_layers import TimeGRU
 from fastlstm.training_step import train_step
 from fastlstm.util import clip_grads, create_co_matrix, ppmi, preprocess, remove_duplicate
 
-KERNEL_MODULES = (dropout, embedding, linalg, lstm, optim, packed_product, recurrence, softmax, spin, word_counts)
+KERNEL_MODULES = (dropout, embedding, gru, linalg, lstm, optim, packed_product, recurrence, rnn, softmax, spin,
+                  word_counts)
 
 
 def dispatchers():
@@ -32,16 +34,18 @@ def dispatchers():
 
 def warm_up(dtypes=(np.float32,)):
     """Run two training steps (train_step), the book's clip_grads and update, and one evaluation
-    step of tiny Rnnlm and BetterRnnlm models per dtype: the second step's forward also writes
-    the softmax gradient (fastlstm.layers.SoftmaxWithLoss); and chapter 2's co-occurrence
-    counts and PPMI of a sentence (the book's int64 ids, int32 counts)."""
+    step of tiny SimpleRnnlm, Rnnlm and BetterRnnlm models per dtype: the second step's forward
+    also writes the softmax gradient (fastlstm.layers.SoftmaxWithLoss); a TimeGRU's forward,
+    backward and evaluation; and chapter 2's co-occurrence counts and PPMI of a sentence (the
+    book's int64 ids, int32 counts)."""
     state = np.random.get_state()
     try:
         corpus, word_to_id, _ = preprocess("You say goodbye and I say hello.")
         ppmi(create_co_matrix(corpus, len(word_to_id)))
         np.random.seed(0)
         for dtype in dtypes:
-            for model in (Rnnlm(13, 5, 3, dtype=dtype), BetterRnnlm(13, 5, 5, dtype=dtype)):
+            for model in (SimpleRnnlm(13, 5, 3, dtype=dtype), Rnnlm(13, 5, 3, dtype=dtype),
+                          BetterRnnlm(13, 5, 5, dtype=dtype)):
                 xs = np.random.randint(0, 13, size=(2, 3))
                 optimizer = SGD(0.1)
                 for _ in range(2):
@@ -51,6 +55,10 @@ def warm_up(dtypes=(np.float32,)):
                 optimizer.update(params, grads)
                 model.reset_state()
                 model.predict(xs)
+            layer = TimeGRU(np.zeros((5, 9), dtype), np.zeros((3, 9), dtype))
+            xs = np.ones((2, 3, 5), dtype)
+            layer.backward(layer.forward(xs))
+            layer.infer(xs)
     finally:
         np.random.set_state(state)
 

@@ -210,3 +210,24 @@ def swap_01(a, out):
     """out = a.transpose(1, 0, 2) as a copy (numba device arrays cannot transpose 3-D): the
     batch-major (N, T, D) <-> time-major (T, N, D) change of TimeLSTM. a (P, Q, R); out (Q, P, R)."""
     launch(_swap_01, a.shape[0] * a.shape[1] * a.shape[2], a, out)
+
+
+@cuda.jit
+def _time_copy(a, out, reverse, add):
+    k = cuda.grid(1)
+    N, T, W = a.shape
+    if k < N * T * W:
+        n = k // (T * W)
+        t = (k // W) % T
+        w = k % W
+        value = a[n, T - 1 - t if reverse else t, w]
+        if add:
+            out[n, t, w] += value
+        else:
+            out[n, t, w] = value
+
+
+def time_copy(a, out, reverse=False, add=False):
+    """out[:, t] = a[:, T - 1 - t] where `reverse`, else a[:, t]; added to out where `add`.
+    a, out (N, T, W), any strides: a bidirectional layer's halves of (N, T, 2W) arrays."""
+    launch(_time_copy, a.shape[0] * a.shape[1] * a.shape[2], a, out, reverse, add)

@@ -13,25 +13,17 @@ and release the GIL, so the lanes' calls run side by side. `lstm_lane_forward` a
 
 The loops index per-gate slices from 0 so that LLVM vectorises them: an index like
 `H + j` may be negative for all Numba knows, and its wraparound check keeps the loop
-scalar (3x slower here). For the same reason the kernels raise nothing: the caller
+scalar. For the same reason the kernels raise nothing: the caller
 passes blocks that fit (0 <= j0 and j0 + K <= H).
 """
 
 from numba import njit
 
 from fastlstm.kernels.recurrence import keep_h, lane_loops
-from fastlstm.kernels.vecmath import FASTMATH, KERNEL_OPTIONS, one_like, sigmoid, tanh
-
-# vecmath's options less 'reassoc' and 'contract', so that every operation rounds as
-# written. With them LLVM summed a gate's terms, or fused a product into a sum, one way in
-# the vectorised loop and another in its remainder, and in cached code otherwise than in
-# freshly compiled code: a lane's block of units then rounded unlike the same units in the
-# whole step (1 ulp in float32). Alone, the forward kernel is 1.3x slower without them;
-# in a recurrence, where it waits on memory, the difference is lost in the noise.
-_OPTIONS = dict(KERNEL_OPTIONS, fastmath=FASTMATH - {"reassoc", "contract"})
+from fastlstm.kernels.vecmath import STEP_OPTIONS, one_like, sigmoid, tanh
 
 
-@njit(cache=True, nogil=True, **_OPTIONS)
+@njit(cache=True, nogil=True, **STEP_OPTIONS)
 def lstm_step_forward(a, hA, b, c_prev, c, tanh_c, h, j0):
     """Gates, cell and hidden state of one step, for the hidden units j0 .. j0 + K - 1.
 
@@ -65,17 +57,16 @@ def lstm_step_forward(a, hA, b, c_prev, c, tanh_c, h, j0):
             hn[j] = o * tc
 
 
-@njit(cache=True, nogil=True, **_OPTIONS)
+@njit(cache=True, nogil=True, **STEP_OPTIONS)
 def lstm_step_backward(gates, c_prev, tanh_c, dh_outs, t, dh_next, dc, dA, db, j0):
     """Gate pre-activation gradients of one step going backwards in time, for the hidden
     units j0 .. j0 + K - 1, added to the bias gradient as they are made (a separate column
-    sum over all steps' dA took about 1 ms a layer in a training step, reading it back from
-    memory).
+    sum over all steps' dA would read it back from memory).
 
     gates (N, 4H) activated f, g, i, o; c_prev (N, H); tanh_c (N, H) of this step;
     dh_outs (N, T, H) the gradients from the layer's outputs, of which step t's is read
     (passed whole, as the layer has them: the slice dh_outs[:, t] is an array of strided
-    rows to Numba, on which the loop did not vectorise and ran 3x slower); dh_next (N, K)
+    rows to Numba, on which the loop does not vectorise); dh_next (N, K)
     = dA_{t+1} @ Wh.T at the block's units; dc (N, H): the cell gradient from step t+1 on
     entry, the one for step t-1 on return (at the block's units); db (4H,): the bias
     gradient, to which each row of dA is added in order. Out: dA (N, 4H) at the block's

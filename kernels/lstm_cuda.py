@@ -5,9 +5,7 @@ As on the CPU, the caller does the matrix products (linalg_cuda.matmul: `h @ Wh`
 each forward step, `dA @ Wh.T` after each backward step, the input projection and the
 weight gradients over all steps); these are the fused elementwise passes between them,
 one thread per (n, j). Arithmetic stays in the arrays' dtype (float32 math for float32),
-as in the CPU kernels, so the two agree to rounding. The element math is written here
-again rather than shared with kernels/lstm.py: the CPU kernels' vectorised exp is a
-Numba overload, which numba-cuda cannot type without a live GPU context.
+as in the CPU kernels, so the two agree to rounding (sigmoid from vecmath_cuda.py).
 """
 
 import functools
@@ -15,6 +13,7 @@ import math
 
 from numba import cuda, from_dtype
 
+from fastlstm.kernels import vecmath_cuda
 from fastlstm.kernels.linalg_cuda import launch
 
 
@@ -23,10 +22,7 @@ def _step_kernels(dtype):
     """(forward, backward) step kernels for one dtype: the constant 1 must have that dtype,
     or a float64 literal would promote float32 arithmetic."""
     one = from_dtype(dtype)(1)
-
-    @cuda.jit(device=True, inline=True)
-    def sigmoid(x):
-        return one / (one + math.exp(-x))
+    sigmoid = vecmath_cuda.sigmoid(dtype)
 
     @cuda.jit
     def forward(a, hA, b, c_prev, c, tanh_c, h):

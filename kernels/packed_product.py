@@ -5,12 +5,10 @@ as the multiply-adds, and a recurrence multiplies by the same Wh 35 times in a r
 `pack` lays the operand out once, in panels of PANEL_VECTORS SIMD vectors' worth
 of columns, and `packed_product` sweeps each panel with tiles of up to TILE_ROWS rows
 whose 2 x TILE_ROWS accumulators stay in registers (10 of the 16 AVX2 registers; the
-panel's two vectors and a broadcast take 3 more). At 20 x 650 times 650 x 1300 in
-float32, one core, that ran in 0.38 to 0.47 ms against OpenBLAS's 0.53 to 0.68, and at
-10 rows in 0.19 to 0.24 ms against 0.44 to 0.59.
+panel's two vectors and a broadcast take 3 more); docs/performance.md compares it with
+OpenBLAS.
 
-Numba has no SIMD types, and its loops keep such accumulators in memory (2x slower than
-OpenBLAS), so the tile is written in LLVM IR with vector types. Every output element
+Numba has no SIMD types, and its loops keep such accumulators in memory, so the tile is written in LLVM IR with vector types. Every output element
 sums its products in order of k, whatever the tile or panel it falls in, so a block of
 columns gives the same bits as the whole product.
 """
@@ -73,11 +71,9 @@ PACK_ROWS = 16
 
 @njit(cache=True, nogil=True)
 def _pack_rows(b, starts, width, p):
-    """pack PACK_ROWS rows of B at a time, staged with their zero padding. In a training
-    step, where p has left the cache since the last call, writing each panel's share of a
-    block in one run took 1.3 to 1.4x less time than a row at a time, which scatters one
-    64-byte write over every panel (BetterRnnlm's forward packs: 3.4 against 4.7 to 4.9 ms
-    a step); a panel at a time, reading 16 columns of each of K rows, took 2 to 3x longer."""
+    """pack PACK_ROWS rows of B at a time, staged with their zero padding, so that each
+    panel receives its share of a block in one run (a row at a time scatters one short write
+    over every panel; a panel at a time reads a few columns of each of K rows)."""
     panels, K, W = p.shape
     rows = np.zeros((PACK_ROWS, panels * W), dtype=p.dtype)
     for k0 in range(0, K, PACK_ROWS):
@@ -99,11 +95,12 @@ def _pack_rows(b, starts, width, p):
 
 def _make_tile(rows):
     """The tile intrinsic for `rows` rows: c[c_row0 + r, c_col0 + w] = sum over k of
-    a[row0 + r, k] * p[panel, k, w], for r < rows and w < the panel width."""
+    a[row0 + r, k] * p[panel, k, w], for r < rows and w < the panel width. (One function
+    over 60 lines: the LLVM IR of a tile reads best as one piece, which closes over `rows`.)"""
 
     @intrinsic
     def tile(typingctx, a, row0, p, panel, c, c_row0, c_col0):
-        if not (isinstance(a, types.Array) and a.layout == "C" and a.dtype in (types.float32, types.float64)
+        if not (isinstance(a, types.Array) and a.layout in ("C", "A") and a.dtype in (types.float32, types.float64)
                 and p.dtype == a.dtype and c.dtype == a.dtype and p.layout == "C" and c.layout == "C"):
             return None
         sig = types.void(a, row0, p, panel, c, c_row0, c_col0)
@@ -188,8 +185,9 @@ def packed_product(a, p, c, edge):
     """c = a @ b, for the b (K, n) that `pack` packed into p, with n = c.shape[1].
 
     a (M, K), c (M, n), edge (TILE_ROWS, W) scratch for the last panel when n is not a
-    multiple of W: all C-contiguous, of one dtype. The caller checks the shapes: p of
-    packed_shape(K, n), edge of (TILE_ROWS, p.shape[2]).
+    multiple of W: all C-contiguous but a, whose rows may lie any distance apart (a column
+    block of a wider array), of one dtype. The caller checks the shapes (p of
+    packed_shape(K, n), edge of (TILE_ROWS, p.shape[2])) and that a's rows are contiguous.
     """
     M = a.shape[0]
     n = c.shape[1]

@@ -16,15 +16,18 @@ how its Wh is cut into blocks and phases. Nothing of the lanes, the packing or t
 barrier is written again.
 - LSTM (kernels/lstm.py): one phase. Forward multiplies h_t by the lane's f, g, i, o
   columns of Wh; backward multiplies dA_t by the lane's rows of Wh, transposed.
-- RNN, h = tanh(x Wx + h_prev Wh + b): one phase, one block, as the LSTM's.
-- GRU, z and r from x and h_prev, h~ = tanh(x Wx_h + (r * h_prev) Wh_h + b_h): two
-  phases, the second product depending on the first. Forward phase 0 multiplies h_t by
-  the z and r columns, and its kernel writes z, r and r * h_t at the lane's units into a
-  second operand; phase 1 multiplies that by the h~ columns, and its kernel makes h~ and
-  h. Backward runs the phases last first: phase 0's kernel writes the gradient of h~'s
-  pre-activation, whose product with the h~ rows gives d(r * h_prev) at the lane's
-  units; phase 1's kernel makes the z and r pre-activation gradients and h_prev's direct
-  gradient, and its product with the z and r rows adds the rest for the step before.
+- RNN (kernels/rnn.py), h = tanh(x Wx + h_prev Wh + b): one phase, one block, as the
+  LSTM's.
+- GRU (kernels/gru.py), z and r from x and h_prev, h~ = tanh(x Wx_h + (r * h_prev) Wh_h):
+  two phases, the second product depending on the first. Forward phase 0 multiplies h_t
+  by the z and r columns, and its kernel makes z and r and writes r * h_t at the lane's
+  units into a second operand; phase 1 multiplies that by the h~ columns, and its kernel makes h~
+  and h. Backward runs the phases last first: phase 0's kernel writes the gradients of
+  h~'s and z's pre-activations, and the product of the first with the h~ rows gives
+  d(r * h_prev) at the lane's units; phase 1's kernel makes r's, and the product of the
+  z and r gradients with their rows gives h_prev's gradient through the gates. What
+  reaches h_prev directly the kernels keep at the lane's units, and its caller adds it to
+  the lanes' last products.
 
 The loops can stop early and be resumed: they return where to go on from (a position),
 `done` when finished, or -1 when another lane failed. They stop when the barrier has

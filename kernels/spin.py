@@ -1,7 +1,7 @@
 """A barrier for the recurrence's lanes that spins instead of sleeping, inside compiled code.
 
-The lanes meet once per time step, every 0.5 to 1 ms. A thread that sleeps on a lock there
-costs a wake-up (60 us a barrier here, in a virtual machine) and the GIL on the way back in.
+The lanes meet once per time step, well under a millisecond apart. A thread that sleeps on a
+lock there costs a wake-up and the GIL on the way back in.
 Here each lane publishes how many steps it has finished in its own slot of an int64 array
 (`progress`), with release order, and waits, with acquire order, until every lane has
 published as many. The wait gives up after `spins` rounds and reports it, so that the

@@ -1,5 +1,5 @@
 """exp, sigmoid and tanh that vectorise: float32 gets a polynomial exp that LLVM turns into
-SIMD code (libm's expf is a scalar call, 4x slower here); float64 keeps libm's exp.
+SIMD code (libm's expf is a scalar call); float64 keeps libm's exp.
 
 The float32 exp is Cephes' expf (relative error about 1 ulp) with its argument clamped
 to [-87, 88], which keeps sigmoid and tanh exact to float32 rounding; NaN stays NaN.
@@ -20,12 +20,21 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # NumPy's model lets it vectorise (here the denominators are never below 1).
 KERNEL_OPTIONS = {"fastmath": FASTMATH, "error_model": "numpy"}
 
+# The options of a recurrent cell's step kernels (kernels/lstm.py, rnn.py, gru.py):
+# KERNEL_OPTIONS less 'reassoc' and 'contract', so that every operation rounds as written.
+# With them LLVM summed a gate's terms, or fused a product into a sum, one way in the
+# vectorised loop and another in its remainder, and in cached code otherwise than in freshly
+# compiled code: a lane's block of units then rounded unlike the same units in the whole
+# step (1 ulp in float32). What they would save is lost in a recurrence's noise
+# (docs/experiments.md).
+STEP_OPTIONS = dict(KERNEL_OPTIONS, fastmath=FASTMATH - {"reassoc", "contract"})
+
 
 @intrinsic
 def _pow2_float32(typingctx, j):
     """2 ** (j - 128) as a float32, for an int32 j in [1, 255), built from its exponent bits
     in int32 arithmetic: Numba's own int32 arithmetic widens to int64, whose conversions
-    AVX2 has no vector instruction for (they kept exp scalar, 3x slower)."""
+    AVX2 has no vector instruction for (they keep exp scalar)."""
     def codegen(context, builder, signature, args):
         one, shift = ir.Constant(ir.IntType(32), 1), ir.Constant(ir.IntType(32), 23)
         return builder.bitcast(builder.shl(builder.sub(args[0], one), shift), ir.FloatType())

@@ -2,7 +2,7 @@
 short spins (fastlstm/lanes.py, fastlstm/recurrence.py), two threads spinning 1 ms before
 every rest as the lanes did before them, and one thread. Each figure is a median over
 rounds that alternate the three in one process; the ratio is the median over rounds of
-the 1 ms spins' time over the short spins'. The README's "Under load" figures:
+the 1 ms spins' time over the short spins' (docs/performance.md, Under load):
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python scripts/spin_under_load.py [--step eval] [--rounds 8] [--no-load]
 """

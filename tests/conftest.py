@@ -25,3 +25,21 @@ def ptb_dir():
     if not (SHARED_PTB / "ptb.train.txt").is_file():
         pytest.fail(f"PTB files not found in {SHARED_PTB}; the tests expect ../shared/data/ptb beside the repository")
     return SHARED_PTB
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One thread for a module's tests: kernels this small run fastest so, above all on a busy machine."""
+    import fastlstm
+    threads = fastlstm.get_num_threads()
+    fastlstm.set_num_threads(1)
+    yield
+    fastlstm.set_num_threads(threads)
+
+
+@pytest.fixture
+def no_display(monkeypatch):
+    """No display, as on a server: matplotlib's Agg backend; plots must be saved, not shown."""
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)

@@ -18,7 +18,8 @@ from fastlstm.trainer import stateful_batch
 from fastlstm.util import clip_grads, remove_duplicate
 
 N, T, D, H, V = 2, 3, 4, 3, 9
-LAYERS = ["TimeEmbedding", "TimeAffine", "TimeSoftmaxWithLoss", "TimeDropout", "TimeLSTM"]
+LAYERS = ["TimeEmbedding", "TimeAffine", "TimeSoftmaxWithLoss", "TimeDropout", "TimeLSTM", "TimeRNN", "TimeGRU",
+          "TimeBiLSTM"]
 FLAG = [pytest.param(False, id="cpu"),
         pytest.param(True, id="cuda", marks=pytest.mark.skipif(not gpu.simulated(), reason=NOT_SIMULATED))]
 
@@ -46,6 +47,10 @@ def build(name):
         "TimeSoftmaxWithLoss": lambda: (time_layers.TimeSoftmaxWithLoss(), (r(N, T, V), ids)),
         "TimeDropout": lambda: (time_layers.TimeDropout(0.4), (xs,)),
         "TimeLSTM": lambda: (time_layers.TimeLSTM(r(D, 4 * H), r(H, 4 * H), r(4 * H), stateful=True), (xs,)),
+        "TimeRNN": lambda: (time_layers.TimeRNN(r(D, H), r(H, H), r(H), stateful=True), (xs,)),
+        "TimeGRU": lambda: (time_layers.TimeGRU(r(D, 3 * H), r(H, 3 * H), stateful=True), (xs,)),
+        "TimeBiLSTM": lambda: (time_layers.TimeBiLSTM(*(r(*s) for s in [(D, 4 * H), (H, 4 * H), (4 * H,)] * 2),
+                                                      stateful=True), (xs,)),
     }[name]()
 
 

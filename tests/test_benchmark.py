@@ -15,13 +15,7 @@ ASV_DIR = Path(__file__).resolve().parents[1] / "asv_benchmarks"
 TINY = {"vocab_size": 50, "wordvec_size": 8, "hidden_size": 8}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny kernels on one thread (threads this small only wait for each other); restored afterwards."""
-    threads = fastlstm.get_num_threads()
-    fastlstm.set_num_threads(1)
-    yield
-    fastlstm.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("model, step, mflop", [("better", "train", 79.6), ("better", "eval", 26.5),
@@ -164,6 +158,56 @@ def test_steps_run_the_models_on_the_books_batches(model):
         loss = fn()
         if step == "eval":  # the loss of untrained weights on random ids: about log V
             assert abs(loss - np.log(TINY["vocab_size"])) < 0.5
+
+
+def test_chapter_speedups_take_medians_of_rounds_in_turns(monkeypatch):
+    calls = []
+    toy = ("a toy chapter", lambda kit, data_dir: lambda: calls.append(kit))
+    monkeypatch.setitem(benchmark.CHAPTER_CASES, "toy", toy)
+    seconds = {benchmark.ref_models: iter([4.0, 9.0, 6.0]), benchmark.models: iter([2.0, 1.0, 3.0])}
+    monkeypatch.setattr(benchmark, "timed_round", lambda fn, min_time: (fn(), next(seconds[calls[-1]]))[1])
+    [(label, t_ref, t_fast, ratio)] = benchmark.chapter_speedups(["toy"], rounds=3, min_time=0)
+    assert (label, t_ref, t_fast) == ("a toy chapter", 6.0, 2.0)
+    assert ratio == 2.0  # the median of the rounds' 2, 9 and 2
+    ref, fast = benchmark.ref_models, benchmark.models
+    assert calls == [ref, fast] + [ref, fast] + [fast, ref] + [ref, fast]  # an untimed call each, then in turns
+
+
+def test_chapters_command_times_chapter_5(capsys):
+    benchmark.main(["chapters", "--repeat", "1"])
+    out = capsys.readouterr().out
+    assert "chapter 5 SimpleRnnlm training iteration, N=10 T=5 D=H=100" in out and out.rstrip().endswith("x")
+    for name in ("ch04", "ch07", "ch07-peeky", "ch08"):  # the book's files of chapters 4, 7 and 8 too
+        assert out.count(benchmark.CHAPTER_CASES[name][0]) == 1
+
+
+def test_chapter_speedups_take_numpy_at_the_better_of_two_thread_counts(monkeypatch):
+    calls, threads = [], [2]  # the thread setting, faked: the toy runs no kernel
+    monkeypatch.setattr(fastlstm, "get_num_threads", lambda: threads[0])
+    monkeypatch.setattr(fastlstm, "set_num_threads", lambda n: threads.__setitem__(0, n))
+    toy = ("a toy chapter", lambda kit, data_dir: lambda: calls.append((kit, threads[0])))
+    monkeypatch.setitem(benchmark.CHAPTER_CASES, "toy", toy)
+    ref, fast = benchmark.ref_models, benchmark.models
+    seconds = {(ref, 2): iter([4.0, 9.0]), (fast, 2): iter([2.0, 2.0]), (ref, 1): iter([5.0, 3.0])}
+    monkeypatch.setattr(benchmark, "timed_round", lambda fn, min_time: (fn(), next(seconds[calls[-1]]))[1])
+    [(_, t_ref, t_fast, ratio)] = benchmark.chapter_speedups(["toy"], rounds=2, min_time=0)
+    assert threads == [2]  # restored
+    assert (t_ref, t_fast, ratio) == (3.5, 2.0, 1.75)  # rounds of 4 (at 2 threads) and 3 (at 1)
+    sides = [(ref, 2), (fast, 2), (ref, 1)]
+    assert calls == sides + sides + sides[::-1]  # an untimed call each, then in turns
+
+
+def test_chapters_command_times_greedy_decoding(capsys):
+    benchmark.main(["chapters", "--repeat", "1", "--cases", "ch07-decode,ch08-decode"])
+    out = capsys.readouterr().out
+    assert "chapter 7 Seq2seq greedy decoding of one question" in out
+    assert "chapter 8 AttentionSeq2seq greedy decoding of one question" in out
+
+
+def test_chapters_command_refuses_unknown_cases(capsys):
+    with pytest.raises(SystemExit):
+        benchmark.main(["chapters", "--cases", "ch05,ch09"])
+    assert "ch04, ch05" in capsys.readouterr().err
 
 
 def test_bench_help(capsys):

@@ -6,50 +6,36 @@ losses and answers follow each other.
 Paths: the book's files import each other through the folder above the chapters
 (`from ch07.seq2seq import ...`, `from ch06.rnnlm import ...`), which their
 `sys.path.append('..')` puts on the path when they run from their chapter folder:
-tests/book_files.book_root gives them such a folder. One more path the book itself relies on
-without saying so: chapter 8's train.py imports ch07.peeky_seq2seq, whose own
+fastlstm.reference.book_files.in_book_root gives them such a folder. One more path the book
+itself relies on without saying so: chapter 8's train.py imports ch07.peeky_seq2seq, whose own
 `from seq2seq import ...` needs the chapter 7 folder on the path; test_ch08_train gives it.
 """
 
 import os
 import pickle
-import sys
 
 import numpy as np
 import pytest
 
-import book_files
-import fastlstm
 from fastlstm.dataset import ptb, sequence
 from fastlstm.optimizer import Adam
+from fastlstm.reference import book_files
 from fastlstm.trainer import Trainer
 from fastlstm.util import eval_seq2seq
 
 PTB_TOKENS = 600      # chapter 4: 590 contexts, five batches of 100 per epoch
 TRAIN, TEST = 128, 8  # chapters 7 and 8: one batch of 128 per epoch, 8 test questions
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These shapes train fastest on one thread, above all on a busy machine (both sides)."""
-    threads = fastlstm.get_num_threads()
-    fastlstm.set_num_threads(1)
-    yield
-    fastlstm.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # both sides: these shapes train fastest so
 
 
 @pytest.fixture
-def book_dir(tmp_path, monkeypatch):
+def book_dir(tmp_path, no_display):
     """cwd and paths as when running a script from its chapter folder, no display."""
-    run = book_files.book_root(tmp_path)
-    monkeypatch.chdir(run)
-    monkeypatch.setattr("sys.path", list(sys.path))  # the scripts append '..'
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.delenv("DISPLAY", raising=False)
-    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     import matplotlib.pyplot as plt
     plt.switch_backend("Agg")
-    yield run
+    with book_files.in_book_root(tmp_path) as run:
+        yield run
     plt.close("all")
 
 
@@ -179,11 +165,6 @@ def test_rnnlm_gen_on_fastlstm_models(book_dir, name):
 
 # ---------------------------------------------------------------- weights in the book's format
 
-SEQ2SEQ = {"Seq2seq": ("ch07", "seq2seq", "addition.txt", 128, False),
-           "PeekySeq2seq": ("ch07", "peeky_seq2seq", "addition.txt", 128, False),
-           "AttentionSeq2seq": ("ch08", "attention_seq2seq", "date.txt", 256, True)}
-
-
 def answers(model, questions, corrects, id_to_char):
     """(the generated answers, the number right by eval_seq2seq)."""
     guesses = [tuple(int(c) for c in model.generate(q[None], c[0], len(c) - 1)) for q, c in zip(questions, corrects)]
@@ -191,12 +172,10 @@ def answers(model, questions, corrects, id_to_char):
     return guesses, right
 
 
-@pytest.mark.parametrize("name", SEQ2SEQ)
+@pytest.mark.parametrize("name", book_files.SEQ2SEQ)
 def test_weights_saved_by_the_book_give_the_same_answers(book_dir, name):
-    chapter, module, file_name, hidden, reverse = SEQ2SEQ[name]
-    (x, t), (x_test, t_test) = sequence.load_data(file_name)
-    if reverse:
-        x, x_test = x[:, ::-1], x_test[:, ::-1]
+    chapter, module, _, hidden, _ = book_files.SEQ2SEQ[name]
+    _, (x_test, t_test) = book_files.seq2seq_data(name)
     char_to_id, id_to_char = sequence.get_vocab()
     V = len(char_to_id)
     questions, corrects = x_test[:40], t_test[:40]

@@ -52,12 +52,12 @@ def test_after_warm_up_training_and_evaluation_compile_nothing():
     code = """
 import numpy as np
 from fastlstm import warmup
-from fastlstm.models import BetterRnnlm, Rnnlm
+from fastlstm.models import BetterRnnlm, Rnnlm, SimpleRnnlm
 from fastlstm.optimizer import SGD
 from fastlstm.training_step import train_step
 warmup.warm_up()
 before = {name: len(d.signatures) for name, d in warmup.dispatchers().items()}
-for model in (Rnnlm(17, 4, 6), BetterRnnlm(17, 6, 6)):
+for model in (SimpleRnnlm(17, 4, 6), Rnnlm(17, 4, 6), BetterRnnlm(17, 6, 6)):
     xs = np.random.randint(0, 17, size=(3, 4))
     for _ in range(3):
         train_step(model, SGD(0.1), xs, xs, 0.25)

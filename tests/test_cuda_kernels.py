@@ -39,12 +39,15 @@ def _ptx_cases(dtype):
     """(name, python function, argument types) of every CUDA kernel, for one float dtype."""
     from numba import from_dtype, types
 
-    from fastlstm.kernels import dropout_cuda, embedding_cuda, linalg_cuda, lstm_cuda, optim_cuda, softmax_cuda
+    from fastlstm.kernels import (dropout_cuda, embedding_cuda, gru_cuda, linalg_cuda, lstm_cuda, optim_cuda, rnn_cuda,
+                                  softmax_cuda)
 
     f = from_dtype(np.dtype(dtype))
     v, m = f[:], f[:, :]  # any layout: the kernels take views
     ids = types.intp[:]
     step_forward, step_backward = lstm_cuda._step_kernels(np.dtype(dtype))
+    rnn_forward, rnn_backward = rnn_cuda._step_kernels(np.dtype(dtype))
+    gru_gates, gru_hidden, gru_backward_hidden, gru_backward_gates = gru_cuda._step_kernels(np.dtype(dtype))
     return [
         ("gemm", linalg_cuda._gemm_kernel(16, np.dtype(dtype)), (m, m, m)),
         ("column_sums", linalg_cuda._column_sums, (m, v)),
@@ -53,6 +56,13 @@ def _ptx_cases(dtype):
         ("swap_01", linalg_cuda._swap_01, (f[:, :, :], f[:, :, :])),
         ("lstm_step_forward", step_forward, (m, m, v, m, m, m, m)),
         ("lstm_step_backward", step_backward, (m,) * 7),
+        ("rnn_step_forward", rnn_forward, (m, m, v, m)),
+        ("rnn_step_backward", rnn_backward, (m,) * 4),
+        ("gru_step_gates", gru_gates, (m,) * 4),
+        ("gru_step_hidden", gru_hidden, (m,) * 4),
+        ("gru_step_backward_hidden", gru_backward_hidden, (m,) * 6),
+        ("gru_step_backward_gates", gru_backward_gates, (m,) * 5),
+        ("time_copy", linalg_cuda._time_copy, (f[:, :, :], f[:, :, :], types.boolean, types.boolean)),
         ("softmax_forward", softmax_cuda._forward_kernel(256, np.dtype(dtype)), (m, ids, v, types.float64[:])),
         ("softmax_backward", softmax_cuda._backward, (m, ids, v, f, m)),
         ("embedding_forward", embedding_cuda._forward, (m, ids, m)),

@@ -15,8 +15,9 @@ from numba import cuda  # noqa: E402  (numba-cuda may be missing: imported after
 
 from cuda_compositions import affine_cpu, affine_gpu, lstm_cpu, lstm_gpu, softmax_cross_entropy_cpu  # noqa: E402
 from fastlstm.blas import dots, tn_product  # noqa: E402
-from fastlstm.kernels import dropout, embedding, linalg, lstm, optim  # noqa: E402
-from fastlstm.kernels import dropout_cuda, embedding_cuda, linalg_cuda, lstm_cuda, optim_cuda, softmax_cuda  # noqa: E402
+from fastlstm.kernels import dropout, embedding, gru, linalg, lstm, optim, rnn  # noqa: E402
+from fastlstm.kernels import (dropout_cuda, embedding_cuda, gru_cuda, linalg_cuda, lstm_cuda, optim_cuda,  # noqa: E402
+                              rnn_cuda, softmax_cuda)
 
 pytestmark = pytest.mark.usefixtures("tiny_blocks")
 
@@ -200,6 +201,74 @@ def test_lstm_sequence(dtype, T, N, D, H, transposed):
     got = lstm_gpu(xs_t, d_Wx, d_Wh, b, h0, c0, dhs_t)
     for name in want:
         np.testing.assert_allclose(got[name], want[name], **tol(dtype), err_msg=name)
+
+
+# --- RNN and GRU ------------------------------------------------------------------------------
+
+def same(got, want, dtype):
+    np.testing.assert_allclose(host(got), want, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N,H", [(1, 1), (3, 5), (2, 13)])
+def test_rnn_steps(dtype, N, H):
+    rng = np.random.default_rng(N * 100 + H + 1)
+    a, hA, dh_out, dh_next = (rand(rng, (N, H), dtype) for _ in range(4))
+    b = rand(rng, H, dtype)
+    h = np.empty((N, H), dtype)
+    rnn.rnn_step_forward(a, hA, b, h, 0)
+    d_h = dev_empty((N, H), dtype)
+    rnn_cuda.rnn_step_forward(dev(a), dev(hA), dev(b), d_h)
+    same(d_h, h, dtype)
+
+    dA, db = np.empty((N, H), dtype), np.zeros(H, dtype)
+    rnn.rnn_step_backward(h, dh_out[:, None], 0, dh_next, dA, db, 0)
+    np.testing.assert_allclose(db, dA.sum(axis=0), **tol(dtype))
+    d_dA = dev_empty((N, H), dtype)
+    rnn_cuda.rnn_step_backward(dev(h), dev(dh_out), dev(dh_next), d_dA)
+    same(d_dA, dA, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N,H", [(1, 1), (3, 5), (2, 13)])
+def test_gru_steps(dtype, N, H):
+    """The two forward phases and the two backward phases, each against its CPU twin."""
+    rng = np.random.default_rng(N * 100 + H + 2)
+    a = rand(rng, (N, 3 * H), dtype)
+    hA_zr = rand(rng, (N, 2 * H), dtype)
+    h_prev, hA_h, dh_out, dh_next, direct, drh = (rand(rng, (N, H), dtype) for _ in range(6))
+    gates, rh, h = a.copy(), np.empty((N, H), dtype), np.empty((N, H), dtype)
+    d_gates, d_rh, d_h = dev(a), dev_empty((N, H), dtype), dev_empty((N, H), dtype)
+    gru.gru_step_gates(gates, hA_zr, h_prev, rh, 0)
+    gru_cuda.gru_step_gates(d_gates, dev(hA_zr), dev(h_prev), d_rh)
+    same(d_rh, rh, dtype)
+    gru.gru_step_hidden(gates, hA_h, h_prev, h, 0)
+    gru_cuda.gru_step_hidden(d_gates, dev(hA_h), dev(h_prev), d_h)
+    for got, want in [(d_gates, gates), (d_h, h)]:
+        same(got, want, dtype)
+
+    dA = np.full((N, 3 * H), np.nan, dtype)
+    d_dA, d_direct = dev(dA), dev(direct)
+    gru.gru_step_backward_hidden(gates, h_prev, dh_out[:, None], 0, dh_next, direct, dA, 0)
+    gru_cuda.gru_step_backward_hidden(dev(gates), dev(h_prev), dev(dh_out), dev(dh_next), d_direct, d_dA)
+    gru.gru_step_backward_gates(gates, h_prev, drh, direct, dA, 0)
+    gru_cuda.gru_step_backward_gates(dev(gates), dev(h_prev), dev(drh), d_direct, d_dA)
+    assert not np.isnan(dA).any()
+    for got, want in [(d_dA, dA), (d_direct, direct)]:
+        same(got, want, dtype)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("add", [False, True])
+def test_time_copy_into_halves(reverse, add):
+    rng = np.random.default_rng(11)
+    a, out = rand(rng, (2, 5, 3), np.float64), rand(rng, (2, 5, 6), np.float64)
+    d_out = dev(out)
+    linalg_cuda.time_copy(dev(a), d_out[:, :, 3:], reverse, add)
+    want = out.copy()
+    source = a[:, ::-1] if reverse else a
+    want[:, :, 3:] = want[:, :, 3:] + source if add else source
+    np.testing.assert_array_equal(host(d_out), want)
 
 
 # --- softmax cross-entropy ---------------------------------------------------------------

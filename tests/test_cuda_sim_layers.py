@@ -236,6 +236,47 @@ def test_lstm_refuses_bad_weights(gpu_flag):
         time_layers.TimeLSTM(np.zeros((D, 4 * H)), np.zeros((H, 4 * H), np.float32), np.zeros(4 * H))
 
 
+@pytest.mark.parametrize("cls,dtype", [(time_layers.TimeRNN, np.float32), (time_layers.TimeRNN, np.float64),
+                                       (time_layers.TimeGRU, np.float32), (time_layers.TimeGRU, np.float64)])
+def test_rnn_and_gru(cls, dtype):
+    """Two stateful calls in a row, then set_state with a device array, infer and reset_state."""
+    rng = np.random.default_rng(7)
+    gates = 1 if cls is time_layers.TimeRNN else 3
+    weights = [rand(rng, (D, gates * H), dtype, 0.5), rand(rng, (H, gates * H), dtype, 0.5)]
+    weights += [rand(rng, H, dtype)] if gates == 1 else []
+    cpu, gpu_layer = cls(*weights, stateful=True), on_gpu(cls, *weights, True)
+    for _ in range(2):
+        xs, dhs = rand(rng, (N, T, D), dtype), rand(rng, (N, T, H), dtype)
+        same(gpu_layer.forward(xs), cpu.forward(xs), dtype)
+        same(gpu_layer.h, cpu.h, dtype)
+        same(gpu_layer.backward(cuda.to_device(dhs)), cpu.backward(dhs), dtype)
+        same(gpu_layer.dh, cpu.dh, dtype)
+        for g, want in zip(gpu_layer.grads, cpu.grads, strict=True):
+            same(g, want, dtype)
+    h0 = rand(rng, (N, H), dtype)
+    cpu.set_state(h0)
+    gpu_layer.set_state(cuda.to_device(h0))
+    same(gpu_layer.infer(xs), cpu.infer(xs), dtype)
+    same(gpu_layer.h, cpu.h, dtype)
+    cpu.reset_state()
+    gpu_layer.reset_state()
+    assert gpu_layer.h is None
+    same(gpu_layer.forward(xs), cpu.forward(xs), dtype)
+
+
+def test_bilstm():
+    rng = np.random.default_rng(8)
+    weights = [rand(rng, shape, np.float64, 0.5) for shape in [(D, 4 * H), (H, 4 * H), (4 * H,)] * 2]
+    cpu, gpu_layer = time_layers.TimeBiLSTM(*weights), on_gpu(time_layers.TimeBiLSTM, *weights)
+    assert gpu_layer.forward_lstm._backend is gpu_layer.backward_lstm._backend is backends.CUDA
+    xs, dhs = rand(rng, (N, T, D), np.float64), rand(rng, (N, T, 2 * H), np.float64)
+    same(gpu_layer.forward(xs), cpu.forward(xs), np.float64)
+    same(gpu_layer.backward(cuda.to_device(dhs)), cpu.backward(dhs), np.float64)
+    for g, want in zip(gpu_layer.grads, cpu.grads, strict=True):
+        same(g, want, np.float64)
+    same(gpu_layer.infer(xs), cpu.infer(xs), np.float64)
+
+
 # --- clipping, weight tying and the optimizers on device arrays --------------------------------
 
 def test_util_and_sgd_on_device_arrays():

@@ -1,5 +1,5 @@
 """Evaluation (forward with train_flg=False, as eval_perplexity calls it) gives the
-reference's loss, advances the LSTM state, keeps nothing for backward and allocates
+reference's loss, advances the recurrent state, keeps nothing for backward and allocates
 nothing after its first call."""
 
 import tracemalloc
@@ -7,14 +7,14 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from fastlstm.models import BetterRnnlm, Rnnlm
+from fastlstm.models import BetterRnnlm, Rnnlm, SimpleRnnlm
 from fastlstm.reference import models as reference
 from fastlstm.util import eval_perplexity
 
 SIZES = dict(vocab_size=97, wordvec_size=13, hidden_size=13)
 
 
-@pytest.mark.parametrize("name", ["Rnnlm", "BetterRnnlm"])
+@pytest.mark.parametrize("name", ["SimpleRnnlm", "Rnnlm", "BetterRnnlm"])
 def test_evaluation_matches_the_reference_batch_after_batch(name):
     np.random.seed(3)
     model = globals()[name](**SIZES, dtype=np.float64)
@@ -25,13 +25,14 @@ def test_evaluation_matches_the_reference_batch_after_batch(name):
         xs, ts = rng.integers(0, 97, size=(2, 4, 5))
         np.testing.assert_allclose(model.forward(xs, ts, train_flg=False), ref.forward(xs, ts, train_flg=False),
                                    rtol=1e-12)
-    for fast_lstm, ref_lstm in zip(model.lstm_layers, ref.lstm_layers):
-        np.testing.assert_allclose(fast_lstm.h, ref_lstm.h, rtol=1e-12)
+    recurrent = (getattr(m, "lstm_layers", None) or [m.rnn_layer] for m in (model, ref))
+    for fast_layer, ref_layer in zip(*recurrent, strict=True):
+        np.testing.assert_allclose(fast_layer.h, ref_layer.h, rtol=1e-12)
         with pytest.raises(RuntimeError, match="backward called before forward"):
-            fast_lstm.backward(np.zeros((4, 5, 13)))
+            fast_layer.backward(np.zeros((4, 5, 13)))
 
 
-@pytest.mark.parametrize("cls", [Rnnlm, BetterRnnlm])
+@pytest.mark.parametrize("cls", [SimpleRnnlm, Rnnlm, BetterRnnlm])
 def test_evaluation_allocates_nothing_after_the_first_call(cls):
     np.random.seed(0)
     model = cls(vocab_size=1000, wordvec_size=64, hidden_size=64)

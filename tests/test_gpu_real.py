@@ -209,3 +209,33 @@ def test_models_through_the_layers_match_the_cpu(name, monkeypatch):
         close(gpu.to_host(p), w, np.float64, rel=1e-9)
     want, got = (eval_perplexity(m, corpus, batch_size=10, time_size=T) for m in built)
     assert got == pytest.approx(want, rel=1e-9)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["TimeRNN", "TimeGRU", "TimeBiLSTM"])
+def test_rnn_gru_and_bilstm_match_the_cpu(name, dtype, gemm, monkeypatch):
+    """Two stateful calls of each layer built with config.GPU = True, at N=20, T=35, D=H=650,
+    against the same layer on the CPU: outputs, input gradients, dh and every gradient."""
+    from fastlstm import time_layers
+
+    rng = np.random.default_rng(8)
+    gates = {"TimeRNN": [1], "TimeGRU": [3], "TimeBiLSTM": [4, 4]}[name]
+    weights = []
+    for g in gates:
+        weights += [rand(rng, (D, g * H), dtype, D ** -0.5), rand(rng, (H, g * H), dtype, H ** -0.5)]
+        weights += [] if g == 3 else [rand(rng, g * H, dtype, 0.1)]
+    cls = getattr(time_layers, name)
+    built = []
+    for on_gpu in (False, True):
+        monkeypatch.setattr(config, "GPU", on_gpu)
+        built.append(cls(*weights, stateful=True))
+    cpu_layer, gpu_layer = built
+    width = H * len(gates)
+    for _ in range(2):  # the second call starts from the state the first left
+        xs, dhs = rand(rng, (N, T, D), dtype), rand(rng, (N, T, width), dtype)
+        close(gpu.to_host(gpu_layer.forward(xs)), cpu_layer.forward(xs), dtype)
+        close(gpu.to_host(gpu_layer.backward(dhs)), cpu_layer.backward(dhs), dtype)
+        if name != "TimeBiLSTM":
+            close(gpu.to_host(gpu_layer.dh), cpu_layer.dh, dtype)
+        for g, want in zip(gpu_layer.grads, cpu_layer.grads, strict=True):
+            close(gpu.to_host(g), want, dtype)

@@ -4,7 +4,8 @@ inputs and every one of its params, at odd sizes."""
 import numpy as np
 import pytest
 
-from fastlstm.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeLSTM, TimeSoftmaxWithLoss
+from fastlstm.time_layers import (GRU, LSTM, RNN, TimeAffine, TimeBiLSTM, TimeDropout, TimeEmbedding, TimeGRU, TimeLSTM,
+                                  TimeRNN, TimeSoftmaxWithLoss)
 from gradcheck import assert_grad_close, numerical_grad
 
 rng = np.random.default_rng(1234)
@@ -30,6 +31,63 @@ def test_time_lstm(N, T, D, H):
     for name, p, g in zip(["Wx", "Wh", "b"], layer.params, layer.grads):
         analytic = g.copy()
         assert_grad_close(analytic, numerical_grad(loss, p), name)
+
+
+@pytest.mark.parametrize("cls,gates", [(TimeRNN, 1), (TimeGRU, 3)])
+@pytest.mark.parametrize("N,T,D,H", [(1, 1, 1, 1), (2, 3, 3, 5), (3, 4, 2, 3)])
+def test_time_rnn_and_gru(cls, gates, N, T, D, H):
+    weights = [randn(D, gates * H) * 0.5, randn(H, gates * H) * 0.5] + ([randn(H) * 0.5] if cls is TimeRNN else [])
+    layer = cls(*weights, stateful=True)
+    xs, h0, R = randn(N, T, D), randn(N, H), randn(N, T, H)
+
+    def loss():
+        layer.set_state(h0)
+        return np.sum(layer.forward(xs) * R)
+
+    loss()
+    dxs = layer.backward(R)
+    assert_grad_close(dxs, numerical_grad(loss, xs), "dxs")
+    assert_grad_close(layer.dh, numerical_grad(loss, h0), "dh")
+    for k, (p, g) in enumerate(zip(layer.params, layer.grads, strict=True)):
+        analytic = g.copy()
+        assert_grad_close(analytic, numerical_grad(loss, p), f"params[{k}]")
+
+
+@pytest.mark.parametrize("N,T,D,H", [(1, 1, 1, 1), (2, 3, 3, 2)])
+def test_time_bilstm(N, T, D, H):
+    layer = TimeBiLSTM(*(randn(*shape) * 0.5 for shape in [(D, 4 * H), (H, 4 * H), (4 * H,)] * 2))
+    xs, R = randn(N, T, D), randn(N, T, 2 * H)
+
+    def loss():
+        return np.sum(layer.forward(xs) * R)
+
+    loss()
+    dxs = layer.backward(R)
+    assert_grad_close(dxs, numerical_grad(loss, xs), "dxs")
+    for k, (p, g) in enumerate(zip(layer.params, layer.grads, strict=True)):
+        analytic = g.copy()
+        assert_grad_close(analytic, numerical_grad(loss, p), f"params[{k}]")
+
+
+@pytest.mark.parametrize("cls,gates,states", [(RNN, 1, 1), (GRU, 3, 1), (LSTM, 4, 2)])
+def test_single_steps(cls, gates, states):
+    N, D, H = 3, 2, 4
+    layer = cls(*[randn(D, gates * H) * 0.5, randn(H, gates * H) * 0.5] + ([] if cls is GRU else [randn(gates * H)]))
+    x, inputs = randn(N, D), [randn(N, H) for _ in range(states)]  # h_prev (and c_prev)
+    Rs = [randn(N, H) for _ in range(states)]
+
+    def loss():
+        out = layer.forward(x, *inputs)
+        return sum(np.sum(o * R) for o, R in zip(out if states > 1 else [out], Rs))
+
+    loss()
+    dx, *dstates = layer.backward(*Rs)
+    assert_grad_close(dx, numerical_grad(loss, x), "dx")
+    for k, (d, a) in enumerate(zip(dstates, inputs, strict=True)):
+        assert_grad_close(d, numerical_grad(loss, a), f"d state {k}")
+    for k, (p, g) in enumerate(zip(layer.params, layer.grads, strict=True)):
+        analytic = g.copy()
+        assert_grad_close(analytic, numerical_grad(loss, p), f"params[{k}]")
 
 
 def test_time_embedding_with_repeated_ids():

@@ -14,6 +14,7 @@ from fastlstm import blas
 from fastlstm.models import BetterRnnlm, Rnnlm
 from fastlstm.optimizer import SGD
 from fastlstm.threads import blas_num_threads
+from fastlstm.time_layers import TimeGRU, TimeRNN
 from fastlstm.trainer import remove_duplicate
 from fastlstm.util import clip_grads
 
@@ -94,3 +95,30 @@ def _train_and_evaluate(model, dtype):
     net.reset_state()
     losses.append(net.forward(xs[:10], ts[:10], train_flg=False))
     return losses, [p.copy() for p in net.params]
+
+
+@pytest.mark.parametrize("cls", [TimeRNN, TimeGRU])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rnn_and_gru_give_the_same_bits_on_one_thread_and_on_two(cls, dtype):
+    """300 units: two lanes for the recurrence, and products large enough to split."""
+    rng = np.random.default_rng(1)
+    N, T, D, H = 20, 35, 300, 300
+    gates = 3 if cls is TimeGRU else 1
+    weights = [(rng.standard_normal(s) / np.sqrt(H)).astype(dtype) for s in [(D, gates * H), (H, gates * H)]]
+    weights += [] if cls is TimeGRU else [np.zeros(H, dtype)]
+    xs, dhs = (rng.standard_normal((N, T, W)).astype(dtype) for W in (D, H))
+    runs = []
+    before = fastlstm.get_num_threads()
+    try:
+        for n in (1, 2):
+            fastlstm.set_num_threads(n)
+            layer = cls(*weights)
+            runs.append([layer.forward(xs), layer.backward(dhs), layer.dh] + [g.copy() for g in layer.grads])
+    finally:
+        fastlstm.set_num_threads(before)
+    exact = blas.row_quantum(np.dtype(dtype)) is not None
+    for k, (one, two) in enumerate(zip(*runs)):
+        if exact:
+            np.testing.assert_array_equal(two, one, err_msg=f"result {k}")
+        else:
+            np.testing.assert_allclose(two, one, rtol=1e-4, err_msg=f"result {k}")

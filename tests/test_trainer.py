@@ -5,21 +5,13 @@ import sys
 import numpy as np
 import pytest
 
-import fastlstm
 from fastlstm import util
 from fastlstm.dataset import ptb
 from fastlstm.models import Rnnlm
 from fastlstm.optimizer import SGD
 from fastlstm.trainer import RnnlmTrainer, remove_duplicate
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Kernels this small run fastest on one thread, above all on a busy machine."""
-    threads = fastlstm.get_num_threads()
-    fastlstm.set_num_threads(1)
-    yield
-    fastlstm.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def book_get_batch(trainer, x, t, batch_size, time_size):
@@ -85,10 +77,7 @@ def _trained(ppl_list, eval_interval=20):
     return trainer
 
 
-def test_plot_saves_a_png_without_display(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.delenv("DISPLAY", raising=False)
-    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+def test_plot_saves_a_png_without_display(tmp_path, monkeypatch, capsys, no_display):
     monkeypatch.chdir(tmp_path)
     trainer = _trained([900.0, 500.0, 300.0])
     assert trainer.plot(ylim=(0, 1000)) == "perplexity.png"
@@ -201,15 +190,13 @@ def test_trainer_refuses_what_cannot_train():
         trainer.fit(x, t, batch_size=64)
 
 
-def test_trainer_plot_saves_a_png_without_display(tmp_path, monkeypatch, capsys):
+def test_trainer_plot_saves_a_png_without_display(tmp_path, monkeypatch, capsys, no_display):
     from fastlstm.trainer import Trainer
 
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.delenv("DISPLAY", raising=False)
-    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.chdir(tmp_path)
     trainer = Trainer(None, None)
     trainer.loss_list, trainer.eval_interval = [2.5, 1.0, 0.5], 20
     assert trainer.plot() == "loss.png"
     assert (tmp_path / "loss.png").read_bytes().startswith(b"\x89PNG")
     assert str(tmp_path / "loss.png") in capsys.readouterr().out
+

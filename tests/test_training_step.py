@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-import fastlstm
 from fastlstm.models import BetterRnnlm, Rnnlm
 from fastlstm.optimizer import SGD, Adam
 from fastlstm.training_step import train_step
@@ -12,14 +11,7 @@ from fastlstm.util import clip_grads, remove_duplicate
 V, N, T = 30, 3, 5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Kernels this small run fastest on one thread, above all on a busy machine."""
-    threads = fastlstm.get_num_threads()
-    fastlstm.set_num_threads(1)
-    yield
-    fastlstm.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def build(cls, dtype):
     np.random.seed(0)

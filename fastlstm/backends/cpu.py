@@ -1,5 +1,5 @@
 """The CPU backend: the layers' array work on NumPy arrays, with the CPU kernels, the lanes'
-products (fastlstm.blas) and the LSTM's recurrence (fastlstm.recurrence).
+products (fastlstm.blas) and the recurrent cells' recurrence (fastlstm.recurrence).
 
 The layers check their inputs and call these for the rest; fastlstm/backends/cuda.py
 defines the same functions (`__all__`) on device arrays. Dimension letters as in kernels/:
@@ -15,12 +15,13 @@ from fastlstm.kernels.dropout import dropout_backward, dropout_forward
 from fastlstm.kernels.embedding import embedding_backward, embedding_forward
 from fastlstm.kernels.linalg import column_sums
 from fastlstm.kernels.softmax import softmax_cross_entropy_forward, softmax_cross_entropy_forward_backward
-from fastlstm.recurrence import backward_steps, forward_steps
+from fastlstm.recurrence import GRU, RNN, backward, backward_steps, forward, forward_steps
 from fastlstm.workspace import fresh
 
 __all__ = ["alloc", "fresh", "zeros_like", "prepare_weights", "floats", "copy", "affine_forward",
            "affine_backward", "gather_rows", "scatter_add_rows", "cross_entropy", "cross_entropy_gradient",
-           "dropout_apply", "dropout_gradient", "lstm_grads", "lstm_forward", "lstm_backward"]
+           "dropout_apply", "dropout_gradient", "recurrent_grads", "lstm_forward", "lstm_backward", "rnn_forward",
+           "rnn_backward", "gru_forward", "gru_backward", "time_copy"]
 
 alloc = np.empty  # alloc(shape, dtype): new arrays, as a workspace makes them
 zeros_like = np.zeros_like
@@ -99,57 +100,136 @@ def dropout_gradient(dout, mask):
     return dx
 
 
-def lstm_grads(Wx, Wh, b):
-    """(grads, joined): zeros for dWx, dWh and db, where dWx and dWh are the two row blocks of
-    `joined` (D + H, 4H), which one product fills (lstm_backward)."""
-    joined = np.zeros((Wx.shape[0] + Wh.shape[0], Wh.shape[1]), dtype=Wh.dtype)
-    return [joined[:Wx.shape[0]], joined[Wx.shape[0]:], np.zeros_like(b)], joined
+def recurrent_grads(Wx, Wh, *bias):
+    """(grads, joined): zeros for dWx, dWh and the bias's gradient (where the cell has a
+    bias), where dWx and dWh are the two row blocks of `joined` (D + H, G), which one
+    product fills (_input_and_weight_grads)."""
+    D = Wx.shape[0]
+    joined = np.zeros((D + Wh.shape[0], Wh.shape[1]), dtype=Wh.dtype)
+    return [joined[:D], joined[D:]] + [np.zeros_like(b) for b in bias], joined
 
 
-def lstm_forward(xs, params, h0, c0, empty, workspace, lanes):
-    """(out (N, T, H), last h, last c, saved for lstm_backward) of the LSTM over xs (N, T, D)
-    from the state h0, c0 (N, H), or zeros where None. `empty` makes the arrays (fresh ones,
-    or a workspace's), `workspace` holds the lanes' scratch, `lanes` (fastlstm.lanes.Lanes)
-    run the products and the recurrence."""
-    Wx, Wh, b = params
+def _sequence(xs, Wx, Wh, h0, empty, lanes, bias=None):
+    """(hs, inputs, pre, out): what every cell's forward over xs (N, T, D) starts from, made
+    by `empty`. Time-major, so that every step's slice is C-contiguous: hs (T + 1, N, H),
+    hs[0] the initial state h0 (zeros where None), hs[t + 1] the state after step t;
+    inputs (T, N, D + H), each step's input x_t and the h it multiplies side by side, the
+    left operand of the weight gradients' one product, x and h_0 filled in; pre (T, N, G)
+    = x_t @ Wx (+ bias) for all steps in one product. out (N, T, H) the layer's output."""
     N, T, D = xs.shape
-    H = Wh.shape[0]
+    H, G = Wh.shape
     dtype = Wh.dtype
-    # Time-major arrays: every step's slice is C-contiguous, as BLAS and the kernels want.
-    # hs[0] and cs[0] hold the initial state, hs[t + 1] and cs[t + 1] the state after step t.
     hs = empty("hs", (T + 1, N, H), dtype)
-    cs = empty("cs", (T + 1, N, H), dtype)
     hs[0] = 0 if h0 is None else h0
-    cs[0] = 0 if c0 is None else c0
-    # Each step's input x_t and the h it multiplies side by side: [x_t, h_t] (T, N, D + H)
-    # is the left operand of the weight gradients' one product.
     inputs = empty("inputs", (T, N, D + H), dtype)
-    xs_t, hs_inputs = inputs[:, :, :D], inputs[:, :, D:]
+    xs_t = inputs[:, :, :D]
     np.copyto(xs_t, xs.transpose(1, 0, 2))
-    hs_inputs[0] = hs[0]
-    gates = empty("gates", (T, N, 4 * H), dtype)
-    dot(xs_t.reshape(T * N, D), Wx, out=gates.reshape(T * N, 4 * H), lanes=lanes)
-    tanh_cs = empty("tanh_cs", (T, N, H), dtype)
-    out = empty("out", (N, T, H), dtype)
-    forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, lanes, workspace.empty)
-    return out, hs[T], cs[T], (inputs, cs, tanh_cs, gates)
+    inputs[0, :, D:] = hs[0]
+    pre = empty("gates", (T, N, G), dtype)
+    dot(xs_t.reshape(T * N, D), Wx, out=pre.reshape(T * N, G), bias=bias, lanes=lanes)
+    return hs, inputs, pre, empty("out", (N, T, H), dtype)
+
+
+def lstm_forward(xs, params, state, empty, workspace, lanes):
+    """(out (N, T, H), (last h, last c), saved for lstm_backward) of the LSTM over xs (N, T, D)
+    from state = (h0, c0) (N, H), zeros where None. `empty` makes the arrays (fresh ones, or
+    a workspace's), `workspace` holds the lanes' scratch, `lanes` (fastlstm.lanes.Lanes) run
+    the products and the recurrence."""
+    Wx, Wh, b = params
+    h0, c0 = state
+    hs, inputs, gates, out = _sequence(xs, Wx, Wh, h0, empty, lanes)
+    T, N, H = len(gates), xs.shape[0], Wh.shape[0]
+    cs = empty("cs", (T + 1, N, H), Wh.dtype)
+    cs[0] = 0 if c0 is None else c0
+    tanh_cs = empty("tanh_cs", (T, N, H), Wh.dtype)
+    forward_steps(gates, hs, cs, tanh_cs, out, inputs[:, :, xs.shape[2]:], Wh, b, lanes, workspace.empty)
+    return out, (hs[T], cs[T]), (inputs, cs, tanh_cs, gates)
 
 
 def lstm_backward(saved, dhs, params, grads, joined, lanes):
-    """(dxs (N, T, D), dh (N, H)) from the outputs' gradients dhs (N, T, H) on `lanes`; fills
-    grads, whose dWx and dWh are `joined`'s row blocks unless arrays were put in their place."""
+    """(dxs (N, T, D), dh (N, H)) from the outputs' gradients dhs (N, T, H, C-contiguous) on
+    `lanes`; fills grads, whose dWx and dWh are `joined`'s row blocks unless arrays were put
+    in their place."""
     inputs, cs, tanh_cs, gates = saved
     Wx, Wh, b = params
-    T, N, D = inputs.shape[0], inputs.shape[1], Wx.shape[0]
-    H = Wh.shape[0]
     dA = np.empty_like(gates)
-    dh = np.empty((N, H), dtype=gates.dtype)
-    backward_steps(gates, cs, tanh_cs, np.ascontiguousarray(dhs), Wh, dA, dh, grads[2], lanes)
-    dA2 = dA.reshape(T * N, 4 * H)
-    dxs = np.empty((T * N, D), dtype=gates.dtype)
-    # [dWx; dWh] = [x_t, h_t].T @ dA in one product, beside dxs
-    dots(tn_product(inputs.reshape(T * N, D + H), dA2, joined), (dA2, Wx.T, dxs), lanes=lanes)
+    dh = np.empty(cs.shape[1:], dtype=gates.dtype)
+    backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, grads[2], lanes)
+    return _input_and_weight_grads(inputs, dA, Wx, grads, joined, lanes), dh
+
+
+def rnn_forward(xs, params, state, empty, workspace, lanes):
+    """As lstm_forward, for the RNN from state = (h0,): h_t+1 = tanh(x_t Wx + h_t Wh + b)."""
+    Wx, Wh, b = params
+    hs, inputs, pre, out = _sequence(xs, Wx, Wh, state[0], empty, lanes)
+    forward(RNN, (hs,), (pre, hs, out, inputs[:, :, xs.shape[2]:], b), Wh, lanes, workspace.empty)
+    return out, (hs[len(pre)],), (inputs, hs)
+
+
+def rnn_backward(saved, dhs, params, grads, joined, lanes):
+    """As lstm_backward, for the RNN."""
+    inputs, hs = saved
+    Wx, Wh, b = params
+    dA = np.empty(inputs.shape[:2] + Wh.shape[:1], dtype=Wh.dtype)
+    dh = np.empty(hs.shape[1:], dtype=Wh.dtype)
+    grads[2][...] = 0  # each step's rows of dA are added to it
+    backward(RNN, (dA,), (hs, dhs, dA, grads[2]), Wh, dh, lanes)
+    return _input_and_weight_grads(inputs, dA, Wx, grads, joined, lanes), dh
+
+
+def gru_forward(xs, params, state, empty, workspace, lanes):
+    """As lstm_forward, for the book's GRU (kernels/gru.py) from state = (h0,)."""
+    Wx, Wh = params
+    hs, inputs, gates, out = _sequence(xs, Wx, Wh, state[0], empty, lanes)
+    rhs = empty("rhs", hs[1:].shape, Wh.dtype)  # r * h_t, the operand of each step's second product
+    forward(GRU, (hs, rhs), (gates, hs, rhs, out, inputs[:, :, xs.shape[2]:]), Wh, lanes, workspace.empty)
+    return out, (hs[len(gates)],), (inputs, hs, rhs, gates)
+
+
+def gru_backward(saved, dhs, params, grads, joined, lanes):
+    """As lstm_backward, for the book's GRU. Its h~ block of dWh takes r * h_t where the
+    others take h_t, so its weight gradients are three products, not one."""
+    inputs, hs, rhs, gates = saved
+    Wx, Wh = params
+    T, N, G = gates.shape
+    D, H = Wx.shape[0], Wh.shape[0]
+    dA = np.empty_like(gates)
+    dh = np.empty((N, H), dtype=Wh.dtype)
+    dh_direct = np.zeros((N, H), dtype=Wh.dtype)
+    backward(GRU, (dA[:, :, 2 * H:], dA[:, :, :2 * H]), (gates, hs, dhs, dA, dh_direct), Wh, dh, lanes)
+    dh += dh_direct
+    dA2, inputs2 = dA.reshape(T * N, G), inputs.reshape(T * N, D + H)
+    dWx, dWh = grads
+    dxs = np.empty((T * N, D), dtype=Wh.dtype)
+    dots(tn_product(inputs2[:, :D], dA2, dWx), (inputs2[:, D:].T, dA2[:, :2 * H], dWh[:, :2 * H]),
+         (rhs.reshape(T * N, H).T, dA2[:, 2 * H:], dWh[:, 2 * H:]), (dA2, Wx.T, dxs), lanes=lanes)
+    return _batch_major(dxs, T, N), dh
+
+
+def _input_and_weight_grads(inputs, dA, Wx, grads, joined, lanes):
+    """dxs (N, T, D) = dA @ Wx.T from dA (T, N, G), beside [dWx; dWh] = [x_t, h_t].T @ dA in
+    one product into `joined`, whose blocks a gradient array put in their place receives."""
+    T, N, G = dA.shape
+    D = Wx.shape[0]
+    dA2 = dA.reshape(T * N, G)
+    dxs = np.empty((T * N, D), dtype=dA.dtype)
+    dots(tn_product(inputs.reshape(T * N, inputs.shape[2]), dA2, joined), (dA2, Wx.T, dxs), lanes=lanes)
     for grad, block in zip(grads[:2], (joined[:D], joined[D:])):
         if grad.base is not joined:  # a gradient array put in its place
             grad[...] = block
-    return dxs.reshape(T, N, D).transpose(1, 0, 2).copy(), dh
+    return _batch_major(dxs, T, N)
+
+
+def _batch_major(a2, T, N):
+    """A copy (N, T, W) of the time-major rows a2 (T * N, W)."""
+    return a2.reshape(T, N, a2.shape[1]).transpose(1, 0, 2).copy()
+
+
+def time_copy(src, dst, reverse=False, add=False):
+    """dst[:, t] = src[:, T - 1 - t] where `reverse`, else src[:, t]; added to dst where `add`.
+    src, dst (N, T, W), any strides (a bidirectional layer's halves)."""
+    src = src[:, ::-1] if reverse else src
+    if add:
+        dst += src
+    else:
+        np.copyto(dst, src)

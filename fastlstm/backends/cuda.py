@@ -22,7 +22,8 @@ from fastlstm.checks import as_floats
 
 __all__ = ["alloc", "fresh", "zeros_like", "prepare_weights", "floats", "copy", "affine_forward",
            "affine_backward", "gather_rows", "scatter_add_rows", "cross_entropy", "cross_entropy_gradient",
-           "dropout_apply", "dropout_gradient", "lstm_grads", "lstm_forward", "lstm_backward"]
+           "dropout_apply", "dropout_gradient", "recurrent_grads", "lstm_forward", "lstm_backward", "rnn_forward",
+           "rnn_backward", "gru_forward", "gru_backward", "time_copy"]
 
 
 @functools.cache
@@ -30,10 +31,11 @@ def _k():
     """numba.cuda and the CUDA kernel modules, imported on first use (numba-cuda is optional)."""
     from numba import cuda
 
-    from fastlstm.kernels import dropout_cuda, embedding_cuda, linalg_cuda, lstm_cuda, softmax_cuda
+    from fastlstm.kernels import (dropout_cuda, embedding_cuda, gru_cuda, linalg_cuda, lstm_cuda, rnn_cuda,
+                                  softmax_cuda)
 
-    return SimpleNamespace(cuda=cuda, linalg=linalg_cuda, lstm=lstm_cuda, softmax=softmax_cuda,
-                           embedding=embedding_cuda, dropout=dropout_cuda)
+    return SimpleNamespace(cuda=cuda, linalg=linalg_cuda, lstm=lstm_cuda, rnn=rnn_cuda, gru=gru_cuda,
+                           softmax=softmax_cuda, embedding=embedding_cuda, dropout=dropout_cuda)
 
 
 def alloc(shape, dtype):
@@ -169,9 +171,9 @@ def dropout_gradient(dout, mask):
     return dx
 
 
-def lstm_grads(Wx, Wh, b):
+def recurrent_grads(Wx, Wh, *bias):
     """(grads, None): device zeros laid out like each weight; no joined block here."""
-    return [zeros_like(w) for w in (Wx, Wh, b)], None
+    return [zeros_like(w) for w in (Wx, Wh, *bias)], None
 
 
 def _start(first, state, dtype):
@@ -184,57 +186,161 @@ def _start(first, state, dtype):
         first.copy_to_device(np.ascontiguousarray(gpu.to_host(state), dtype=dtype))
 
 
-def lstm_forward(xs, params, h0, c0, empty, workspace, lanes):
-    """As the CPU's (`lanes` are the CPU's alone): one product for the inputs of all steps, then per step one product with
-    Wh and the step kernel."""
-    Wx, Wh, b = params
+def _sequence(xs, Wx, Wh, h0, empty):
+    """(hs, xs_t, pre): what every cell's forward over xs (N, T, D) starts from, time-major
+    as on the CPU: hs (T + 1, N, H), hs[0] the initial state h0 (zeros where None), hs[t + 1]
+    the state after step t; xs_t (T, N, D); pre (T, N, G) = xs_t @ Wx in one product."""
     N, T, D = xs.shape
-    H = Wh.shape[0]
+    H, G = Wh.shape
     dtype = Wh.dtype
-    k = _k()
-    linalg = k.linalg
-    # Time-major, as on the CPU: hs[0], cs[0] the initial state, hs[t + 1], cs[t + 1] after step t.
+    linalg = _k().linalg
     hs = empty("hs", (T + 1, N, H), dtype)
-    cs = empty("cs", (T + 1, N, H), dtype)
     _start(hs[0], h0, dtype)
-    _start(cs[0], c0, dtype)
     xs_t = empty("xs_t", (T, N, D), dtype)
     linalg.swap_01(xs, xs_t)
-    gates = empty("gates", (T, N, 4 * H), dtype)
-    linalg.matmul(xs_t.reshape(T * N, D), Wx, gates.reshape(T * N, 4 * H))
+    pre = empty("gates", (T, N, G), dtype)
+    linalg.matmul(xs_t.reshape(T * N, D), Wx, pre.reshape(T * N, G))
+    return hs, xs_t, pre
+
+
+def _batch_major(a, empty=fresh):
+    """The (N, T, W) copy of the time-major a (T, N, W)."""
+    T, N, W = a.shape
+    out = empty("out", (N, T, W), a.dtype)
+    _k().linalg.swap_01(a, out)
+    return out
+
+
+def _time_major(a):
+    """The (T, N, W) copy of the batch-major a (N, T, W)."""
+    N, T, W = a.shape
+    out = alloc((T, N, W), a.dtype)
+    _k().linalg.swap_01(a, out)
+    return out
+
+
+def _input_grads(dA, Wx):
+    """dxs (N, T, D) = dA @ Wx.T from dA (T, N, G)."""
+    T, N, G = dA.shape
+    dxs_t = alloc((T, N, Wx.shape[0]), dA.dtype)
+    linalg = _k().linalg
+    linalg.matmul(dA.reshape(T * N, G), linalg.transpose_view(Wx), dxs_t.reshape(T * N, Wx.shape[0]))
+    return _batch_major(dxs_t)
+
+
+def _input_and_weight_grads(xs_t, hs, dA, params, grads):
+    """dxs (N, T, D) from dA (T, N, G), and grads = x.T @ dA, h.T @ dA and dA's column sums."""
+    T, N, G = dA.shape
+    dA2 = dA.reshape(T * N, G)
+    linalg = _k().linalg
+    linalg.matmul_tn_into(xs_t.reshape(T * N, xs_t.shape[2]), dA2, grads[0])
+    linalg.matmul_tn_into(hs[:T].reshape(T * N, hs.shape[2]), dA2, grads[1])
+    linalg.column_sums(dA2, grads[2])
+    return _input_grads(dA, params[0])
+
+
+def lstm_forward(xs, params, state, empty, workspace, lanes):
+    """As the CPU's (`lanes` serve the CPU alone): one product for the inputs of all steps,
+    then per step one product with Wh and the step kernel."""
+    Wx, Wh, b = params
+    h0, c0 = state
+    hs, xs_t, gates = _sequence(xs, Wx, Wh, h0, empty)
+    T, N, H = gates.shape[0], xs.shape[0], Wh.shape[0]
+    dtype = Wh.dtype
+    k = _k()
+    cs = empty("cs", (T + 1, N, H), dtype)
+    _start(cs[0], c0, dtype)
     tanh_cs = empty("tanh_cs", (T, N, H), dtype)
     hA = empty("hA", (N, 4 * H), dtype)
     for t in range(T):
-        linalg.matmul(hs[t], Wh, hA)
+        k.linalg.matmul(hs[t], Wh, hA)
         k.lstm.lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
-    out = empty("out", (N, T, H), dtype)
-    linalg.swap_01(hs[1:], out)
-    return out, hs[T], cs[T], (xs_t, hs, cs, tanh_cs, gates)
+    return _batch_major(hs[1:], empty), (hs[T], cs[T]), (xs_t, hs, cs, tanh_cs, gates)
 
 
 def lstm_backward(saved, dhs, params, grads, joined, lanes):
     xs_t, hs, cs, tanh_cs, gates = saved
-    Wx, Wh, b = params
-    T, N, D = xs_t.shape
-    H = Wh.shape[0]
-    dtype = hs.dtype
+    Wh = params[1]
+    T, N, H = gates.shape[0], hs.shape[1], Wh.shape[0]
     k = _k()
-    linalg = k.linalg
-    dhs_t = alloc((T, N, H), dtype)
-    linalg.swap_01(dhs, dhs_t)
-    dA = alloc((T, N, 4 * H), dtype)
-    dh = _zeros((N, H), dtype)
-    dc = _zeros((N, H), dtype)
-    WhT = linalg.transpose_view(Wh)
+    dhs_t = _time_major(dhs)
+    dA = alloc(gates.shape, gates.dtype)
+    dh = _zeros((N, H), gates.dtype)
+    dc = _zeros((N, H), gates.dtype)
+    WhT = k.linalg.transpose_view(Wh)
     for t in range(T - 1, -1, -1):
         k.lstm.lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs_t[t], dh, dc, dA[t])
-        linalg.matmul(dA[t], WhT, dh)
-    dA2 = dA.reshape(T * N, 4 * H)
-    linalg.matmul_tn_into(xs_t.reshape(T * N, D), dA2, grads[0])
-    linalg.matmul_tn_into(hs[:T].reshape(T * N, H), dA2, grads[1])
-    linalg.column_sums(dA2, grads[2])
-    dxs_t = alloc((T, N, D), dtype)
-    linalg.matmul(dA2, linalg.transpose_view(Wx), dxs_t.reshape(T * N, D))
-    dxs = alloc((N, T, D), dtype)
-    linalg.swap_01(dxs_t, dxs)
-    return dxs, dh
+        k.linalg.matmul(dA[t], WhT, dh)
+    return _input_and_weight_grads(xs_t, hs, dA, params, grads), dh
+
+
+def rnn_forward(xs, params, state, empty, workspace, lanes):
+    Wx, Wh, b = params
+    hs, xs_t, pre = _sequence(xs, Wx, Wh, state[0], empty)
+    k = _k()
+    hA = empty("hA", hs.shape[1:], Wh.dtype)
+    for t in range(pre.shape[0]):
+        k.linalg.matmul(hs[t], Wh, hA)
+        k.rnn.rnn_step_forward(pre[t], hA, b, hs[t + 1])
+    return _batch_major(hs[1:], empty), (hs[pre.shape[0]],), (xs_t, hs)
+
+
+def rnn_backward(saved, dhs, params, grads, joined, lanes):
+    xs_t, hs = saved
+    Wh = params[1]
+    k = _k()
+    dhs_t = _time_major(dhs)
+    dA = alloc(dhs_t.shape, Wh.dtype)
+    dh = _zeros(hs.shape[1:], Wh.dtype)
+    WhT = k.linalg.transpose_view(Wh)
+    for t in range(dA.shape[0] - 1, -1, -1):
+        k.rnn.rnn_step_backward(hs[t + 1], dhs_t[t], dh, dA[t])
+        k.linalg.matmul(dA[t], WhT, dh)
+    return _input_and_weight_grads(xs_t, hs, dA, params, grads), dh
+
+
+def gru_forward(xs, params, state, empty, workspace, lanes):
+    """As the CPU's: per step, the product with Wh's z and r columns, the gates' kernel, the
+    product of r * h with its h~ columns, the hidden state's kernel."""
+    Wx, Wh = params
+    hs, xs_t, gates = _sequence(xs, Wx, Wh, state[0], empty)
+    T, (N, H) = gates.shape[0], hs.shape[1:]
+    k = _k()
+    rhs = empty("rhs", (T, N, H), Wh.dtype)
+    hA_zr, hA_h = empty("hA", (N, 2 * H), Wh.dtype), empty("hA_h", (N, H), Wh.dtype)
+    Wh_zr, Wh_h = Wh[:, :2 * H], Wh[:, 2 * H:]
+    for t in range(T):
+        k.linalg.matmul(hs[t], Wh_zr, hA_zr)
+        k.gru.gru_step_gates(gates[t], hA_zr, hs[t], rhs[t])
+        k.linalg.matmul(rhs[t], Wh_h, hA_h)
+        k.gru.gru_step_hidden(gates[t], hA_h, hs[t], hs[t + 1])
+    return _batch_major(hs[1:], empty), (hs[T],), (xs_t, hs, rhs, gates)
+
+
+def gru_backward(saved, dhs, params, grads, joined, lanes):
+    xs_t, hs, rhs, gates = saved
+    Wx, Wh = params
+    T, N, G = gates.shape
+    H = G // 3
+    k = _k()
+    linalg = k.linalg
+    dhs_t = _time_major(dhs)
+    dA = alloc(gates.shape, gates.dtype)
+    dh, dh_direct, drh = _zeros((N, H), gates.dtype), _zeros((N, H), gates.dtype), alloc((N, H), gates.dtype)
+    Wh_zrT, Wh_hT = linalg.transpose_view(Wh[:, :2 * H]), linalg.transpose_view(Wh[:, 2 * H:])
+    for t in range(T - 1, -1, -1):
+        k.gru.gru_step_backward_hidden(gates[t], hs[t], dhs_t[t], dh, dh_direct, dA[t])
+        linalg.matmul(dA[t][:, 2 * H:], Wh_hT, drh)
+        k.gru.gru_step_backward_gates(gates[t], hs[t], drh, dh_direct, dA[t])
+        linalg.matmul(dA[t][:, :2 * H], Wh_zrT, dh)
+    linalg.time_copy(dh_direct.reshape(1, N, H), dh.reshape(1, N, H), add=True)  # dh += dh_direct
+    dA2 = dA.reshape(T * N, G)
+    dWx, dWh = grads
+    linalg.matmul_tn_into(xs_t.reshape(T * N, xs_t.shape[2]), dA2, dWx)
+    linalg.matmul_tn_into(hs[:T].reshape(T * N, H), dA2[:, :2 * H], dWh[:, :2 * H])
+    linalg.matmul_tn_into(rhs.reshape(T * N, H), dA2[:, 2 * H:], dWh[:, 2 * H:])
+    return _input_grads(dA, Wx), dh
+
+
+def time_copy(src, dst, reverse=False, add=False):
+    _k().linalg.time_copy(src, dst, reverse, add)

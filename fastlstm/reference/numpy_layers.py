@@ -1,4 +1,4 @@
-"""Plain-NumPy reference of the book's chapter 6 time layers, step by step as the book
+"""Plain-NumPy reference of the book's time layers, step by step as the book
 writes them, for tests and benchmarks only: the yardstick that fastlstm's kernels are
 checked and timed against. Arrays carry the weights' dtype instead of the book's fixed
 float32, so the reference also runs in float64.
@@ -226,11 +226,181 @@ class TimeLSTM:
         self.h, self.c = None, None
 
 
+class RNN:
+    def __init__(self, Wx, Wh, b):
+        self.params = [Wx, Wh, b]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
+        self.cache = None
+
+    def forward(self, x, h_prev):
+        Wx, Wh, b = self.params
+        h_next = np.tanh(np.dot(h_prev, Wh) + np.dot(x, Wx) + b)
+        self.cache = (x, h_prev, h_next)
+        return h_next
+
+    def backward(self, dh_next):
+        Wx, Wh, b = self.params
+        x, h_prev, h_next = self.cache
+        dt = dh_next * (1 - h_next ** 2)
+        self.grads[0][...] = np.dot(x.T, dt)
+        self.grads[1][...] = np.dot(h_prev.T, dt)
+        self.grads[2][...] = np.sum(dt, axis=0)
+        return np.dot(dt, Wx.T), np.dot(dt, Wh.T)
+
+
+class TimeRNN:
+    def __init__(self, Wx, Wh, b, stateful=False):
+        self.params = [Wx, Wh, b]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
+        self.layers = None
+        self.h, self.dh = None, None
+        self.stateful = stateful
+
+    def forward(self, xs):
+        Wx, Wh, b = self.params
+        N, T, D = xs.shape
+        H = Wh.shape[0]
+        self.layers = []
+        hs = np.empty((N, T, H), dtype=Wx.dtype)
+        if not self.stateful or self.h is None:
+            self.h = np.zeros((N, H), dtype=Wx.dtype)
+        for t in range(T):
+            layer = RNN(*self.params)
+            self.h = layer.forward(xs[:, t, :], self.h)
+            hs[:, t, :] = self.h
+            self.layers.append(layer)
+        return hs
+
+    def backward(self, dhs):
+        Wx, Wh, b = self.params
+        N, T, H = dhs.shape
+        dxs = np.empty((N, T, Wx.shape[0]), dtype=Wx.dtype)
+        dh = 0
+        grads = [0, 0, 0]
+        for t in reversed(range(T)):
+            layer = self.layers[t]
+            dx, dh = layer.backward(dhs[:, t, :] + dh)
+            dxs[:, t, :] = dx
+            for i, grad in enumerate(layer.grads):
+                grads[i] += grad
+        for i, grad in enumerate(grads):
+            self.grads[i][...] = grad
+        self.dh = dh
+        return dxs
+
+    def set_state(self, h):
+        self.h = h
+
+    def reset_state(self):
+        self.h = None
+
+
+class GRU:
+    """The book's GRU step (no bias, gate blocks z, r, h~), with params and grads lists."""
+
+    def __init__(self, Wx, Wh):
+        self.params = [Wx, Wh]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh)]
+        self.cache = None
+
+    def _blocks(self):
+        Wx, Wh = self.params
+        H = Wh.shape[0]
+        return [(Wx[:, k * H:(k + 1) * H], Wh[:, k * H:(k + 1) * H]) for k in range(3)]
+
+    def forward(self, x, h_prev):
+        (Wxz, Whz), (Wxr, Whr), (Wxh, Whh) = self._blocks()
+        z = sigmoid(np.dot(x, Wxz) + np.dot(h_prev, Whz))
+        r = sigmoid(np.dot(x, Wxr) + np.dot(h_prev, Whr))
+        h_hat = np.tanh(np.dot(x, Wxh) + np.dot(r * h_prev, Whh))
+        self.cache = (x, h_prev, z, r, h_hat)
+        return (1 - z) * h_prev + z * h_hat
+
+    def backward(self, dh_next):
+        (Wxz, Whz), (Wxr, Whr), (Wxh, Whh) = self._blocks()
+        x, h_prev, z, r, h_hat = self.cache
+        da_h = dh_next * z * (1 - h_hat ** 2)  # the pre-activations' gradients
+        d_rh = np.dot(da_h, Whh.T)
+        da_z = dh_next * (h_hat - h_prev) * z * (1 - z)
+        da_r = d_rh * h_prev * r * (1 - r)
+        self.grads[0][...] = np.hstack([np.dot(x.T, da) for da in (da_z, da_r, da_h)])
+        self.grads[1][...] = np.hstack((np.dot(h_prev.T, da_z), np.dot(h_prev.T, da_r), np.dot((r * h_prev).T, da_h)))
+        dx = np.dot(da_z, Wxz.T) + np.dot(da_r, Wxr.T) + np.dot(da_h, Wxh.T)
+        dh_prev = dh_next * (1 - z) + r * d_rh + np.dot(da_z, Whz.T) + np.dot(da_r, Whr.T)
+        return dx, dh_prev
+
+
+class TimeGRU:
+    def __init__(self, Wx, Wh, stateful=False):
+        self.params = [Wx, Wh]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh)]
+        self.layers = None
+        self.h, self.dh = None, None
+        self.stateful = stateful
+
+    def forward(self, xs):
+        Wx, Wh = self.params
+        N, T, D = xs.shape
+        H = Wh.shape[0]
+        self.layers = []
+        hs = np.empty((N, T, H), dtype=Wx.dtype)
+        if not self.stateful or self.h is None:
+            self.h = np.zeros((N, H), dtype=Wx.dtype)
+        for t in range(T):
+            layer = GRU(*self.params)
+            self.h = layer.forward(xs[:, t, :], self.h)
+            hs[:, t, :] = self.h
+            self.layers.append(layer)
+        return hs
+
+    def backward(self, dhs):
+        Wx, Wh = self.params
+        N, T, H = dhs.shape
+        dxs = np.empty((N, T, Wx.shape[0]), dtype=Wx.dtype)
+        dh = 0
+        grads = [0, 0]
+        for t in reversed(range(T)):
+            layer = self.layers[t]
+            dx, dh = layer.backward(dhs[:, t, :] + dh)
+            dxs[:, t, :] = dx
+            for i, grad in enumerate(layer.grads):
+                grads[i] += grad
+        for i, grad in enumerate(grads):
+            self.grads[i][...] = grad
+        self.dh = dh
+        return dxs
+
+    def set_state(self, h):
+        self.h = h
+
+    def reset_state(self):
+        self.h = None
+
+
+class TimeBiLSTM:
+    def __init__(self, Wx1, Wh1, b1, Wx2, Wh2, b2, stateful=False):
+        self.forward_lstm = TimeLSTM(Wx1, Wh1, b1, stateful)
+        self.backward_lstm = TimeLSTM(Wx2, Wh2, b2, stateful)
+        self.params = self.forward_lstm.params + self.backward_lstm.params
+        self.grads = self.forward_lstm.grads + self.backward_lstm.grads
+
+    def forward(self, xs):
+        o1 = self.forward_lstm.forward(xs)
+        o2 = self.backward_lstm.forward(xs[:, ::-1])
+        return np.concatenate((o1, o2[:, ::-1]), axis=2)
+
+    def backward(self, dhs):
+        H = dhs.shape[2] // 2
+        dxs1 = self.forward_lstm.backward(dhs[:, :, :H])
+        dxs2 = self.backward_lstm.backward(dhs[:, :, H:][:, ::-1])
+        return dxs1 + dxs2[:, ::-1]
+
+
 # ------------------------------------------------------- the rest of common.layers and common.time_layers
 # With these the module has the names the book's model files import from `common.layers` and
 # `common.time_layers`, so a book-style file runs on it as it runs on fastlstm
-# (tests/book_files.py). MatMul, Sigmoid, SigmoidWithLoss and Softmax, which fastlstm.layers
-# keeps as the book's plain NumPy, come from there.
+# (fastlstm/reference/book_files.py). MatMul, Sigmoid, SigmoidWithLoss and Softmax, which
+# fastlstm.layers keeps as the book's plain NumPy, come from there.
 
 
 class Affine:

@@ -1,6 +1,6 @@
 """The book's training step in plain NumPy (its Trainer's loop body, `remove_duplicate`,
-`clip_grads` and `Adam`), for benchmarks only: with the reference layers it plays the book's
-code in the speed comparisons of scripts/bench_chapters.py."""
+`clip_grads`, `SGD` and `Adam`), for benchmarks only: with the reference layers it plays the
+book's code in the chapters' speed comparisons (`python -m fastlstm.benchmark chapters`)."""
 
 import numpy as np
 
@@ -39,6 +39,17 @@ def clip_grads(grads, max_norm):
     if rate < 1:
         for grad in grads:
             grad *= rate
+
+
+class SGD:
+    """The book's SGD, in NumPy."""
+
+    def __init__(self, lr=0.01):
+        self.lr = lr
+
+    def update(self, params, grads):
+        for i in range(len(params)):
+            params[i] -= self.lr * grads[i]
 
 
 class Adam:

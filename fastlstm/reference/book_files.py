@@ -1,41 +1,69 @@
-"""Running the book-style chapter files of tests/book_chXX as the book runs its scripts, on
-fastlstm's layers or on the plain-NumPy reference of the book's layers.
+"""Running the book-style chapter files (tests/book_chXX of a fastlstm checkout: the book's
+files after the import rewrite) as the book runs its scripts, on fastlstm's layers or on the
+plain-NumPy reference of the book's layers: for the chapter tests and the chapters' speed
+benchmark (`python -m fastlstm.benchmark chapters`).
 
 The book runs a script from its chapter folder, with that folder first on the path, and the
 script's `sys.path.append('..')` makes the folder above (the repository's root) importable,
-so `from ch07.seq2seq import ...` works. `book_root` makes such a root: a folder whose
+so `from ch07.seq2seq import ...` works. `in_book_root` makes such a root: a folder whose
 `chXX` entries link to tests/book_chXX, and a `run` folder below it to run in.
 
 `layers("reference")` makes `fastlstm.layers` and `fastlstm.time_layers` stand, for the
 imports of the book's files, for fastlstm.reference.numpy_layers (which has the names the
 book's files import from `common.layers` and `common.time_layers`): the same book code then
-runs on the book's NumPy layers, the yardstick of the tests and of scripts/bench_chapters.py.
+runs on the book's NumPy layers.
 """
 
 import contextlib
+import importlib
+import os
 import runpy
 import sys
 from pathlib import Path
 
+from fastlstm.dataset import sequence
 from fastlstm.reference import numpy_layers
 
-TESTS = Path(__file__).resolve().parent
-CHAPTERS = {f"ch0{n}": TESTS / f"book_ch0{n}" for n in (4, 6, 7, 8)}
+FOLDER = Path(__file__).resolve().parents[2] / "tests"  # the checkout's tests/; not installed
+CHAPTERS = {f"ch0{n}": FOLDER / f"book_ch0{n}" for n in (4, 5, 6, 7, 8)}
 # the book's modules that its files import by their own names (not through `chXX.`)
-BOOK_MODULES = {"cbow", "skip_gram", "negative_sampling_layer", "rnnlm", "better_rnnlm", "seq2seq",
+BOOK_MODULES = {"cbow", "skip_gram", "negative_sampling_layer", "simple_rnnlm", "rnnlm", "better_rnnlm", "seq2seq",
                 "peeky_seq2seq", "rnnlm_gen", "attention_layer", "attention_seq2seq", *CHAPTERS}
 LAYER_MODULES = ("fastlstm.layers", "fastlstm.time_layers")
+# the seq2seq models of chapters 7 and 8: (chapter, module, data file, hidden width, questions reversed)
+SEQ2SEQ = {"Seq2seq": ("ch07", "seq2seq", "addition.txt", 128, False),
+           "PeekySeq2seq": ("ch07", "peeky_seq2seq", "addition.txt", 128, False),
+           "AttentionSeq2seq": ("ch08", "attention_seq2seq", "date.txt", 256, True)}
 
 
 def book_root(folder):
     """A stand-in for the book's repository root in `folder`: chXX links to tests/book_chXX,
     and an empty `run` folder (returned) to run the scripts in, so that '..' is the root."""
+    if not all(path.is_dir() for path in CHAPTERS.values()):
+        raise FileNotFoundError(f"the book's chapter files live in a fastlstm checkout's tests/book_chXX, not found "
+                                f"in {FOLDER}: run this from a checkout")
     root = Path(folder) / "book"
     root.mkdir()
     for chapter, path in CHAPTERS.items():
         (root / chapter).symlink_to(path, target_is_directory=True)
     (root / "run").mkdir()
     return root / "run"
+
+
+@contextlib.contextmanager
+def in_book_root(folder):
+    """Within the block, the working folder is the `run` folder (yielded) of a book_root made
+    in `folder`; the working folder and sys.path (the book's files append '..') are restored
+    on exit."""
+    cwd, path = os.getcwd(), list(sys.path)
+    run = book_root(folder)
+    os.chdir(run)
+    importlib.invalidate_caches()  # drops the finder of '..' that another root's import left
+    try:
+        yield run
+    finally:
+        os.chdir(cwd)
+        sys.path[:] = path
 
 
 def forget_book_modules():
@@ -86,3 +114,13 @@ def load(chapter, module):
     with on_path(chapter):
         __import__(module)
     return sys.modules[module]
+
+
+def seq2seq_data(name):
+    """((x, t), (x_test, t_test)) of the data set that the seq2seq model `name` learns, the
+    questions reversed where the book reverses them."""
+    _, _, file_name, _, reverse = SEQ2SEQ[name]
+    (x, t), (x_test, t_test) = sequence.load_data(file_name)
+    if reverse:
+        x, x_test = x[:, ::-1], x_test[:, ::-1]
+    return (x, t), (x_test, t_test)
