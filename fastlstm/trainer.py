@@ -30,6 +30,27 @@ def _progress(epoch, iters, max_iters, start_time, measure, value):
           % (epoch, iters + 1, max_iters, time.time() - start_time, measure, value))
 
 
+def _train_epochs(trainer, epochs, max_iters, max_grad, eval_interval, measure, values):
+    """The book's loop of both trainers: train_step on each batch (x, t) of each epoch (an
+    iterable of batches), and every eval_interval iterations the progress line of the mean loss
+    since the last (as a perplexity when `measure` is 'perplexity'), appended to `values`."""
+    start_time = time.time()
+    total_loss, loss_count = 0.0, 0
+    for batches in epochs:
+        for iters, (batch_x, batch_t) in enumerate(batches):
+            loss, _ = train_step(trainer.model, trainer.optimizer, batch_x, batch_t, max_grad)
+            total_loss += loss
+            loss_count += 1
+            if (eval_interval is not None) and (iters % eval_interval) == 0:
+                value = total_loss / loss_count
+                if measure == 'perplexity':
+                    value = np.exp(value)
+                _progress(trainer.current_epoch + 1, iters, max_iters, start_time, measure, value)
+                values.append(float(value))
+                total_loss, loss_count = 0.0, 0
+        trainer.current_epoch += 1
+
+
 def _plot(values, eval_interval, ylabel, ylim, path):
     """values against iterations (x eval_interval), as the book plots them: in a window where
     there is a display, else saved to `path` (returned; None when shown)."""
@@ -73,31 +94,16 @@ class Trainer:
         if max_iters < 1:
             raise ValueError(f"{data_size} samples do not fill one batch of {batch_size}")
         self.eval_interval = eval_interval
-        model, optimizer = self.model, self.optimizer
-        total_loss = 0.0
-        loss_count = 0
 
-        start_time = time.time()
-        for epoch in range(max_epoch):
-            idx = np.random.permutation(np.arange(data_size))
-            x = x[idx]
-            t = t[idx]
+        def epochs():
+            nonlocal x, t
+            for _ in range(max_epoch):
+                idx = np.random.permutation(np.arange(data_size))
+                x, t = x[idx], t[idx]
+                yield ((x[i * batch_size:(i + 1) * batch_size], t[i * batch_size:(i + 1) * batch_size])
+                       for i in range(max_iters))
 
-            for iters in range(max_iters):
-                batch_x = x[iters * batch_size:(iters + 1) * batch_size]
-                batch_t = t[iters * batch_size:(iters + 1) * batch_size]
-
-                loss, _ = train_step(model, optimizer, batch_x, batch_t, max_grad)
-                total_loss += loss
-                loss_count += 1
-
-                if (eval_interval is not None) and (iters % eval_interval) == 0:
-                    avg_loss = total_loss / loss_count
-                    _progress(self.current_epoch + 1, iters, max_iters, start_time, 'loss', avg_loss)
-                    self.loss_list.append(float(avg_loss))
-                    total_loss, loss_count = 0.0, 0
-
-            self.current_epoch += 1
+        _train_epochs(self, epochs(), max_iters, max_grad, eval_interval, 'loss', self.loss_list)
 
     def plot(self, ylim=None, path="loss.png"):
         """Plot loss_list against iterations (x eval_interval), as the book does: in a window where
@@ -145,26 +151,8 @@ class RnnlmTrainer:
         self.time_idx = 0
         self.ppl_list = []
         self.eval_interval = eval_interval
-        model, optimizer = self.model, self.optimizer
-        total_loss = 0.0
-        loss_count = 0
-
-        start_time = time.time()
-        for epoch in range(max_epoch):
-            for iters in range(max_iters):
-                batch_x, batch_t = self.get_batch(xs, ts, batch_size, time_size)
-
-                loss, _ = train_step(model, optimizer, batch_x, batch_t, max_grad)
-                total_loss += loss
-                loss_count += 1
-
-                if (eval_interval is not None) and (iters % eval_interval) == 0:
-                    ppl = np.exp(total_loss / loss_count)
-                    _progress(self.current_epoch + 1, iters, max_iters, start_time, 'perplexity', ppl)
-                    self.ppl_list.append(float(ppl))
-                    total_loss, loss_count = 0.0, 0
-
-            self.current_epoch += 1
+        epochs = ((self.get_batch(xs, ts, batch_size, time_size) for _ in range(max_iters)) for _ in range(max_epoch))
+        _train_epochs(self, epochs, max_iters, max_grad, eval_interval, 'perplexity', self.ppl_list)
 
     def plot(self, ylim=None, path="perplexity.png"):
         """Plot ppl_list against iterations (x eval_interval), as the book does: in a window where
