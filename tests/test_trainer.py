@@ -200,3 +200,17 @@ def test_trainer_plot_saves_a_png_without_display(tmp_path, monkeypatch, capsys,
     assert (tmp_path / "loss.png").read_bytes().startswith(b"\x89PNG")
     assert str(tmp_path / "loss.png") in capsys.readouterr().out
 
+
+def test_trainer_plot_on_a_window_backend_without_display_saves_a_png(tmp_path, monkeypatch, no_display):
+    """A window backend (what matplotlib picks on a desktop) on Linux with no display to open a
+    window on: the curve is saved, never shown."""
+    import matplotlib.pyplot as plt
+    from fastlstm.trainer import Trainer
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(plt, "get_backend", lambda: "TkAgg")
+    monkeypatch.setattr(plt, "show", lambda *args, **kwargs: pytest.fail("plt.show() without a display"))
+    trainer = Trainer(None, None)
+    trainer.loss_list, trainer.eval_interval = [2.5, 1.0], 1
+    assert trainer.plot(path=tmp_path / "curve.png") == tmp_path / "curve.png"
+    assert (tmp_path / "curve.png").read_bytes().startswith(b"\x89PNG")
