@@ -561,7 +561,10 @@ def main(argv=None):
         sides = (f"fastlstm on {threads} threads, NumPy at the better of {threads} and 1" if threads > 1
                  else "both on 1 thread")
         print(f"float32, {sides}; medians of {args.repeat} paired rounds")
-        rows = chapter_speedups(cases, rounds=args.repeat, data_dir=args.data)
+        try:
+            rows = chapter_speedups(cases, rounds=args.repeat, data_dir=args.data)
+        except FileNotFoundError as e:  # the book's files or PTB: say where to put them, no traceback
+            parser.exit(2, f"{parser.prog}: {e}\n")
     else:
         print(f"float32, {threads} threads; best of {args.repeat} rounds")
         rows = [(name, t_ref, t_fast, t_ref / t_fast) for name, t_ref, t_fast in layer_speedups(args.repeat)]

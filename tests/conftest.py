@@ -16,6 +16,8 @@ import pytest
 SHARED_PTB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ptb"
 
 os.environ.setdefault("FASTLSTM_DATA", str(SHARED_PTB))
+# the book-style chapter files beside this file, also where fastlstm is imported from an install
+os.environ.setdefault("FASTLSTM_BOOK_FILES", str(Path(__file__).resolve().parent))
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
 

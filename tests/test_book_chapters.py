@@ -224,3 +224,15 @@ def test_the_books_published_attention_weights(book_dir, monkeypatch, capsys):
     with capsys.disabled():
         print(f"\nthe book's chapter 8 weights on fastlstm: {right} / {len(x_test)} right, {accuracy:.2%}")
     assert accuracy > 0.99
+
+
+def test_the_chapters_benchmark_says_where_the_book_files_are_missing(tmp_path, monkeypatch, capsys):
+    from fastlstm import benchmark
+
+    monkeypatch.setenv("FASTLSTM_BOOK_FILES", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="set FASTLSTM_BOOK_FILES to its tests/"):
+        book_files.book_root(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        benchmark.main(["chapters", "--cases", "ch07", "--repeat", "1"])
+    assert exit_.value.code == 2
+    assert str(tmp_path / "nowhere") in capsys.readouterr().err

@@ -1,7 +1,9 @@
 """Running the book-style chapter files (tests/book_chXX of a fastlstm checkout: the book's
 files after the import rewrite) as the book runs its scripts, on fastlstm's layers or on the
 plain-NumPy reference of the book's layers: for the chapter tests and the chapters' speed
-benchmark (`python -m fastlstm.benchmark chapters`).
+benchmark (`python -m fastlstm.benchmark chapters`). They are looked up in
+$FASTLSTM_BOOK_FILES, else in the tests/ folder beside this package in a checkout (an
+installed fastlstm has none: set the variable to a checkout's tests/).
 
 The book runs a script from its chapter folder, with that folder first on the path, and the
 script's `sys.path.append('..')` makes the folder above (the repository's root) importable,
@@ -24,8 +26,7 @@ from pathlib import Path
 from fastlstm.dataset import sequence
 from fastlstm.reference import numpy_layers
 
-FOLDER = Path(__file__).resolve().parents[2] / "tests"  # the checkout's tests/; not installed
-CHAPTERS = {f"ch0{n}": FOLDER / f"book_ch0{n}" for n in (4, 5, 6, 7, 8)}
+CHAPTERS = ("ch04", "ch05", "ch06", "ch07", "ch08")
 # the book's modules that its files import by their own names (not through `chXX.`)
 BOOK_MODULES = {"cbow", "skip_gram", "negative_sampling_layer", "simple_rnnlm", "rnnlm", "better_rnnlm", "seq2seq",
                 "peeky_seq2seq", "rnnlm_gen", "attention_layer", "attention_seq2seq", *CHAPTERS}
@@ -36,16 +37,23 @@ SEQ2SEQ = {"Seq2seq": ("ch07", "seq2seq", "addition.txt", 128, False),
            "AttentionSeq2seq": ("ch08", "attention_seq2seq", "date.txt", 256, True)}
 
 
+def chapter_folder(chapter):
+    """The folder of the book-style files of `chapter` ("ch04" ... "ch08")."""
+    files = os.environ.get("FASTLSTM_BOOK_FILES") or Path(__file__).resolve().parents[2] / "tests"
+    return Path(files) / f"book_{chapter}"
+
+
 def book_root(folder):
     """A stand-in for the book's repository root in `folder`: chXX links to tests/book_chXX,
     and an empty `run` folder (returned) to run the scripts in, so that '..' is the root."""
-    if not all(path.is_dir() for path in CHAPTERS.values()):
-        raise FileNotFoundError(f"the book's chapter files live in a fastlstm checkout's tests/book_chXX, not found "
-                                f"in {FOLDER}: run this from a checkout")
+    missing = [chapter_folder(c) for c in CHAPTERS if not chapter_folder(c).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"the book-style chapter files are not in {missing[0].parent}: they are the "
+                                "tests/book_chXX folders of a fastlstm checkout; set FASTLSTM_BOOK_FILES to its tests/")
     root = Path(folder) / "book"
     root.mkdir()
-    for chapter, path in CHAPTERS.items():
-        (root / chapter).symlink_to(path, target_is_directory=True)
+    for chapter in CHAPTERS:
+        (root / chapter).symlink_to(chapter_folder(chapter), target_is_directory=True)
     (root / "run").mkdir()
     return root / "run"
 
@@ -96,7 +104,7 @@ def layers(kit):
 def on_path(*chapters):
     """Within the block, the chapter folders are first on sys.path (restored on exit)."""
     saved = list(sys.path)
-    sys.path[:0] = [str(CHAPTERS[c]) for c in chapters]
+    sys.path[:0] = [str(chapter_folder(c)) for c in chapters]
     try:
         yield
     finally:
@@ -106,7 +114,7 @@ def on_path(*chapters):
 def run_script(chapter, name):
     """Run tests/book_<chapter>/<name> as `python name` from the chapter folder; returns its globals."""
     with on_path(chapter):
-        return runpy.run_path(str(CHAPTERS[chapter] / name), run_name="__main__")
+        return runpy.run_path(str(chapter_folder(chapter) / name), run_name="__main__")
 
 
 def load(chapter, module):
