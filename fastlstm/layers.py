@@ -11,6 +11,7 @@ time layers that extend them.
 import numpy as np
 
 from fastlstm import backends, gpu
+from fastlstm.config import GPU  # noqa: F401 (the book's layers module has it)
 from fastlstm.checks import as_token_ids, check_ndim, check_shape, weights_dtype
 from fastlstm.functions import cross_entropy_error, sigmoid, softmax
 from fastlstm.workspace import Workspace

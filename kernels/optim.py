@@ -60,3 +60,24 @@ def sgd_scaled(p, g, lr, s):
     # p: (n,)  g: (n,)
     for i in prange(p.shape[0]):
         p[i] -= lr * (g[i] * s)
+
+
+@njit(["void(float32[::1], float32[::1], float32[::1], float32[::1], float32, float32, float32, float64)",
+       "void(float64[::1], float64[::1], float64[::1], float64[::1], float64, float64, float64, float64)"],
+      parallel=True, cache=True)
+def adam(p, g, m, v, one_minus_beta1, one_minus_beta2, eps, lr_t):
+    """The book's Adam step in one pass: m += (1 - beta1) * (g - m); v += (1 - beta2) * (g**2 - v);
+    p -= lr_t * m / (sqrt(v) + eps).
+
+    Rounds as NumPy 2 evaluates the book's expressions: m, v and sqrt(v) + eps in the arrays'
+    dtype, lr_t * m / (...) and the subtraction from p in float64 (lr_t is a float64 scalar),
+    then p rounded back to its dtype.
+    """
+    # p, g, m, v: (n,)
+    for i in prange(p.shape[0]):
+        gi = g[i]
+        mi = m[i] + one_minus_beta1 * (gi - m[i])
+        vi = v[i] + one_minus_beta2 * (gi * gi - v[i])
+        m[i] = mi
+        v[i] = vi
+        p[i] = p[i] - (lr_t * mi) / (np.sqrt(vi) + eps)
