@@ -8,27 +8,23 @@ Callers pass 1-D views of contiguous parameters and gradients of equal size and 
 import numpy as np
 from numba import njit, prange
 
+from fastlstm.kernels.vecmath import interleaved_sum
+
 # Elements per block of the sum of squares: blocks are fixed by the size alone, so the
 # result does not depend on the number of threads.
 _BLOCK = 1 << 14
 
 
-@njit(["float64(float32[::1])", "float64(float64[::1])"], parallel=True, cache=True, fastmath={"reassoc"})
+@njit(["float64(float32[::1])", "float64(float64[::1])"], parallel=True, cache=True)
 def sum_squares(x):
-    """Sum of x**2 accumulated in float64: per-block partial sums in parallel, added serially.
-
-    `reassoc` lets each block's loop vectorise; NaN and inf still propagate.
-    """
+    """Sum of x**2 accumulated in float64: per-block partial sums in parallel, added serially;
+    each block's sum in interleaved_sum's fixed order. NaN and inf propagate."""
     # x: (n,)
     n = x.shape[0]
     n_blocks = (n + _BLOCK - 1) // _BLOCK
     partial = np.empty(n_blocks, dtype=np.float64)
     for b in prange(n_blocks):
-        s = 0.0
-        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
-            v = np.float64(x[i])
-            s += v * v
-        partial[b] = s
+        partial[b] = interleaved_sum(x[b * _BLOCK:min(n, (b + 1) * _BLOCK)], 0.0, True)
     total = 0.0
     for b in range(n_blocks):
         total += partial[b]
