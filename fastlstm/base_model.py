@@ -13,7 +13,9 @@ import pickle
 import numpy as np
 
 from fastlstm import gpu
+from fastlstm.checks import converted_weights
 from fastlstm.files import atomic_write
+from fastlstm.safe_pickle import load_arrays
 from fastlstm.util import to_cpu
 
 
@@ -59,34 +61,18 @@ class BaseModel(gpu.HostPickled):
         """Copy the weights in file_name (default `ClassName.pkl`) into the existing param arrays.
 
         Writing in place keeps tied weights tied and `layer.params` the same objects.
-        The file is checked first; a mismatch raises (FileNotFoundError, ValueError)
-        naming the file and the problem, and leaves the model untouched. Like any pickle,
-        load only files you trust.
+        The file is read as data (fastlstm.safe_pickle: a file that would run code is refused
+        unrun) and checked whole against the model, after conversion to its dtype; a mismatch
+        raises (FileNotFoundError, ValueError) naming the file and the problem, and leaves the
+        model untouched.
         """
         file_name = self._file(file_name)
         if not os.path.isfile(file_name):
             raise FileNotFoundError(f"no params file: {os.path.abspath(file_name)}")
-        with open(file_name, "rb") as f:
-            try:
-                loaded = pickle.load(f)
-            except Exception as e:
-                raise ValueError(f"{file_name} is not a readable params pickle: {e!r}") from e
-        if not isinstance(loaded, (list, tuple)) or not all(isinstance(a, np.ndarray) for a in loaded):
-            raise ValueError(f"{file_name} does not hold a list of numpy arrays (the book's params format), "
-                             f"but {type(loaded).__name__}")
         params = self._params()
-        if len(loaded) != len(params):
-            raise ValueError(f"{file_name} holds {len(loaded)} arrays, but {type(self).__name__} has "
-                             f"{len(params)} params")
-        for i, (p, a) in enumerate(zip(params, loaded)):
-            if a.shape != p.shape:
-                raise ValueError(f"{file_name}: array {i} has shape {a.shape}, expected {p.shape}")
-            if not np.issubdtype(a.dtype, np.floating):
-                raise ValueError(f"{file_name}: array {i} has dtype {a.dtype}, expected a float dtype")
-            if not np.isfinite(a).all():
-                raise ValueError(f"{file_name}: array {i} holds NaN or inf values")
+        loaded = converted_weights(load_arrays(file_name), params, file_name, type(self).__name__)
         for p, a in zip(params, loaded):
             if gpu.is_device_array(p):
-                p.copy_to_device(np.asarray(a, dtype=p.dtype))  # in p's memory order, F for a tied W.T
+                p.copy_to_device(a)  # in p's memory order, F for a tied W.T
             else:
                 p[...] = a

@@ -22,6 +22,13 @@ def weights_dtype(**weights):
     return dtypes.pop()
 
 
+def positive_int(value, name):
+    """value as an int, refusing anything but a positive integer (bools too)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def check_ndim(w, ndim, name):
     """Refuse an array that does not have `ndim` dimensions."""
     if w.ndim != ndim:
@@ -92,3 +99,27 @@ def c_order_view(grad):
     if grad.flags.f_contiguous:
         return grad.T, True
     raise ValueError(f"gradient buffers must be contiguous, got strides {grad.strides}")
+
+
+def converted_weights(saved, params, source, owner):
+    """`saved`, weights read from `source` for the `params` of `owner` (a model's name), each converted to its param's
+    dtype (None entries kept: a checkpoint's place for a view of an earlier param). Refuses
+    (ValueError naming `source`) a wrong count, shape or dtype, and a value that is not finite
+    once converted: the check sees what the model would hold, so 1e300 is refused for float32."""
+    if len(saved) != len(params):
+        raise ValueError(f"{source} holds {len(saved)} arrays, but {owner} has {len(params)} params")
+    converted = []
+    for i, (p, a) in enumerate(zip(params, saved)):
+        if a is None:
+            converted.append(None)
+            continue
+        if a.shape != p.shape:
+            raise ValueError(f"{source}: array {i} has shape {a.shape}, expected {p.shape}")
+        if a.dtype.kind != "f":
+            raise ValueError(f"{source}: array {i} has dtype {a.dtype}, expected a float dtype")
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow shows as inf, refused below
+            a = a.astype(p.dtype)
+        if not np.isfinite(a).all():
+            raise ValueError(f"{source}: array {i} holds NaN or inf, or values beyond {p.dtype}'s range")
+        converted.append(a)
+    return converted

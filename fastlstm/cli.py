@@ -7,26 +7,30 @@ COMMANDS: it adds its parser (with `parents=[common]` for --data and --threads) 
 """
 
 import argparse
+import math
+import os
 import sys
 
 import numpy as np
 
 from fastlstm import generate as gen
-from fastlstm import recipes, training
+from fastlstm import recipes, settings, training
 from fastlstm.dataset import ptb
 from fastlstm.errors import UserError
-from fastlstm.recipes import RECIPES
+from fastlstm.settings import RECIPES
 from fastlstm.threads import set_num_threads
 from fastlstm.util import eval_perplexity
 
 
 def _number(kind, low, low_ok, high=None):
-    """An argparse type: kind(text) within [low or (low, high)."""
+    """An argparse type: a finite kind(text) within [low or (low, high)."""
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a{'n integer' if kind is int else ' number'}: {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         if not (value >= low if low_ok else value > low) or (high is not None and not value < high):
             bound = f"{'>=' if low_ok else '>'} {low}" + ("" if high is None else f" and < {high}")
             raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
@@ -39,6 +43,7 @@ nonneg_int = _number(int, 0, True)
 positive_float = _number(float, 0, False)
 nonneg_float = _number(float, 0, True)
 dropout_ratio = _number(float, 0, True, 1)
+seed_value = _number(int, 0, True, settings.SEED_LIMIT)
 
 
 def _recipe(key):
@@ -65,8 +70,10 @@ def add_train(subparsers, common):
                     "BPTT (the data position and the LSTM state carry on across epochs in the rnnlm recipe and "
                     "restart every epoch in the others, as in the book's scripts), validation after every "
                     "epoch keeping the best weights, the test perplexity of the best weights at the end. --out "
-                    "receives checkpoint.pkl (resumable), best.pkl (book format), log.csv and perplexity.png. "
-                    "Ctrl-C saves a checkpoint; --resume continues it exactly.")
+                    "receives checkpoint.npz (resumable), best.pkl (book format), log.csv and perplexity.png, and is "
+                    "held by one run at a time (run.lock). Ctrl-C, SIGTERM and SIGHUP stop after the current step "
+                    "and save a checkpoint (exit status 128 + the signal's number: 130, 143, 129); --resume "
+                    "continues it exactly.")
     p.add_argument("--model", choices=tuple(RECIPES),
                    help="the recipe: rnnlm = the book's Rnnlm (train_rnnlm.py), better = BetterRnnlm "
                         "(train_better_rnnlm.py), variational = BetterRnnlm with variational dropout "
@@ -124,14 +131,14 @@ def add_train(subparsers, common):
     p.add_argument("--lr-decay", action=argparse.BooleanOptionalAction,
                    help=f"divide the lr by 4 when the validation perplexity does not improve {_recipe('lr_decay')}")
     p.add_argument("--eval-interval", type=positive_int, metavar="N",
-                   help=f"iterations between progress lines (default: {recipes.DEFAULTS['eval_interval']})")
+                   help=f"iterations between progress lines (default: {settings.DEFAULTS['eval_interval']})")
     p.add_argument("--eval-iters", type=positive_int, metavar="N",
                    help="validate and test on the first N batches of 10 x 35 only (smoke runs; default: the whole "
                         "split)")
     p.add_argument("--save-every", type=nonneg_int, metavar="N",
                    help=f"also write the checkpoint every N iterations, 0 for epoch ends only "
-                        f"(default: {recipes.DEFAULTS['save_every']})")
-    p.add_argument("--seed", type=nonneg_int,
+                        f"(default: {settings.DEFAULTS['save_every']})")
+    p.add_argument("--seed", type=seed_value,
                    help="seed NumPy's global RNG before the model is built: the initial weights and the dropout "
                         "masks follow it (default: unseeded, as in the book)")
     p.add_argument("--dtype", choices=("float32", "float64"),
@@ -151,8 +158,8 @@ def _add_params_flags(p):
     """--params and --model, shared by eval and generate."""
     p.add_argument("--params", required=True, metavar="FILE",
                    help="weights: a pickle in the book's format (a list of float16 arrays, as the book's "
-                        "save_params and `fastlstm train`'s best.pkl write) or a fastlstm checkpoint.pkl; "
-                        "load only files you trust")
+                        "save_params and `fastlstm train`'s best.pkl write) or a fastlstm checkpoint.npz (or an "
+                        "older checkpoint.pkl); read as data: a file that would run code is refused unrun")
     p.add_argument("--model", choices=tuple(RECIPES),
                    help="the model the file must hold (default: inferred from the file: 6 arrays are Rnnlm, "
                         "9 BetterRnnlm (also VariationalRnnlm's layout), 3 + 3 per layer AwdRnnlm; sizes from their "
@@ -196,7 +203,7 @@ def add_generate(subparsers, common):
     p.add_argument("--start", required=True, metavar="WORD", help="the first word (a word of PTB's vocabulary)")
     p.add_argument("--length", type=positive_int, default=100, metavar="N",
                    help="words to produce, the start word included (default: 100)")
-    p.add_argument("--seed", type=nonneg_int, help="seed NumPy's global RNG for the sampling (default: unseeded)")
+    p.add_argument("--seed", type=seed_value, help="seed NumPy's global RNG for the sampling (default: unseeded)")
     p.set_defaults(run=_run_generate)
 
 
@@ -260,13 +267,14 @@ def add_bench(subparsers, common):
 
 def _run_bench(args):
     import json
-    import os
 
     import threadpoolctl
 
     from fastlstm import benchmark
     from fastlstm.threads import blas_num_threads, get_num_threads
 
+    if args.json and not os.access(os.path.dirname(os.path.abspath(args.json)), os.W_OK):
+        raise UserError(f"--json {args.json}: its folder does not exist or cannot be written")
     command = (f"fastlstm bench{' --quick' if args.quick else ''} --threads {get_num_threads()} "
                f"--models {','.join(args.models)}" + (f" --json {args.json}" if args.json else "")
                + (" --profile" if args.profile else ""))
@@ -321,7 +329,8 @@ def build_parser():
 
 
 def main(argv=None):
-    """Run the command line argv (default sys.argv[1:]); returns the exit status."""
+    """Run the command line argv (default sys.argv[1:]); returns the exit status: 0 done, 1 an error
+    (one line on stderr, no traceback), 2 a bad command line (argparse), 128 + N stopped by signal N."""
     args = build_parser().parse_args(argv)
     try:
         if args.threads is not None:
@@ -332,6 +341,9 @@ def main(argv=None):
         return args.run(args)
     except (UserError, OSError, ptb.ChecksumError) as e:  # OSError includes ptb.DataNotFoundError
         print(f"fastlstm {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"fastlstm {args.command}: error: out of memory; choose smaller sizes", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

@@ -1,15 +1,19 @@
-"""Writing files so that a killed process never leaves a broken one."""
+"""Writing files so that a killed process never leaves a broken one, and clearing what a killed write left."""
 
 import os
+import re
 import uuid
 from contextlib import suppress
+
+_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")  # the names atomic_write gives its temporary files
 
 
 def atomic_write(path, write):
     """Call write(f) on a temporary binary file beside `path`, then rename it to `path`.
 
     A reader sees the old file or the complete new one, never a partial one; when
-    write raises (or the process is interrupted) the temporary file is removed.
+    write raises (or the process is interrupted) the temporary file is removed. The file
+    and then its folder are flushed to the disk, so the new name survives a power cut too.
     """
     folder = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
@@ -23,3 +27,30 @@ def atomic_write(path, write):
         with suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder):
+    """Flush a folder's entries (a rename in it) to the disk, where the system allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # a system that cannot open folders (Windows) keeps renames without it
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a folder; the rename stands all the same
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_temporary_files(folder):
+    """Remove the temporary files that writes killed in the middle (kill -9, a power cut) left in
+    `folder`; returns their names. Call it only where no other process writes into the folder."""
+    removed = []
+    for name in sorted(os.listdir(folder)):
+        if _TEMPORARY.fullmatch(name):
+            with suppress(FileNotFoundError):
+                os.remove(os.path.join(folder, name))
+                removed.append(name)
+    return removed

@@ -11,6 +11,7 @@ time layers that extend them.
 import numpy as np
 
 from fastlstm import backends, gpu
+from fastlstm.config import GPU  # noqa: F401 (the book's layers module has it)
 from fastlstm.checks import as_token_ids, check_ndim, check_shape, weights_dtype
 from fastlstm.functions import cross_entropy_error, sigmoid, softmax
 from fastlstm.workspace import Workspace
@@ -148,6 +149,8 @@ class SoftmaxWithLoss(gpu.HostPickled):
         check_shape(t, x.shape[:-1], "targets")
         V = x.shape[x.ndim - 1]
         ts = as_token_ids(t, V, "targets", self.ignore_label).reshape(-1)
+        if ts.size == 0:
+            raise ValueError(f"scores of shape {x.shape} hold no rows: the mean loss of an empty batch is undefined")
         count = int(np.count_nonzero(ts >= 0))
         if count == 0:
             raise ValueError(f"every target equals ignore_label {self.ignore_label}: the mean loss is undefined")

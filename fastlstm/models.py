@@ -1,6 +1,7 @@
-"""The book's language models on fastlstm's layers, chapter 5's SimpleRnnlm, chapter 6's
-Rnnlm and BetterRnnlm, and two regularised models of chapter 6's family:
-VariationalRnnlm (BetterRnnlm with variational dropout) and AwdRnnlm (AWD-LSTM).
+"""The book's language models on fastlstm's layers: chapter 5's SimpleRnnlm, chapter 6's
+Rnnlm and BetterRnnlm, their chapter 7 text generators RnnlmGen and BetterRnnlmGen, and two
+regularised models of chapter 6's family: VariationalRnnlm (BetterRnnlm with variational
+dropout) and AwdRnnlm (AWD-LSTM).
 
 Initialisation scales, layer order and `params` order are the book's, and the weights
 come from NumPy's global generator as in the book, so `np.random.seed` fixes them.
@@ -11,6 +12,7 @@ import numpy as np
 
 from fastlstm import regularisers, time_layers
 from fastlstm.base_model import BaseModel
+from fastlstm.generate import generate
 
 
 class _LayerStack(BaseModel):
@@ -163,6 +165,37 @@ class BetterRnnlm(_LayerStack):
     def reset_state(self):
         for layer in self.lstm_layers:
             layer.reset_state()
+
+
+class RnnlmGen(Rnnlm):
+    """Rnnlm that writes text, as the book's chapter 7 RnnlmGen: one word at a time, each drawn
+    from the softmax of the scores with np.random.choice (fastlstm.generate.generate)."""
+
+    def generate(self, start_id, skip_ids=None, sample_size=100):
+        """sample_size word ids, start_id first; a draw in skip_ids is drawn again."""
+        return generate(self, start_id, skip_ids, sample_size)
+
+    def get_state(self):
+        return self.lstm_layer.h, self.lstm_layer.c
+
+    def set_state(self, state):
+        self.lstm_layer.set_state(*state)
+
+
+class BetterRnnlmGen(BetterRnnlm):
+    """BetterRnnlm that writes text, as the book's chapter 7 BetterRnnlmGen (dropout off: predict's
+    train_flg defaults to False)."""
+
+    def generate(self, start_id, skip_ids=None, sample_size=100):
+        """sample_size word ids, start_id first; a draw in skip_ids is drawn again."""
+        return generate(self, start_id, skip_ids, sample_size)
+
+    def get_state(self):
+        return [(layer.h, layer.c) for layer in self.lstm_layers]
+
+    def set_state(self, states):
+        for layer, state in zip(self.lstm_layers, states):
+            layer.set_state(*state)
 
 
 class _Regularised(_LayerStack):

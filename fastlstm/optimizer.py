@@ -2,8 +2,9 @@
 
 The formulas are the book's, expression for expression, so results match it to the last
 bit in float64. SGD runs on a compiled kernel (the step of every PTB training iteration),
-also on GPU device arrays (a model built with config.GPU); the others are in-place NumPy
-and refuse device arrays. Every optimizer adds `iter` (updates done so far) and
+also on GPU device arrays (a model built with config.GPU); Adam (the step of chapters 4, 7
+and 8) on a compiled kernel that rounds as NumPy does the book's expressions, in float32
+too; the others are in-place NumPy. All but SGD refuse device arrays. Every optimizer adds `iter` (updates done so far) and
 `state_dict()` / `load_state_dict(d)`, so that a training run resumes exactly.
 """
 
@@ -358,7 +359,15 @@ class Adam(_Optimizer):
     def update(self, params, grads):
         self._begin(params, grads)
         lr_t = self.lr * np.sqrt(1.0 - self.beta2**self.iter) / (1.0 - self.beta1**self.iter)
+        # The kernel rounds as NumPy does for Python-number betas (NumPy 2 computes with a
+        # NumPy float64 beta in float64) and arrays laid out alike; else the book's expressions.
+        weak = all(type(h) in (int, float) for h in (self.beta1, self.beta2))
         for p, g, m, v in zip(params, grads, self.m, self.v):
+            flat = _flat_views(p, g, m, v) if weak else None
+            if flat is not None:
+                dtype = p.dtype.type
+                _k.adam(*flat, dtype(1 - self.beta1), dtype(1 - self.beta2), dtype(1e-7), float(lr_t))
+                continue
             m += (1 - self.beta1) * (g - m)
             v += (1 - self.beta2) * (g**2 - v)
             p -= lr_t * m / (np.sqrt(v) + 1e-7)

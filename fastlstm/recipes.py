@@ -1,39 +1,15 @@
-"""The models `fastlstm train` trains and their recipes: the settings of a run, the model and
-the optimizer they build, and the models that weight files hold.
-
-rnnlm and better are the book's chapter 6 scripts (train_rnnlm.py, train_better_rnnlm.py).
-variational is BetterRnnlm with variational dropout, with the dropout ratios that Gal's
-released PTB script found best (locked dropout 0.5 on the LSTMs' inputs and output,
-recurrent dropout 0.3, word dropout 0.3) and the book's schedule. awd is AWD-LSTM with
-the settings of the salesforce/awd-lstm-lm README's PTB command and its main.py defaults.
-docs/design.md gives the sources.
+"""What a `fastlstm train` run's settings (fastlstm.settings) build: the model and the optimizer,
+and the models that weight files hold.
 """
 
 import numpy as np
 
-from fastlstm.checkpoint import Checkpoint, is_checkpoint, is_view_of_earlier, load_params, read_pickle
+from fastlstm import checkpoint, safe_pickle
+from fastlstm.checkpoint import Checkpoint, is_view_of_earlier
 from fastlstm.errors import UserError
-from fastlstm.models import AwdRnnlm, BetterRnnlm, Rnnlm, VariationalRnnlm
 from fastlstm.optimizer import ASGD, SGD
+from fastlstm.settings import MODELS, RECIPES
 
-MODELS = {"rnnlm": Rnnlm, "better": BetterRnnlm, "variational": VariationalRnnlm, "awd": AwdRnnlm}
-# A setting that a model does not take is None in its recipe.
-RECIPES = {
-    "rnnlm": dict(wordvec_size=100, hidden_size=100, dropout=None, epochs=4, batch_size=20, time_size=35,
-                  lr=20.0, max_grad=0.25, lr_decay=False, continuous_epochs=True),
-    "better": dict(wordvec_size=650, hidden_size=650, dropout=0.5, epochs=40, batch_size=20, time_size=35,
-                   lr=20.0, max_grad=0.25, lr_decay=True, continuous_epochs=False),
-    "variational": dict(wordvec_size=650, hidden_size=650, dropout=0.5, recurrent_dropout=0.3, embed_dropout=0.3,
-                        weight_drop=0.0, alpha=0.0, beta=0.0, asgd=0, weight_decay=0.0, epochs=40, batch_size=20,
-                        time_size=35, lr=20.0, max_grad=0.25, lr_decay=True, continuous_epochs=False),
-    "awd": dict(wordvec_size=400, hidden_size=1150, num_layers=3, dropout=0.4, hidden_dropout=0.25, input_dropout=0.4,
-                embed_dropout=0.1, weight_drop=0.5, alpha=2.0, beta=1.0, asgd=5, weight_decay=1.2e-6, epochs=500,
-                batch_size=20, time_size=70, lr=30.0, max_grad=0.25, lr_decay=False, continuous_epochs=False),
-}
-DEFAULTS = dict(eval_interval=20, eval_iters=None, save_every=200, seed=None, dtype="float32", max_iters=None,
-                time_budget=None)
-RESUME_MAY_CHANGE = ("epochs", "max_iters", "time_budget", "eval_interval", "save_every")  # no arithmetic changes
-PER_INVOCATION = ("max_iters", "time_budget")  # limits of one invocation: a resumed run does not keep them
 # Model constructor arguments and the settings they come from.
 ARGUMENTS = {
     "rnnlm": {},
@@ -44,38 +20,6 @@ ARGUMENTS = {
             "input_dropout": "input_dropout", "embed_dropout": "embed_dropout", "weight_drop": "weight_drop",
             "alpha": "alpha", "beta": "beta"},
 }
-
-
-def flag(key):
-    """The command-line flag of a setting: 'max_grad' -> '--max-grad'."""
-    return "--" + key.replace("_", "-")
-
-
-def takes(name, key):
-    """Whether the model `name` has the setting `key`."""
-    return key in DEFAULTS or RECIPES[name].get(key) is not None
-
-
-def resolve_config(options, saved=None):
-    """The run's settings: the recipe of options['model'] updated by the options given; on resume the
-    saved settings, of which only RESUME_MAY_CHANGE may be given other values."""
-    if saved is None:
-        name = options.get("model", "rnnlm")
-        for key in options:
-            if key != "model" and not takes(name, key):
-                models = [m for m in RECIPES if takes(m, key)]
-                also = f" (and to {', '.join(models[1:])})" if len(models) > 1 else ""
-                raise UserError(f"{flag(key)} applies to --model {models[0]} only{also}: {MODELS[name].__name__} "
-                                "has no such setting")
-        return {"model": name, **RECIPES[name], **DEFAULTS, **options}
-    config = {**DEFAULTS, **saved, **{key: options.get(key) for key in PER_INVOCATION}}
-    for key, value in options.items():
-        if key in RESUME_MAY_CHANGE:
-            config[key] = value
-        elif value != config.get(key):
-            raise UserError(f"{flag(key)} {value} differs from the checkpoint's {config.get(key)}; a resumed run keeps "
-                            f"its settings (only {', '.join(map(flag, RESUME_MAY_CHANGE))} may change)")
-    return config
 
 
 def build_model(config, vocab_size):
@@ -140,22 +84,23 @@ def infer_architecture(arrays, path, model=None):
 def load_model(path, model=None, dtype=None):
     """(model, description) of the weights in path: a book-format params pickle (float16 list, as written
     by the book's save_params or by `fastlstm train` as best.pkl) or a fastlstm checkpoint, whose
-    averaged weights are taken once its run averages (ASGD). The kind and sizes come from the file;
-    `model` ('rnnlm', 'better', 'variational' or 'awd'), when given, must agree."""
-    obj = read_pickle(path)
-    if is_checkpoint(obj):
-        obj = Checkpoint.from_dict(obj, path)
-        config = dict(obj.config, dtype=dtype or obj.config["dtype"])
-        vocab_size = next(a for a in obj.params if a is not None).shape[0]
+    averaged weights are taken once its run averages (ASGD), read as data and checked whole. The kind
+    and sizes come from the file; `model` ('rnnlm', 'better', 'variational' or 'awd'), when given,
+    must agree."""
+    saved, arrays = _read(path)
+    if saved is not None:
+        saved.check_settings(path)
+        config = dict(saved.config, dtype=dtype or saved.config["dtype"])
+        vocab_size = saved.params[0].shape[0]
         source = "checkpoint"
         if model is not None and model != config["model"]:
             raise UserError(f"{path} holds a {MODELS[config['model']].__name__}, not the --model {model} "
                             f"({MODELS[model].__name__})")
-    elif isinstance(obj, (list, tuple)) and obj and all(isinstance(a, np.ndarray) for a in obj):
-        name, vocab_size, D, H, layers = infer_architecture(obj, path)
+    else:
+        name, vocab_size, D, H, layers = infer_architecture(arrays, path)
         if model is not None and model != name:
             try:  # better's layout is also variational's, and a 2-layer AwdRnnlm's where D = H
-                name, vocab_size, D, H, layers = infer_architecture(obj, path, model)
+                name, vocab_size, D, H, layers = infer_architecture(arrays, path, model)
             except UserError:
                 raise UserError(f"{path} holds a {MODELS[name].__name__}, not the --model {model} "
                                 f"({MODELS[model].__name__})") from None
@@ -163,11 +108,9 @@ def load_model(path, model=None, dtype=None):
         if name == "awd":
             config["num_layers"] = layers
         source = "book-format params"
-    else:
-        raise UserError(f"{path} is neither params in the book's format (a list of arrays) nor a fastlstm checkpoint")
     net = build_model(config, vocab_size)
-    if source == "checkpoint":
-        load_params(net, obj.evaluation_params(), path)
+    if saved is not None:
+        checkpoint.load_params(net, saved.evaluation_params(), path)
     else:
         try:
             net.load_params(path)
@@ -176,6 +119,22 @@ def load_model(path, model=None, dtype=None):
     desc = (f"{type(net).__name__} (V={vocab_size}, D={config['wordvec_size']}, H={config['hidden_size']}, "
             f"{config['dtype']}) from {source} {path}")
     return net, desc
+
+
+def _read(path):
+    """(checkpoint, None) for a checkpoint in path (an .npz archive, or an older fastlstm's
+    checkpoint.pkl), else (None, the arrays of a book-format params pickle), read as data."""
+    if checkpoint.is_archive(path):
+        return Checkpoint.read(path), None
+    try:
+        obj = safe_pickle.load(path)
+        if checkpoint.is_legacy(obj):
+            return Checkpoint.from_legacy(obj, path), None
+        return None, safe_pickle.as_arrays(obj, path)
+    except safe_pickle.Unreadable as e:
+        raise UserError(f"{path} is not a readable pickle, nor a checkpoint archive ({e})") from None
+    except safe_pickle.UnsafePickle as e:
+        raise UserError(str(e)) from None
 
 
 def check_vocab(model, word_to_id, path):

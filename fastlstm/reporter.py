@@ -12,14 +12,13 @@ import os
 import time
 
 from fastlstm import plotting
-from fastlstm.checkpoint import is_view_of_earlier
+from fastlstm.checkpoint import LOG_FIELDS, is_view_of_earlier
 from fastlstm.files import atomic_write
 
 LOG, PLOT = "log.csv", "perplexity.png"
 # the settings a header names when they are on
 REGULARISERS = ("dropout", "input_dropout", "hidden_dropout", "recurrent_dropout", "embed_dropout", "weight_drop",
                 "alpha", "beta")
-LOG_FIELDS = ("kind", "epoch", "iteration", "total_iterations", "lr", "perplexity", "tokens_per_s", "elapsed_s", "note")
 
 
 class Reporter:

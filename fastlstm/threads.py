@@ -1,8 +1,11 @@
 """One thread setting for Numba's parallel loops, fastlstm's lanes (fastlstm/lanes.py) and the
-BLAS libraries behind NumPy and SciPy."""
+BLAS libraries behind NumPy and SciPy; and the threading layer of Numba's parallel loops."""
 
+import ctypes
 import functools
+import importlib.metadata
 import os
+import warnings
 from contextlib import contextmanager
 
 import numba
@@ -56,13 +59,49 @@ def blas_num_threads():
     return [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
 
 
-def apply_env():
-    """Apply FASTLSTM_NUM_THREADS when it is set; the default is every core."""
-    value = os.environ.get(_ENV)
-    if value is None or value == "":
-        return
+def env_problem():
+    """What is wrong with FASTLSTM_NUM_THREADS (None when it is unset or a valid thread count)."""
+    value = os.environ.get(_ENV, "").strip()
+    if value == "":
+        return None
+    limit = numba.config.NUMBA_NUM_THREADS
     try:
         n = int(value)
     except ValueError:
-        raise ValueError(f"{_ENV} must be an integer, got {value!r}") from None
-    set_num_threads(n)
+        n = None
+    if n is None or not 1 <= n <= limit:
+        return f"{_ENV} must be an integer in [1, {limit}], got {value!r}"
+    return None
+
+
+def apply_env():
+    """Apply FASTLSTM_NUM_THREADS when it is set; the default is every core. A bad value is
+    ignored with a warning, so that importing fastlstm (and `fastlstm --help`) always works."""
+    problem = env_problem()
+    if problem is not None:
+        warnings.warn(f"{problem}; ignored, using {get_num_threads()} threads", RuntimeWarning, stacklevel=3)
+    elif os.environ.get(_ENV, "").strip():
+        set_num_threads(int(os.environ[_ENV]))
+
+
+def use_fork_safe_threading_layer():
+    """Let Numba run its parallel loops on TBB, which a forked child (multiprocessing's default on
+    Linux) can use too, where GNU OpenMP's child is killed at its first parallel loop.
+
+    Numba takes the first threading layer it can load, TBB before OpenMP; but the `tbb` wheel
+    puts libtbb in the environment's lib folder, where Numba's extension does not look. Loading
+    it here first, before any parallel kernel, makes Numba find it (NUMBA_THREADING_LAYER, when
+    set, still decides among the layers it finds). Without the wheel Numba chooses as it would.
+    Call before any kernel is compiled or loaded.
+    """
+    try:
+        files = importlib.metadata.files("tbb") or []
+    except importlib.metadata.PackageNotFoundError:
+        return
+    for file in files:
+        if file.name in ("libtbb.so.12", "libtbb.12.dylib"):
+            try:
+                ctypes.CDLL(str(file.locate()), mode=ctypes.RTLD_GLOBAL)
+            except OSError:
+                return  # Numba then falls back to another layer, as without the wheel
+            return

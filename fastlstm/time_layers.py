@@ -16,7 +16,7 @@ from fastlstm.layers import *  # noqa: F401,F403
 from fastlstm import backends, gpu
 from fastlstm.layers import (Affine, Embedding, SoftmaxWithLoss, _check_ratio, _draw_mask, _dropout_backward,
                              _dropout_mask_apply, _require_forward)
-from fastlstm.checks import as_floats, check_ndim, check_shape, weights_dtype
+from fastlstm.checks import as_floats, as_token_ids, check_ndim, check_shape, weights_dtype
 from fastlstm.functions import sigmoid
 from fastlstm.lanes import default as default_lanes
 from fastlstm.workspace import Workspace
@@ -39,17 +39,17 @@ class TimeEmbedding(Embedding):
         self.word_mask = None
         self.train_flg = True
 
-    def forward(self, idx):
+    def forward(self, xs):  # the book's parameter name
         W, = self.params
         drop = self.train_flg and self.dropout > 0
         self.word_mask = _draw_mask(self._backend, (W.shape[0],), W.dtype, self.dropout) if drop else None
-        out, self.idx = self._gather(idx, self._backend.fresh, self.word_mask)
+        out, self.idx = self._gather(xs, self._backend.fresh, self.word_mask)
         return out
 
-    def infer(self, idx):
+    def infer(self, xs):
         """Evaluation: every word kept, nothing saved for backward."""
         self.word_mask = None
-        return super().infer(idx)
+        return super().infer(xs)
 
     def backward(self, dout):
         self._scatter(dout, self.word_mask)
@@ -70,6 +70,9 @@ class TimeSoftmaxWithLoss(SoftmaxWithLoss):
     _ndim = 3
     ignore_label = -1
     _backend_for = staticmethod(backends.choose)
+
+    def forward(self, xs, ts):  # the book's parameter names
+        return super().forward(xs, ts)
 
 
 class TimeDropout(gpu.HostPickled):
@@ -506,3 +509,57 @@ def _check_input(gates, params, xs, as_array):
         raise ValueError(f"xs must hold at least one sequence of one step, got shape {xs.shape}")
     return dtype, xs
 
+
+
+# ---------------------------------------------------------------- the book's simple time layers
+# The book keeps these beside its time layers as step-by-step versions (and a sigmoid loss
+# over time). Here they take the fused paths of the layers above, with the same numbers.
+
+
+class TimeSigmoidWithLoss:
+    """Mean binary cross-entropy of sigmoid(xs) (N, T) against 0/1 labels ts (N, T), as the
+    book's mean over the T steps of SigmoidWithLoss (with its 1e-7 inside the log)."""
+
+    def __init__(self):
+        self.params, self.grads = [], []
+        self.xs_shape = None
+        self.cache = None
+
+    def forward(self, xs, ts):
+        xs = as_floats(xs, 2, None, "xs")
+        ts = as_token_ids(ts, 2, "labels")
+        check_shape(ts, xs.shape, "labels")
+        y = sigmoid(xs)
+        picked = np.where(ts == 1, y, 1 - y)
+        self.xs_shape = xs.shape
+        self.cache = (y, ts)
+        return -np.log(picked + xs.dtype.type(1e-7)).mean(dtype=xs.dtype)
+
+    def backward(self, dout=1):
+        _require_forward(self.cache, self)
+        y, ts = self.cache
+        return (y - ts.astype(y.dtype)) * y.dtype.type(dout / y.size)
+
+
+class Simple_TimeSoftmaxWithLoss(SoftmaxWithLoss):
+    """The book's step-by-step softmax loss over scores (N, T, V) and targets (N, T): the mean
+    over all N x T losses, with no ignore_label, in TimeSoftmaxWithLoss's fused pass."""
+
+    _ndim = 3
+    _backend_for = staticmethod(backends.choose)
+
+    def forward(self, xs, ts):  # the book's parameter names
+        return super().forward(xs, ts)
+
+
+class Simple_TimeAffine(TimeAffine):
+    """The book's step-by-step TimeAffine: W, b, dW and db as attributes (the arrays of
+    `params` and `grads`); the book's own backward reads attributes Affine lacks, this one works."""
+
+    def forward(self, xs):  # the book's parameter name
+        return super().forward(xs)
+
+    W = property(lambda self: self.params[0])
+    b = property(lambda self: self.params[1])
+    dW = property(lambda self: self.grads[0])
+    db = property(lambda self: self.grads[1])

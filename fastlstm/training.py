@@ -1,4 +1,4 @@
-"""`fastlstm train`: the recipes of fastlstm.recipes as a run that checkpoints, logs, plots and resumes exactly.
+"""`fastlstm train`: the recipes of fastlstm.settings as a run that checkpoints, logs, plots and resumes exactly.
 
 Batches follow the stateful layout of `fastlstm.trainer`. As in the book's scripts, the
 rnnlm recipe runs its epochs as one `trainer.fit(..., max_epoch=4)`: the data position
@@ -11,36 +11,45 @@ its non-monotone trigger, and once it averages, validation, best.pkl and the tes
 the averaged weights. The run ends by testing the best weights.
 
 The output folder holds:
-  checkpoint.pkl  everything a resumed run needs to continue bit for bit (fastlstm.checkpoint)
+  checkpoint.npz  everything a resumed run needs to continue bit for bit (fastlstm.checkpoint)
   best.pkl        the best-validated weights in the book's float16 format (model.save_params)
   log.csv         a row per progress interval ('train'), validation ('valid') and test ('test')
   perplexity.png  the curves, when matplotlib is installed (these two: fastlstm.reporter)
+  run.lock        held by the run for its whole life (fastlstm.run_lock): one run per folder
 
-Files are written to a temporary file and renamed, so a killed run never leaves a broken one.
-A run stopped by --max-iters or --time-budget in mid-epoch saves its checkpoint first and
-then validates and tests the weights as they are; that report stays out of the checkpoint, so a --resume
-continues exactly as if the run had never stopped.
+A run checks its settings and reads its data before it writes anything. Files are written to
+a temporary file and renamed, so a killed run never leaves a broken one, and the temporary
+files of a killed write are removed when the next run takes the folder. A run stopped by
+--max-iters or --time-budget in mid-epoch saves its checkpoint first and then validates and
+tests the weights as they are; that report stays out of the checkpoint, so a --resume
+continues exactly as if the run had never stopped. The log rows live in the checkpoint, so
+after any stop and a --resume log.csv holds every row once.
 """
 
 import os
+import shlex
 import signal
 import sys
 from contextlib import nullcontext
 
 import numpy as np
 
+from fastlstm import checkpoint, run_lock, settings
 from fastlstm.checkpoint import Checkpoint, Position
 from fastlstm.dataset import ptb
 from fastlstm.errors import Diverged, UserError
+from fastlstm.files import remove_temporary_files
 from fastlstm.optimizer import ASGD
-from fastlstm.recipes import build_model, build_optimizer, distinct_params, resolve_config
+from fastlstm.recipes import build_model, build_optimizer, distinct_params
 from fastlstm.reporter import Reporter
 from fastlstm.trainer import stateful_batch
 from fastlstm.training_step import train_step
 from fastlstm.util import eval_perplexity
 
 EVAL_BATCH, EVAL_TIME = 10, 35  # the book's eval_perplexity protocol
-CHECKPOINT, BEST = "checkpoint.pkl", "best.pkl"
+CHECKPOINT, LEGACY_CHECKPOINT, BEST = checkpoint.FILE, checkpoint.LEGACY_FILE, "best.pkl"
+# the signals that stop a run after its current step, with a checkpoint; the exit status is 128 + the signal's number
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 
 
 def eval_slice(corpus, eval_iters):
@@ -51,112 +60,151 @@ def eval_slice(corpus, eval_iters):
 
 
 class _Abort(BaseException):
-    """A second Ctrl-C: quit at once, without saving."""
+    """A second stop signal (Ctrl-C): quit at once, without saving."""
 
 
 class Run:
     """One training run in an output folder: its data and model, and the loop over epochs and
-    iterations with validation, the lr schedule, the stops and Ctrl-C. Where the run stands
-    is a checkpoint.Position, saved and restored as a checkpoint.Checkpoint; what it shows
-    and logs goes through a reporter.Reporter."""
+    iterations with validation, the lr schedule, the stops and the stop signals. Where the run
+    stands is a checkpoint.Position, saved and restored as a checkpoint.Checkpoint; what it
+    shows and logs goes through a reporter.Reporter. Constructing it checks the settings and
+    reads the data, writing nothing; `run` takes the folder and trains."""
 
     def __init__(self, out, data_dir, options, resume):
-        self.out, self.data_dir = out, data_dir
-        self.path = {name: os.path.join(out, name) for name in (CHECKPOINT, BEST)}
-        saved = self._saved(resume)
-        self.config = c = resolve_config(options, saved and saved.config)
-        vocab_size = self._load_data()
+        self.out, self.data_dir, self.options, self.resume = out, data_dir, options, resume
+        self.path = {name: os.path.join(out, name) for name in (CHECKPOINT, LEGACY_CHECKPOINT, BEST)}
+        if os.path.exists(out) and not os.path.isdir(out):
+            raise UserError(f"--out {out} is a file, not a folder")
+        if resume:
+            self._checkpoint_to_resume()
+        self.config = None if resume else settings.resolve(options)
+        corpus, word_to_id, _ = ptb.load_data("train", data_dir)
+        self.xs, self.ts, self.vocab_size = corpus[:-1], corpus[1:], len(word_to_id)
+        self.splits = {split: ptb.load_data(split, data_dir)[0] for split in ("valid", "test")}
+        if self.config is not None:
+            self._check_sizes()
+        self.stop_signal = None
+
+    def _check_sizes(self):
+        """Set iters_per_epoch; UserError when one batch does not fit in the training data."""
+        c = self.config
+        self.iters_per_epoch = len(self.xs) // (c["batch_size"] * c["time_size"])
+        if self.iters_per_epoch < 1:
+            raise UserError(f"batch {c['batch_size']} x time {c['time_size']} is larger than the training data")
+
+    def _open(self):
+        """In the locked folder: clear what killed writes left, then start the run anew or restore
+        the checkpoint (checked whole before anything is written)."""
+        remove_temporary_files(self.out)
+        saved = self._saved()
+        if saved is not None:
+            self.config = settings.resolve(self.options, saved.config)
+            self._check_sizes()
+        c = self.config
+        self.valid, self.test = (eval_slice(self.splits[split], c["eval_iters"]) for split in ("valid", "test"))
         if saved is None and c["seed"] is not None:
             np.random.seed(c["seed"])
-        self.model = build_model(c, vocab_size)
+        self.model = build_model(c, self.vocab_size)
         self.optimizer = build_optimizer(c)
         self.distinct_params = distinct_params(self.model.params)  # the list the optimizer updates
         if saved is None:
             self.pos, self.saved_at = Position(), None
         else:
-            self.pos = saved.restore(self.model, self.optimizer, self.path[CHECKPOINT])
+            self.pos = saved.restore(self.model, self.optimizer, self.saved_path)
+            if self.pos.iteration > self.iters_per_epoch:
+                raise UserError(f"{self.saved_path} stands at iteration {self.pos.iteration} of an epoch of "
+                                f"{self.iters_per_epoch}: it is not a checkpoint of this data")
             self.saved_at = (self.pos.epoch, self.pos.iteration)
-        self.report = Reporter(out, c, self.iters_per_epoch, self.pos, self.optimizer,
+        self.report = Reporter(self.out, c, self.iters_per_epoch, self.pos, self.optimizer,
                                f"{type(self.model).__name__} on PTB")
-        self.stop_requested = False
         self.stopped_by = None  # the limit of this invocation that stopped the loop
 
-    def _saved(self, resume):
+    def _saved(self):
         """The checkpoint to resume (None for a new run); UserError where the folder disagrees."""
-        path = self.path[CHECKPOINT]
-        if resume:
-            if not os.path.isfile(path):
-                raise UserError(f"nothing to resume: no {CHECKPOINT} in {self.out}")
-            return Checkpoint.read(path)
-        if os.path.exists(path):
-            raise UserError(f"{self.out} already holds a run ({CHECKPOINT}): continue it with --resume, "
-                            "or choose another --out")
-        return None
+        self.saved_path = checkpoint.find(self.out)
+        if not self.resume:
+            if self.saved_path is not None:
+                raise UserError(f"{self.out} already holds a run ({os.path.basename(self.saved_path)}): continue it "
+                                "with --resume, or choose another --out")
+            return None
+        saved = Checkpoint.read(self._checkpoint_to_resume())
+        saved.check_settings(self.saved_path)
+        return saved
 
-    def _load_data(self):
-        """Load the PTB splits (validation and test cut by eval_iters); returns the vocabulary size."""
-        c = self.config
-        corpus, word_to_id, _ = ptb.load_data("train", self.data_dir)
-        self.xs, self.ts = corpus[:-1], corpus[1:]
-        self.valid = eval_slice(ptb.load_data("valid", self.data_dir)[0], c["eval_iters"])
-        self.test = eval_slice(ptb.load_data("test", self.data_dir)[0], c["eval_iters"])
-        self.iters_per_epoch = len(self.xs) // (c["batch_size"] * c["time_size"])
-        if self.iters_per_epoch < 1:
-            raise UserError(f"batch {c['batch_size']} x time {c['time_size']} is larger than the training data")
-        return len(word_to_id)
+    def _checkpoint_to_resume(self):
+        """The path of the checkpoint that --resume continues; UserError when there is none."""
+        path = checkpoint.find(self.out)
+        if path is None:
+            raise UserError(f"nothing to resume: no {CHECKPOINT} in {self.out}")
+        return path
 
     def _save_checkpoint(self):
-        """Write checkpoint.pkl from the current state; refuses (Diverged) weights that hold NaN or inf."""
+        """Write checkpoint.npz from the current state; refuses (Diverged) weights that hold NaN or inf.
+        The first save of a run resumed from an older fastlstm's checkpoint.pkl removes that file."""
         self.pos.elapsed_s = self.report.elapsed()
-        checkpoint = Checkpoint.capture(self.config, self.model, self.optimizer, self.pos)
-        if not checkpoint.finite():
+        saved = Checkpoint.capture(self.config, self.model, self.optimizer, self.pos)
+        if not saved.finite():
             raise Diverged(f"the weights hold NaN or inf after {self._where(self.pos.iteration)}")
-        checkpoint.write(self.path[CHECKPOINT])
+        saved.write(self.path[CHECKPOINT])
         self.saved_at = (self.pos.epoch, self.pos.iteration)
+        if self.saved_path == self.path[LEGACY_CHECKPOINT]:
+            os.remove(self.saved_path)
+            print(f"{self.saved_path}, written by an older fastlstm, is now {self.path[CHECKPOINT]}")
+        self.saved_path = self.path[CHECKPOINT]
 
     # ------------------------------------------------------------------ the loop
 
     def run(self):
-        """Train to the end and test; returns the exit status: 0 done, 1 diverged, 130 interrupted."""
-        os.makedirs(self.out, exist_ok=True)
+        """Take the folder (fastlstm.run_lock), train to the end and test; returns the exit status:
+        0 done, 1 diverged, 128 + the signal's number when a stop signal stopped it (130 for Ctrl-C)."""
+        with run_lock.hold(self.out):
+            self._open()
+            return self._train()
+
+    def _train(self):
+        """The run in its locked folder, from its start or its checkpoint to the end; the exit status."""
         self.report.start()
-        resumed = None if self.saved_at is None else f"{self.path[CHECKPOINT]} at {self._saved_where()}"
+        resumed = None if self.saved_at is None else f"{self.saved_path} at {self._saved_where()}"
         self.report.header(self.model, self.out, resumed)
-        if self.saved_at is None:
+        if self.saved_at is None or self.saved_path != self.path[CHECKPOINT]:
             self._save_checkpoint()
         try:
-            interrupted = self._loop_catching_ctrl_c()
+            stopped_by = self._loop_until_stopped()
         except Diverged as e:
             return self._diverged(e)
         except _Abort:
             print(f"\nquit without saving: {self.path[CHECKPOINT]} is the one of {self._saved_where()}",
                   file=sys.stderr)
-            return 130
-        if interrupted:
+            return 128 + signal.SIGINT
+        if stopped_by is not None:
             self.report.write()
             best = "; best.pkl kept" if os.path.isfile(self.path[BEST]) else ""
-            print(f"\ninterrupted: checkpoint saved at {self._saved_where()}/{self.iters_per_epoch}{best}. "
-                  f"Continue with:\n  {self._resume_command()}", file=sys.stderr)
-            return 130
+            print(f"\n{'interrupted' if stopped_by == signal.SIGINT else f'stopped by {STOP_SIGNALS[stopped_by]}'}: "
+                  f"checkpoint saved at {self._saved_where()}/{self.iters_per_epoch}{best}. "
+                  f"Continue with:\n  {self._resume_command()}", file=sys.stderr, flush=True)
+            return 128 + stopped_by
         self._finish()
         return 0
 
-    def _loop_catching_ctrl_c(self):
-        """The loop, with Ctrl-C handled by _on_sigint; True when a KeyboardInterrupt stopped it
-        (the checkpoint of the last completed step then saved)."""
-        try:
-            previous = signal.signal(signal.SIGINT, self._on_sigint)
-        except ValueError:  # not the main thread, where no signal arrives anyway
-            previous = None
+    def _loop_until_stopped(self):
+        """The loop, with the stop signals handled by _on_stop_signal; the signal that stopped it (the
+        checkpoint of the last completed step then saved), SIGINT for a KeyboardInterrupt, or None."""
+        previous = {}
+        for signum in STOP_SIGNALS:
+            try:
+                if signal.getsignal(signum) is not signal.SIG_IGN:  # nohup's SIGHUP stays ignored
+                    previous[signum] = signal.signal(signum, self._on_stop_signal)
+            except ValueError:  # not the main thread, where no signal arrives anyway
+                break
         try:
             self._loop()
         except KeyboardInterrupt:
             self._save_checkpoint()
-            return True
+            return self.stop_signal or signal.SIGINT
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
-        return False
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return None
 
     def _loop(self):
         c, pos = self.config, self.pos
@@ -169,10 +217,10 @@ class Run:
                 self._iteration()
                 if c["save_every"] and pos.total_iterations % c["save_every"] == 0:
                     self._save_checkpoint()
-                if self.stop_requested:
+                if self.stop_signal is not None:
                     raise KeyboardInterrupt
             self._end_epoch()
-            if self.stop_requested:
+            if self.stop_signal is not None:
                 raise KeyboardInterrupt
 
     def _limit_reached(self):
@@ -180,7 +228,7 @@ class Run:
         c = self.config
         if c["max_iters"] is not None and self.pos.total_iterations >= c["max_iters"]:
             return "--max-iters"
-        if c.get("time_budget") is not None and self.report.elapsed() >= 60 * c["time_budget"]:
+        if c["time_budget"] is not None and self.report.elapsed() >= 60 * c["time_budget"]:
             return "--time-budget"
         return None
 
@@ -280,12 +328,12 @@ class Run:
 
     # ------------------------------------------------------------------ stops
 
-    def _on_sigint(self, signum, frame):
-        """The first Ctrl-C asks the loop to stop after the current step; a second one quits at once."""
-        if self.stop_requested:
+    def _on_stop_signal(self, signum, frame):
+        """The first stop signal asks the loop to stop after the current step and save; a second quits at once."""
+        if self.stop_signal is not None:
             raise _Abort
-        self.stop_requested = True
-        print("\nCtrl-C: stopping after the current step and saving a checkpoint "
+        self.stop_signal = signum
+        print(f"\n{STOP_SIGNALS[signum]}: stopping after the current step and saving a checkpoint "
               "(press Ctrl-C again to quit at once without saving)", file=sys.stderr, flush=True)
 
     def _where(self, iteration):
@@ -295,7 +343,7 @@ class Run:
         return f"epoch {pos.epoch + 1}, iteration {iteration}/{self.iters_per_epoch} ({total} in total)"
 
     def _diverged(self, error):
-        """Report a NaN or inf, keeping checkpoint.pkl and best.pkl as they are; returns the exit status."""
+        """Report a NaN or inf, keeping checkpoint.npz and best.pkl as they are; returns the exit status."""
         self.report.diverged(str(error))
         print(f"training stopped: {error}.\nThe last good checkpoint, {self.path[CHECKPOINT]} "
               f"({self._saved_where()}), and best.pkl are kept. Start again with a lower --lr or --max-grad, "
@@ -309,5 +357,5 @@ class Run:
 
     def _resume_command(self):
         """The command line that continues this run."""
-        data = f" --data {self.data_dir}" if self.data_dir is not None else ""
-        return f"fastlstm train --out {self.out}{data} --resume"
+        data = f" --data {shlex.quote(str(self.data_dir))}" if self.data_dir is not None else ""
+        return f"fastlstm train --out {shlex.quote(str(self.out))}{data} --resume"

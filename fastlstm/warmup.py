@@ -11,15 +11,15 @@ import numpy as np
 
 from fastlstm import kernels
 from fastlstm.kernels import (dropout, embedding, gru, linalg, lstm, optim, packed_product, recurrence, regularisers,
-                              rnn, softmax, spin)
+                              rnn, softmax, spin, word_counts)
 from fastlstm.models import BetterRnnlm, Rnnlm, SimpleRnnlm, VariationalRnnlm
 from fastlstm.optimizer import ASGD, SGD
 from fastlstm.time_layers import TimeGRU
 from fastlstm.training_step import train_step
-from fastlstm.util import clip_grads, remove_duplicate
+from fastlstm.util import clip_grads, create_co_matrix, ppmi, preprocess, remove_duplicate
 
 KERNEL_MODULES = (dropout, embedding, gru, linalg, lstm, optim, packed_product, recurrence, regularisers, rnn, softmax,
-                  spin)
+                  spin, word_counts)
 
 
 def dispatchers():
@@ -36,10 +36,13 @@ def warm_up(dtypes=(np.float32,)):
     """Run two training steps (train_step), the book's clip_grads and update, and one evaluation
     step of tiny SimpleRnnlm, Rnnlm and BetterRnnlm models per dtype: the second step's forward
     also writes the softmax gradient (fastlstm.layers.SoftmaxWithLoss); then two steps of a
-    tiny VariationalRnnlm with every regulariser on, under averaging ASGD; and a TimeGRU's
-    forward, backward and evaluation."""
+    tiny VariationalRnnlm with every regulariser on, under averaging ASGD; a TimeGRU's forward,
+    backward and evaluation; and chapter 2's co-occurrence counts and PPMI of a sentence (the
+    book's int64 ids, int32 counts)."""
     state = np.random.get_state()
     try:
+        corpus, word_to_id, _ = preprocess("You say goodbye and I say hello.")
+        ppmi(create_co_matrix(corpus, len(word_to_id)))
         np.random.seed(0)
         for dtype in dtypes:
             for model in (SimpleRnnlm(13, 5, 3, dtype=dtype), Rnnlm(13, 5, 3, dtype=dtype),

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fastlstm.layers import Dropout
+from fastlstm.layers import Dropout, SoftmaxWithLoss
 from fastlstm.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeLSTM, TimeSoftmaxWithLoss
 
 f32 = np.float32
@@ -46,6 +46,11 @@ def test_targets_shape_and_all_ignored():
         loss.forward(np.zeros((1, 2, 5), f32), np.zeros((2, 1), int))
     with pytest.raises(ValueError, match="every target equals ignore_label -1"):
         loss.forward(np.zeros((1, 2, 5), f32), np.full((1, 2), -1))
+    for N, T in ((0, 2), (1, 0)):
+        with pytest.raises(ValueError, match="hold no rows: the mean loss of an empty batch is undefined"):
+            loss.forward(np.zeros((N, T, 5), f32), np.zeros((N, T), int))
+    with pytest.raises(ValueError, match="hold no rows"):
+        SoftmaxWithLoss().forward(np.zeros((0, 5), f32), np.zeros(0, int))
     with pytest.raises(ValueError, match="scores must be 3-D"):
         loss.forward(np.zeros((2, 5), f32), np.zeros(2, int))
     with pytest.raises(TypeError, match="scores must be float32 or float64, got int64"):

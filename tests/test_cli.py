@@ -8,6 +8,7 @@ import pickle
 import signal
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 
 import fastlstm
 from fastlstm import cli, training
+from fastlstm.checkpoint import Checkpoint, Position
 from fastlstm.dataset import ptb
 from fastlstm.models import BetterRnnlm, Rnnlm
 from fastlstm.util import eval_perplexity
@@ -41,8 +43,10 @@ def losses(out):
 
 
 def checkpoint(out):
-    with open(Path(out) / "checkpoint.pkl", "rb") as f:
-        return pickle.load(f)
+    """The run's checkpoint.npz, its fields and its position's side by side."""
+    saved = Checkpoint.read(Path(out) / "checkpoint.npz")
+    return {**{f.name: getattr(saved, f.name) for f in fields(Checkpoint) if f.name != "position"},
+            **{f.name: getattr(saved.position, f.name) for f in fields(Position)}}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -119,7 +123,7 @@ def test_every_flag_has_help():
 
 def test_train_smoke_writes_every_file(smoke):
     out = smoke["rnnlm"]
-    for name in ("checkpoint.pkl", "best.pkl", "log.csv"):
+    for name in ("checkpoint.npz", "best.pkl", "log.csv"):
         assert (out / name).is_file()
     assert (out / "perplexity.png").read_bytes().startswith(b"\x89PNG")
     rows = read_log(out)
@@ -301,7 +305,7 @@ def test_eval_book_format_pickle(tmp_path, capsys):
 
 def test_eval_train_outputs(smoke, capsys):
     for model, cls in (("rnnlm", "Rnnlm"), ("better", "BetterRnnlm")):
-        for name in ("best.pkl", "checkpoint.pkl"):
+        for name in ("best.pkl", "checkpoint.npz"):
             assert cli.main(["eval", "--params", str(smoke[model] / name), "--split", "valid", "--eval-iters", "1"]) == 0
             out = capsys.readouterr().out
             assert f"{cls} (V=10000, D=16, H=16" in out and "valid perplexity: " in out

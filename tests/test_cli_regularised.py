@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastlstm import cli, recipes, reporter
+from fastlstm import cli, recipes, reporter, settings
 from fastlstm.checkpoint import Checkpoint
 from fastlstm.dataset import ptb
 from fastlstm.optimizer import ASGD
@@ -43,7 +43,7 @@ def test_full_size_recipes_train_save_evaluate_and_generate(full_size, capsys):
                                ("awd", "AwdRnnlm", "D=400, H=1150")):
         out = full_size[model]
         ckpt = checkpoint(out)
-        assert ckpt["config"] == {"model": model, **recipes.RECIPES[model], **recipes.DEFAULTS,
+        assert ckpt["config"] == {"model": model, **settings.RECIPES[model], **settings.DEFAULTS,
                                   "max_iters": 2, "eval_iters": 1, "eval_interval": 1}
         assert ckpt["total_iterations"] == 2 and ckpt["optimizer"]["type"] == ("ASGD" if model == "awd" else "SGD")
         kinds = [r["kind"] for r in read_log(out)]
@@ -51,7 +51,7 @@ def test_full_size_recipes_train_save_evaluate_and_generate(full_size, capsys):
         train_ppl = [float(r["perplexity"]) for r in read_log(out) if r["kind"] == "train"]
         assert 100 < train_ppl[1] < train_ppl[0] < 20000
         # a book-format file of VariationalRnnlm's weights has BetterRnnlm's layout (and evaluates alike)
-        inferred = {"best.pkl": "BetterRnnlm" if model == "variational" else cls, "checkpoint.pkl": cls}
+        inferred = {"best.pkl": "BetterRnnlm" if model == "variational" else cls, "checkpoint.npz": cls}
         for params, name in inferred.items():
             assert cli.main(["eval", "--params", str(out / params), "--split", "valid", "--eval-iters", "1"]) == 0
             assert f"{name} (V=10000, {shapes}" in capsys.readouterr().out
@@ -63,16 +63,16 @@ def test_full_size_recipes_train_save_evaluate_and_generate(full_size, capsys):
 
 
 def test_recipes_hold_the_published_settings():
-    awd = recipes.RECIPES["awd"]
+    awd = settings.RECIPES["awd"]
     assert (awd["wordvec_size"], awd["hidden_size"], awd["num_layers"]) == (400, 1150, 3)
     assert (awd["dropout"], awd["hidden_dropout"], awd["input_dropout"], awd["embed_dropout"], awd["weight_drop"]) == \
         (0.4, 0.25, 0.4, 0.1, 0.5)
     assert (awd["alpha"], awd["beta"], awd["lr"], awd["max_grad"], awd["batch_size"], awd["time_size"]) == \
         (2.0, 1.0, 30.0, 0.25, 20, 70)
     assert (awd["asgd"], awd["weight_decay"], awd["epochs"], awd["lr_decay"]) == (5, 1.2e-6, 500, False)
-    variational = recipes.RECIPES["variational"]
+    variational = settings.RECIPES["variational"]
     assert (variational["dropout"], variational["recurrent_dropout"], variational["embed_dropout"]) == (0.5, 0.3, 0.3)
-    better = recipes.RECIPES["better"]
+    better = settings.RECIPES["better"]
     assert all(variational[k] == better[k] for k in better if k != "dropout")
 
 
@@ -97,8 +97,8 @@ def test_resume_with_averaging_reproduces_the_run(small_train, tmp_path, monkeyp
         assert (p is None and q is None) or np.array_equal(p, q)
 
     # evaluation of the checkpoint takes the averaged weights
-    ckpt = Checkpoint.read(whole / "checkpoint.pkl")
-    net, _ = recipes.load_model(whole / "checkpoint.pkl")
+    ckpt = Checkpoint.read(whole / "checkpoint.npz")
+    net, _ = recipes.load_model(whole / "checkpoint.npz")
     averaged = [a for a in ckpt.optimizer["ax"]]
     distinct = recipes.distinct_params(net.params)
     assert all(np.array_equal(p, a) for p, a in zip(distinct, averaged))
@@ -132,7 +132,7 @@ def test_settings_a_model_does_not_take_are_refused(tmp_path, capsys):
 
 def test_eval_infers_an_awd_file_and_refuses_a_wrong_model(tmp_path, capsys):
     np.random.seed(0)
-    model = recipes.MODELS["awd"](10000, 8, 12, num_layers=2)
+    model = settings.MODELS["awd"](10000, 8, 12, num_layers=2)
     path = tmp_path / "awd.pkl"
     model.save_params(path)
     assert cli.main(["eval", "--params", str(path), "--eval-iters", "1"]) == 0

@@ -47,11 +47,23 @@ def test_bad_thread_counts(bad, error):
         fastlstm.set_num_threads(bad)
 
 
-def test_bad_environment_value():
-    env = dict(os.environ, FASTLSTM_NUM_THREADS="many")
-    out = subprocess.run([sys.executable, "-c", "import fastlstm"], env=env, capture_output=True, text=True)
-    assert out.returncode != 0
-    assert "FASTLSTM_NUM_THREADS must be an integer, got 'many'" in out.stderr
+@pytest.mark.parametrize("value", ["many", "0", "100000"])
+def test_a_bad_environment_value_is_ignored_with_a_warning(value):
+    """A bad value never stops the import (nor `fastlstm --help`): one warning, and every core."""
+    env = dict(os.environ, FASTLSTM_NUM_THREADS=value)
+    code = "import fastlstm, numba; print(numba.get_num_threads())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == numba.config.NUMBA_NUM_THREADS
+    top = numba.config.NUMBA_NUM_THREADS
+    assert (f"FASTLSTM_NUM_THREADS must be an integer in [1, {top}], got {value!r}; ignored, using {top} threads"
+            in out.stderr) and "Traceback" not in out.stderr
+
+
+def test_help_works_whatever_the_environment():
+    env = dict(os.environ, FASTLSTM_NUM_THREADS="abc")
+    out = subprocess.run([sys.executable, "-m", "fastlstm", "--help"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and "train" in out.stdout and "Traceback" not in out.stderr
 
 
 @pytest.mark.parametrize("model", [BetterRnnlm, Rnnlm])

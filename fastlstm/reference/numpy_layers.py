@@ -13,6 +13,7 @@ RNG in the order fastlstm's layers draw, so a reference model gets the same mask
 import numpy as np
 
 from fastlstm.functions import sigmoid, softmax
+from fastlstm.layers import MatMul, Sigmoid, SigmoidWithLoss, Softmax, cross_entropy_error  # noqa: F401 (plain NumPy)
 
 
 _GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
@@ -479,3 +480,135 @@ class TemporalActivationRegularisation:
             dh[:, 1:] += g
             dh[:, :-1] -= g
         return dh
+
+
+# ------------------------------------------------------- the rest of common.layers and common.time_layers
+# With these the module has the names the book's model files import from `common.layers` and
+# `common.time_layers`, so a book-style file runs on it as it runs on fastlstm
+# (fastlstm/reference/book_files.py). MatMul, Sigmoid, SigmoidWithLoss and Softmax, which
+# fastlstm.layers keeps as the book's plain NumPy, come from there.
+
+
+class Affine:
+    def __init__(self, W, b):
+        self.params = [W, b]
+        self.grads = [np.zeros_like(W), np.zeros_like(b)]
+        self.x = None
+
+    def forward(self, x):
+        W, b = self.params
+        self.x = x
+        return np.dot(x, W) + b
+
+    def backward(self, dout):
+        W, b = self.params
+        self.grads[0][...] = np.dot(self.x.T, dout)
+        self.grads[1][...] = np.sum(dout, axis=0)
+        return np.dot(dout, W.T)
+
+
+class SoftmaxWithLoss:
+    def __init__(self):
+        self.params, self.grads = [], []
+        self.y = None
+        self.t = None
+
+    def forward(self, x, t):
+        self.t = t
+        self.y = softmax(x)
+        if self.t.size == self.y.size:
+            self.t = self.t.argmax(axis=1)
+        return cross_entropy_error(self.y, self.t)
+
+    def backward(self, dout=1):
+        batch_size = self.t.shape[0]
+        dx = self.y.copy()
+        dx[np.arange(batch_size), self.t] -= 1
+        dx *= dout
+        return dx / batch_size
+
+
+class TimeSigmoidWithLoss:
+    def __init__(self):
+        self.params, self.grads = [], []
+        self.xs_shape = None
+        self.layers = None
+
+    def forward(self, xs, ts):
+        N, T = xs.shape
+        self.xs_shape = xs.shape
+        self.layers = []
+        loss = 0
+        for t in range(T):
+            layer = SigmoidWithLoss()
+            loss += layer.forward(xs[:, t], ts[:, t])
+            self.layers.append(layer)
+        return loss / T
+
+    def backward(self, dout=1):
+        N, T = self.xs_shape
+        dxs = np.empty(self.xs_shape, dtype=self.layers[0].y.dtype)
+        dout *= 1 / T
+        for t in range(T):
+            dxs[:, t] = self.layers[t].backward(dout)
+        return dxs
+
+
+class Simple_TimeSoftmaxWithLoss:
+    def __init__(self):
+        self.params, self.grads = [], []
+        self.cache = None
+
+    def forward(self, xs, ts):
+        N, T, V = xs.shape
+        layers = []
+        loss = 0
+        for t in range(T):
+            layer = SoftmaxWithLoss()
+            loss += layer.forward(xs[:, t, :], ts[:, t])
+            layers.append(layer)
+        loss /= T
+        self.cache = (layers, xs)
+        return loss
+
+    def backward(self, dout=1):
+        layers, xs = self.cache
+        N, T, V = xs.shape
+        dxs = np.empty(xs.shape, dtype=xs.dtype)
+        dout *= 1 / T
+        for t in range(T):
+            dxs[:, t, :] = layers[t].backward(dout)
+        return dxs
+
+
+class Simple_TimeAffine:
+    """The book's, with its backward reading the Affine layers' grads (the book's reads dW, db,
+    which Affine does not have)."""
+
+    def __init__(self, W, b):
+        self.W, self.b = W, b
+        self.dW, self.db = None, None
+        self.layers = None
+
+    def forward(self, xs):
+        N, T, D = xs.shape
+        D, M = self.W.shape
+        self.layers = []
+        out = np.empty((N, T, M), dtype=self.W.dtype)
+        for t in range(T):
+            layer = Affine(self.W, self.b)
+            out[:, t, :] = layer.forward(xs[:, t, :])
+            self.layers.append(layer)
+        return out
+
+    def backward(self, dout):
+        N, T, M = dout.shape
+        D, M = self.W.shape
+        dxs = np.empty((N, T, D), dtype=self.W.dtype)
+        self.dW, self.db = 0, 0
+        for t in range(T):
+            layer = self.layers[t]
+            dxs[:, t, :] = layer.backward(dout[:, t, :])
+            self.dW += layer.grads[0]
+            self.db += layer.grads[1]
+        return dxs
