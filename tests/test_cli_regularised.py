@@ -147,13 +147,23 @@ def test_eval_infers_an_awd_file_and_refuses_a_wrong_model(tmp_path, capsys):
     assert "holds a AwdRnnlm, not the --model better" in capsys.readouterr().err
 
 
-def test_time_to_quality_script_writes_its_csv_and_png(tmp_path):
-    """The comparison script, with a budget of seconds and one batch of validation."""
+def test_time_to_quality_script_writes_its_csv_and_png(ptb_dir, tmp_path):
+    """The comparison script side by side, with a budget of seconds and one batch of validation;
+    then --plot-only writes the same CSV from the run folders."""
     root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, str(root / "scripts" / "time_to_quality.py"), "--budget", "0.1",
-                           "--eval-iters", "1", "--threads", "2", "--out", str(tmp_path / "runs"),
-                           "--docs", str(tmp_path / "docs")],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(root)})
+    env = {k: v for k, v in os.environ.items() if k != "FASTLSTM_DATA"}  # --data alone says where PTB is
+
+    def script(*flags):
+        return subprocess.run([sys.executable, str(root / "scripts" / "time_to_quality.py"), "--out",
+                               str(tmp_path / "runs"), *flags], capture_output=True, text=True, timeout=600,
+                              env={**env, "PYTHONPATH": str(root)})
+
+    refused = script("--plot-only", "--docs", str(tmp_path / "none"))  # no runs yet
+    assert refused.returncode == 1 and "train the runs first" in refused.stderr and not (tmp_path / "none").exists()
+    refused = script("--side-by-side", "--threads", "2")
+    assert refused.returncode == 2 and "--side-by-side runs each recipe on one thread" in refused.stderr
+    done = script("--budget", "0.1", "--eval-iters", "1", "--side-by-side", "--data", str(ptb_dir),
+                  "--docs", str(tmp_path / "docs"))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     with open(tmp_path / "docs" / "time_to_quality.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -161,4 +171,12 @@ def test_time_to_quality_script_writes_its_csv_and_png(tmp_path):
                                                          ("variational", "valid"), ("variational", "test")]
     assert all(0 < float(r["minutes"]) < 5 and float(r["perplexity"]) > 1 for r in rows)
     assert (tmp_path / "docs" / "time_to_quality.png").read_bytes()[:4] == b"\x89PNG"
-    assert "--model variational" in done.stdout and "test" in done.stdout.splitlines()[-1]
+    assert "--model variational" in done.stdout and f"--data {ptb_dir} --eval-iters 1 --threads 1" in done.stdout
+    assert "test" in done.stdout.splitlines()[-1]
+    for recipe in ("book_dropout", "variational"):
+        assert "test perplexity" in (tmp_path / "runs" / f"{recipe}.out").read_text()
+    again = script("--plot-only", "--docs", str(tmp_path / "again"))
+    assert again.returncode == 0, again.stderr
+    csv_text = (tmp_path / "docs" / "time_to_quality.csv").read_text()
+    assert (tmp_path / "again" / "time_to_quality.csv").read_text() == csv_text
+    assert again.stdout.splitlines()[-1] == done.stdout.splitlines()[-1]
