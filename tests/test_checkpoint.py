@@ -196,8 +196,12 @@ NAN_PARAM = np.full((6, 24), np.nan)
     (_array("lstm_states.1.1", np.full((2, 6), np.inf)), r"lstm_states\[1\]\[1\] holds NaN or inf"),
 ])
 def test_read_refuses_a_malformed_archive(tmp_path, change, message):
-    model, optimizer = trained(7)
-    path = tmp_path / "checkpoint.npz"
+    assert_read_refuses(*trained(7), tmp_path / "checkpoint.npz", change, message)
+
+
+def assert_read_refuses(model, optimizer, path, change, message):
+    """Write the checkpoint of model and optimizer to path, apply change(record, arrays) to the
+    archive, and check that reading it raises UserError matching message."""
     Checkpoint.capture({}, model, optimizer, Position()).write(path)
     record, arrays = read_archive(path)
     change(record, arrays)
@@ -307,14 +311,7 @@ def test_asgds_averages_go_through_the_archive(tmp_path):
     (_array("optimizer.ax.3", np.full(24, np.inf)), r"optimizer.ax\[3\] holds NaN or inf"),
 ])
 def test_read_refuses_a_malformed_asgd_state(tmp_path, change, message):
-    model, optimizer = averaging(12)
-    path = tmp_path / "checkpoint.npz"
-    Checkpoint.capture({}, model, optimizer, Position()).write(path)
-    record, arrays = read_archive(path)
-    change(record, arrays)
-    write_archive(path, record, arrays)
-    with pytest.raises(UserError, match=message):
-        Checkpoint.read(path)
+    assert_read_refuses(*averaging(12), tmp_path / "checkpoint.npz", change, message)
 
 
 def test_restore_checks_the_averages_against_the_model(tmp_path):
