@@ -58,6 +58,21 @@ def sgd_scaled(p, g, lr, s):
         p[i] -= lr * (g[i] * s)
 
 
+@njit(["void(float32[::1], float32[::1], float32, float32, float32, float32[::1], float32)",
+       "void(float64[::1], float64[::1], float64, float64, float64, float64[::1], float64)"],
+      parallel=True, cache=True)
+def asgd(p, g, lr, s, decay, ax, mu):
+    """p -= lr * (g * s + decay * p) in place (SGD with clipping's factor s and weight decay),
+    then, where ax has elements, the running average ax += (p - ax) * mu, or ax = p for mu = 1
+    (the first averaged step), in the same pass."""
+    # p: (n,)  g: (n,)  ax: (n,) or (0,)
+    averaging = ax.shape[0] != 0
+    for i in prange(p.shape[0]):
+        p[i] -= lr * (g[i] * s + decay * p[i])
+        if averaging:
+            ax[i] = p[i] if mu == 1 else ax[i] + (p[i] - ax[i]) * mu
+
+
 @njit(["void(float32[::1], float32[::1], float32[::1], float32[::1], float32, float32, float32, float64)",
        "void(float64[::1], float64[::1], float64[::1], float64[::1], float64, float64, float64, float64)"],
       parallel=True, cache=True)
