@@ -8,7 +8,7 @@ Callers pass 1-D views of contiguous parameters and gradients of equal size and 
 import numpy as np
 from numba import njit, prange
 
-from fastlstm.kernels.vecmath import interleaved_sum
+from fastlstm.kernels.vecmath import LANES, interleaved_sum
 
 # Elements per block of the sum of squares: blocks are fixed by the size alone, so the
 # result does not depend on the number of threads.
@@ -24,7 +24,7 @@ def sum_squares(x):
     n_blocks = (n + _BLOCK - 1) // _BLOCK
     partial = np.empty(n_blocks, dtype=np.float64)
     for b in prange(n_blocks):
-        partial[b] = interleaved_sum(x[b * _BLOCK:min(n, (b + 1) * _BLOCK)], 0.0, True)
+        partial[b] = interleaved_sum(x[b * _BLOCK:min(n, (b + 1) * _BLOCK)], np.empty(LANES), True)
     total = 0.0
     for b in range(n_blocks):
         total += partial[b]
