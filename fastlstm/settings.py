@@ -14,7 +14,10 @@ RECIPES = {
     "better": dict(wordvec_size=650, hidden_size=650, dropout=0.5, epochs=40, batch_size=20, time_size=35,
                    lr=20.0, max_grad=0.25, lr_decay=True, continuous_epochs=False),
 }
-DEFAULTS = dict(eval_interval=20, eval_iters=None, save_every=200, seed=None, dtype="float32", max_iters=None)
+DEFAULTS = dict(eval_interval=20, eval_iters=None, save_every=200, seed=None, dtype="float32", max_iters=None,
+                vocab_size=None)
+# settings newer than the checkpoint format: the values that a checkpoint written without them ran with
+LATER = dict(vocab_size=None)
 RESUME_MAY_CHANGE = ("epochs", "max_iters", "eval_interval", "save_every")  # none changes the arithmetic
 SEED_LIMIT = 2**32  # NumPy's global RNG takes seeds below it
 
@@ -26,6 +29,7 @@ _RULES = {
     "wordvec_size": _POSITIVE_INT, "hidden_size": _POSITIVE_INT, "eval_interval": _POSITIVE_INT,
     "eval_iters": (lambda v: v is None or is_int(v) and v > 0, "an integer > 0, or unset"),
     "max_iters": (lambda v: v is None or is_int(v) and v > 0, "an integer > 0, or unset"),
+    "vocab_size": (lambda v: v is None or is_int(v) and v > 1, "an integer > 1, or unset"),
     "save_every": (lambda v: is_int(v) and v >= 0, "an integer >= 0"),
     "seed": (lambda v: v is None or is_int(v) and 0 <= v < SEED_LIMIT, f"an integer in [0, {SEED_LIMIT}), or unset"),
     "lr": (lambda v: is_real(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
@@ -60,7 +64,7 @@ def resolve(options, saved=None):
         config = {"model": name, **RECIPES.get(name, {}), **DEFAULTS, **options}
         check(config)
         return config
-    config = dict(saved, max_iters=options.get("max_iters"))  # a limit of this invocation only
+    config = dict(completed(saved), max_iters=options.get("max_iters"))  # a limit of this invocation only
     for key, value in options.items():
         if key in RESUME_MAY_CHANGE:
             config[key] = value
@@ -71,12 +75,18 @@ def resolve(options, saved=None):
     return config
 
 
+def completed(config):
+    """A checkpoint's settings with those it may lack (LATER) filled in."""
+    return {**LATER, **config}
+
+
 def check(config, source=None):
     """Refuse (UserError) settings that are missing, unknown, of the wrong type or out of range, or
     that do not fit together; `source` names the file they were read from, if any."""
     where = "" if source is None else f"{source}: "
     if not isinstance(config, dict):
         raise UserError(f"{where}the settings are a {type(config).__name__}, not a dict")
+    config = completed(config)
     missing, unknown = sorted(set(_RULES) - set(config)), sorted(map(str, set(config) - set(_RULES)))
     if missing or unknown:
         parts = ([f"lack {', '.join(missing)}"] if missing else []) + ([f"have unknown {', '.join(unknown)}"] if unknown else [])

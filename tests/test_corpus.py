@@ -1,20 +1,25 @@
-"""Text folders of one's own (fastlstm.dataset.corpus, tokens, vocabulary): the tokens and
-vocabulary against a plain Python reference, the cache (reused, rebuilt when the text changes or the
-cache is damaged, moved to the user cache when the folder cannot be written)."""
+"""Text folders of one's own (fastlstm.dataset.corpus, tokens, vocabulary; fastlstm.run_data): the
+tokens and vocabulary against a plain Python reference, the cache (reused, rebuilt when the text
+changes or the cache is damaged, moved to the user cache when the folder cannot be written), and the
+`fastlstm` command on such a folder, bad input included."""
 
 import os
+import shutil
 import tracemalloc
 from collections import Counter
 
 import numpy as np
 import pytest
 
-from fastlstm import files
+import fastlstm
+from fastlstm import cli, files, run_data
 from fastlstm.dataset import corpus, ptb, tokens, vocabulary
 from fastlstm.dataset.corpus import CACHE
 from generated_text import write_corpus
 
 UNK, EOS = "<unk>", "<eos>"
+SMALL = ["--threads", "1", "--wordvec-size", "16", "--hidden-size", "16", "--batch-size", "4", "--time-size", "8",
+         "--eval-iters", "1", "--eval-interval", "4", "--seed", "3"]
 
 
 @pytest.fixture(autouse=True)
@@ -22,6 +27,14 @@ def user_cache(tmp_path, monkeypatch):
     """The user cache, inside tmp_path."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     return tmp_path / "xdg" / "fastlstm"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def restore_threads():
+    """--threads 1 sets the thread count of the whole test process: put it back afterwards."""
+    threads = fastlstm.get_num_threads()
+    yield
+    fastlstm.set_num_threads(threads)
 
 
 def reference_tokens(path):
@@ -225,3 +238,147 @@ def test_a_read_only_folder_caches_in_the_user_cache(small, user_cache, capsys):
     finally:
         small.chmod(0o755)
     assert found.cache.parent.parent == user_cache / "corpora" and "Permission denied" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ the command
+
+def train(out, *flags):
+    return cli.main(["train", "--out", str(out), *SMALL, *flags])
+
+
+def one_line_error(capsys, message):
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert len([line for line in err.splitlines() if "error:" in line]) == 1, err
+    return err
+
+
+def test_train_eval_generate_and_resume_on_a_text_folder(small, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train(out, "--data", str(small), "--vocab-size", "300", "--max-iters", "6", "--save-every", "3") == 0
+    built = corpus.load(small, 300)
+    assert (out / "vocab.txt").read_text() == (built.cache / "vocab.txt").read_text()
+    output = capsys.readouterr().out
+    assert "Rnnlm: vocabulary 300" in output
+    logged = float(output.rsplit("test perplexity: ", 1)[1].split()[0])
+
+    assert cli.main(["eval", "--data", str(small), "--params", str(out / "best.pkl"), "--eval-iters", "1"]) == 0
+    assert f"test perplexity: {logged:.2f}" in capsys.readouterr().out  # the run's ids, from its vocab.txt
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(out / "best.pkl", elsewhere / "best.pkl")
+    assert cli.main(["eval", "--data", str(small), "--params", str(elsewhere / "best.pkl"), "--vocab",
+                     str(out / "vocab.txt"), "--eval-iters", "1"]) == 0
+    assert f"test perplexity: {logged:.2f}" in capsys.readouterr().out
+
+    assert cli.main(["generate", "--params", str(out / "best.pkl"), "--start", "w1", "--length", "20", "--seed", "1"]) == 0
+    words = capsys.readouterr().out.replace(".\n", f" {EOS} ").split()
+    assert len(words) == 20 and words[0] == "w1" and set(words) <= set(built.vocab.words) - {UNK}
+
+    assert cli.main(["train", "--out", str(out), "--data", str(small), "--resume", "--max-iters", "8"]) == 0
+    assert "resuming" in capsys.readouterr().out
+
+
+def test_resuming_on_other_text_is_refused(small, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train(out, "--data", str(small), "--max-iters", "2") == 0
+    other = write_corpus(tmp_path / "other", {"train": 20_000, "valid": 2_000, "test": 2_000}, words=500, seed=7)
+    capsys.readouterr()
+    assert cli.main(["train", "--out", str(out), "--data", str(other), "--resume"]) == 1
+    one_line_error(capsys, f"{out / 'vocab.txt'} is not the vocabulary of {other}")
+    assert cli.main(["train", "--out", str(out), "--data", str(small), "--resume", "--vocab-size", "50"]) == 1
+    one_line_error(capsys, "--vocab-size 50 differs from the checkpoint's None")
+
+
+def _files(folder, **texts):
+    folder.mkdir()
+    for name, data in texts.items():
+        (folder / f"{name}.txt").write_bytes(data.encode() if isinstance(data, str) else data)
+    return folder
+
+
+LINES = "".join(f"w{i % 7} w{i % 5} w{i % 3}\n" for i in range(200))  # 800 tokens
+
+
+@pytest.mark.parametrize("texts,flags,status,message", [
+    (dict(train=LINES, valid=LINES), [], 1, "test.txt not found: a text folder holds train.txt, valid.txt and test.txt"),
+    (dict(train="", valid=LINES, test=LINES), [], 1, "train.txt holds no words"),
+    (dict(train="\n\n\n", valid=LINES, test=LINES), [], 1, "train.txt holds no words (only empty lines)"),
+    (dict(train=LINES, valid=LINES, test=LINES), ["--vocab-size", "0"], 2, "--vocab-size: must be > 1, got 0"),
+    (dict(train=LINES, valid=LINES, test=LINES), ["--vocab-size", "1"], 2, "--vocab-size: must be > 1, got 1"),
+    (dict(train=LINES, valid=LINES, test=LINES), ["--vocab-size", "100"], 1,
+     "--vocab-size 100 is larger than the vocabulary of the training text: 9 words, <unk> included"),
+    (dict(train=LINES + "\x00\x01\x02 binary\n", valid=LINES, test=LINES), [], 1,
+     "train.txt: a NUL byte on line 201: a binary file, not text"),
+    (dict(train=np.random.default_rng(0).bytes(4096).replace(b"\x00", b"\x01"), valid=LINES, test=LINES), [], 1,
+     "train.txt: not UTF-8 text: byte 0x"),
+    (dict(train=LINES, valid=LINES + "caf\u00e9\n".encode("latin-1").decode("latin-1"), test=LINES), [], 0, ""),
+    (dict(train=LINES, valid=LINES.encode() + "caf\u00e9\n".encode("latin-1"), test=LINES), [], 1,
+     "valid.txt: not UTF-8 text: byte 0xe9 on line 201; convert the file to UTF-8"),
+    (dict(train=LINES, valid="w1 w2\n", test=LINES), [], 1,
+     "the valid split of {data} holds 3 tokens; evaluating needs at least 351"),
+    (dict(train=LINES, valid=LINES, test=LINES, **{"ptb.train": LINES}), [], 1, "holds both ptb.train.txt and train.txt"),
+])
+def test_bad_text_is_refused_in_one_line_before_anything_is_written(tmp_path, texts, flags, status, message, capsys):
+    data, out = _files(tmp_path / "data", **texts), tmp_path / "out"
+    try:
+        code = train(out, "--data", str(data), "--max-iters", "1", *flags)
+    except SystemExit as e:  # argparse: usage and the error on stderr
+        code = e.code
+    assert code == status
+    if status:
+        one_line_error(capsys, message.format(data=data))
+        assert not out.exists()
+
+
+def test_vocab_size_is_for_text_folders_only(ptb_dir, tmp_path, capsys):
+    assert train(tmp_path / "out", "--data", str(ptb_dir), "--vocab-size", "500") == 1
+    one_line_error(capsys, "--vocab-size applies to a folder of your own text (train.txt, valid.txt, test.txt); "
+                           "PTB's vocabulary is the book's 10,000 words")
+    assert not (tmp_path / "out").exists()
+    assert train(tmp_path / "out", "--data", str(tmp_path)) == 1
+    one_line_error(capsys, f"{tmp_path / 'ptb.train.txt'} not found: --data {tmp_path} must hold PTB's ptb.train.txt, "
+                           "ptb.valid.txt and ptb.test.txt, or your own train.txt, valid.txt and test.txt")
+
+
+def test_eval_and_generate_refuse_a_vocabulary_they_cannot_use(small, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train(out, "--data", str(small), "--vocab-size", "300", "--max-iters", "2") == 0
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(out / "best.pkl", alone / "best.pkl")
+    capsys.readouterr()
+    assert cli.main(["eval", "--data", str(small), "--params", str(alone / "best.pkl")]) == 1
+    one_line_error(capsys, f"no vocab.txt beside {alone / 'best.pkl'}: name the vocabulary of the run that trained it "
+                           "with --vocab FILE")
+    assert cli.main(["eval", "--params", str(out / "best.pkl")]) == 1  # on PTB, without --data
+    one_line_error(capsys, f"{out / 'vocab.txt'} is not PTB's vocabulary")
+    assert cli.main(["eval", "--params", str(alone / "best.pkl"), "--vocab", str(tmp_path / "none.txt")]) == 1
+    one_line_error(capsys, f"--vocab {tmp_path / 'none.txt'}: no such file")
+    bad = {"twice.txt": "a\nb\na\n", "empty-line.txt": "a\n\nb\n", "two-words.txt": "a b\n", "binary.txt": b"a\n\x00\n",
+           "latin-1.txt": "caf\u00e9\n".encode("latin-1"), "short.txt": "a\nb\n"}
+    messages = {"twice.txt": "'a' is there twice", "empty-line.txt": "line 2 is empty", "two-words.txt": "line 1 is not one word",
+                "binary.txt": "a NUL byte on line 2", "latin-1.txt": "not UTF-8 text",
+                "short.txt": "has a vocabulary of 300 words, but"}
+    no_unk = (out / "vocab.txt").read_text().replace(f"{UNK}\n", "zzz\n")
+    bad["no-unk.txt"], messages["no-unk.txt"] = no_unk, "which has no <unk>"
+    for name, data in bad.items():
+        (tmp_path / name).write_bytes(data.encode() if isinstance(data, str) else data)
+        for command in (["eval", "--data", str(small)], ["generate", "--start", "a"]):
+            argv = [*command, "--params", str(alone / "best.pkl"), "--vocab", str(tmp_path / name)]
+            if name == "no-unk.txt" and command[0] == "generate":
+                continue  # generating needs no word outside the vocabulary
+            assert cli.main(argv) == 1, (name, command)
+            one_line_error(capsys, messages[name])
+    short = tmp_path / "short"
+    shutil.copytree(small, short, ignore=shutil.ignore_patterns(CACHE))
+    (short / "test.txt").write_text("w1 w2\n")
+    assert cli.main(["eval", "--data", str(short), "--params", str(out / "best.pkl")]) == 1
+    one_line_error(capsys, "the test split holds 3 tokens; evaluating needs at least 351")
+
+
+def test_a_runs_vocab_txt_of_ptbs_words_is_ptbs(ptb_dir, tmp_path):
+    vocabulary.write(tmp_path / "vocab.txt", ptb.load_vocab(ptb_dir)[0])
+    assert run_data.run_vocab(tmp_path / "best.pkl").name == "PTB"
+    vocabulary.write(tmp_path / "vocab.txt", list(ptb.load_vocab(ptb_dir)[0])[::-1])
+    assert run_data.run_vocab(tmp_path / "best.pkl").name == str(tmp_path / "vocab.txt")

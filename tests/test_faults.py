@@ -278,7 +278,7 @@ def test_disk_full_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
     assert train(out, "--max-iters", "20", "--save-every", "2") == 1
     one_line_error(capsys, "No space left on device")
     assert Checkpoint.read(out / "checkpoint.npz").position.total_iterations == 2
-    assert sorted(os.listdir(out)) == ["checkpoint.npz", "run.lock"]  # no temporary file left
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "run.lock", "vocab.txt"]  # no temporary file left
     monkeypatch.setattr("fastlstm.checkpoint.atomic_write", write)
     assert cli.main(["train", "--out", str(out), "--resume", "--max-iters", "4"]) == 0
 

@@ -30,6 +30,9 @@ SHA256 = {
     "ptb.valid.txt": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
     "ptb.test.txt": "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
 }
+# of PTB's vocabulary written as a vocab.txt (fastlstm.dataset.vocabulary): how a run's vocab.txt is known as PTB's
+VOCAB_SHA256 = "643ed39b30b86d8d866d211f553d6efbb1bca21703bf1ae464e5430c6e5f91fc"
+
 _CHUNK = 1 << 16
 _verified = {}  # resolved file path -> (size, mtime_ns) of the copy whose SHA-256 matched
 _vocabs = {}    # resolved folder -> (word_to_id, id_to_word)
