@@ -2,8 +2,10 @@
 one run as ratios (a shared machine is noisy; a ratio from one run is not).
 
 `python -m fastlstm.benchmark layers` times the three hot layers at the book's sizes;
-`python -m fastlstm.benchmark chapters` a training iteration of the book's chapter scripts
-at their sizes; `fastlstm bench` (model_throughput) measures whole training and evaluation steps of both
+`python -m fastlstm.benchmark chapters` a training iteration of the book's chapters 4, 5, 7
+and 8 at their sizes (4, 7 and 8 run the book-style files of a checkout's tests/book_chXX);
+`python -m fastlstm.benchmark ppmi` the PPMI of chapter 2 against the book's loop;
+`fastlstm bench` (model_throughput) measures whole training and evaluation steps of both
 book models in tokens/s, against the machine's matrix-product peak measured in the same run.
 """
 
@@ -14,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -21,10 +24,13 @@ import numpy as np
 import fastlstm
 import fastlstm.reference.numpy_layers as ref
 import fastlstm.time_layers as fast
-from fastlstm import models
-from fastlstm.dataset import ptb
+from fastlstm import models, util
+from fastlstm import optimizer as optimizers
+from fastlstm.dataset import ptb, sequence
 from fastlstm.optimizer import SGD
+from fastlstm.reference import book_files, counting
 from fastlstm.reference import models as ref_models
+from fastlstm.reference import training as book_training
 from fastlstm.trainer import stateful_batch
 from fastlstm.training_step import train_step
 from fastlstm.warmup import warm_up
@@ -94,42 +100,125 @@ def layer_speedups(repeat=5):
     return rows
 
 
+def ppmi_speedup(vocab_size=400, repeat=5):
+    """(reference seconds, fastlstm seconds) of the PPMI of the co-occurrence counts (window 2)
+    of the PTB training words with ids below vocab_size: the book's loop once, the kernel's best."""
+    corpus = ptb.load_data("train")[0]
+    C = util.create_co_matrix(corpus[corpus < vocab_size], vocab_size, window_size=2)
+    start = time.perf_counter()
+    counting.ppmi(C)
+    return time.perf_counter() - start, best_time(lambda: util.ppmi(C), repeat)
+
+
 # ---------------------------------------------------------------------------- the book's chapters
+# A case builds one side's step from its `kit`: fastlstm.models (fastlstm's layers, train_step
+# and optimizers) or fastlstm.reference.models (the reference layers with the book's training
+# step and optimizers in NumPy, fastlstm.reference.training: the book's code).
+
+def _training(kit):
+    """(training step, optimizers module) of a side."""
+    return (book_training.train_step, book_training) if kit is ref_models else (train_step, optimizers)
+
+
+def _book_model(kit, chapter, module, cls, *args):
+    """Model `cls` of the book-style file `module` of `chapter`, on a side's layers, from seed 0."""
+    with tempfile.TemporaryDirectory() as folder, book_files.in_book_root(folder):
+        with book_files.layers("reference" if kit is ref_models else "fastlstm"):
+            np.random.seed(0)
+            return getattr(book_files.load(chapter, module), cls)(*args)
+
+
+def _chapter4_case(kit, data_dir=None):
+    """One iteration of chapter 4's training (Trainer.fit: a batch, the training step without
+    clipping, Adam) at the book's sizes: CBOW with negative sampling, window 5, hidden 100,
+    batch 100 of PTB's training contexts."""
+    corpus, word_to_id, _ = ptb.load_data("train", data_dir)
+    contexts, target = util.create_contexts_target(corpus, 5)
+    idx = np.random.default_rng(0).permutation(len(target))[:100]
+    model = _book_model(kit, "ch04", "cbow", "CBOW", len(word_to_id), 100, 5, corpus)
+    step, kit_optimizers = _training(kit)
+    adam, x, t = kit_optimizers.Adam(), contexts[idx], target[idx]
+    return lambda: step(model, adam, x, t)
+
 
 def _chapter5_case(kit, data_dir=None):
     """One iteration of chapter 5's training (RnnlmTrainer.fit: the next stateful batch, then
-    train_step without clipping) at the book's sizes: SimpleRnnlm of word vectors and hidden
-    states 100 wide on the first 1000 words of PTB's training split, batch 10 x 5 steps, SGD
-    with lr 0.1. `kit`: fastlstm.models or the reference's."""
+    the training step without clipping) at the book's sizes: SimpleRnnlm of word vectors and
+    hidden states 100 wide on the first 1000 words of PTB's training split, batch 10 x 5
+    steps, SGD with lr 0.1."""
     corpus = ptb.load_data("train", data_dir)[0][:1000]
     np.random.seed(0)
     model = kit.SimpleRnnlm(int(corpus.max()) + 1, 100, 100)
-    optimizer, xs, ts = SGD(0.1), corpus[:-1], corpus[1:]
+    step, kit_optimizers = _training(kit)
+    optimizer, xs, ts = kit_optimizers.SGD(0.1), corpus[:-1], corpus[1:]
     positions = itertools.count(0, 5)
-    return lambda: train_step(model, optimizer, *stateful_batch(xs, ts, 10, 5, next(positions)))
+    return lambda: step(model, optimizer, *stateful_batch(xs, ts, 10, 5, next(positions)))
 
 
-CHAPTER_CASES = {"ch05": ("chapter 5 SimpleRnnlm training iteration, N=10 T=5 D=H=100", _chapter5_case)}
+def _seq2seq_case(name, decode=False):
+    """The case of one iteration of chapter 7's or 8's training of seq2seq model `name` (Trainer.fit:
+    a batch of 128 questions, the training step clipping at 5, Adam) at the book's sizes (word
+    vectors 16 wide); with `decode`, of eval_seq2seq's greedy decoding of one test question."""
+    def case(kit, data_dir=None):
+        chapter, module, _, hidden, _ = book_files.SEQ2SEQ[name]
+        (x, t), (x_test, t_test) = book_files.seq2seq_data(name)
+        model = _book_model(kit, chapter, module, name, len(sequence.get_vocab()[0]), 16, hidden)
+        if decode:
+            question, correct = x_test[[0]], t_test[[0]]
+            return lambda: model.generate(question, correct[0, 0], correct.shape[1] - 1)
+        idx = np.random.default_rng(0).permutation(len(x))[:128]
+        step, kit_optimizers = _training(kit)
+        adam, x, t = kit_optimizers.Adam(), x[idx], t[idx]
+        return lambda: step(model, adam, x, t, 5.0)
+    return case
 
 
-def chapter_speedups(names=tuple(CHAPTER_CASES), rounds=9, min_time=0.2, data_dir=None):
-    """[(case, NumPy seconds, fastlstm seconds, ratio)] of a training iteration of each named
-    chapter, float32, warm. Each of `rounds` rounds times both implementations back to back,
-    which one first alternating, over at least `min_time` seconds of calls each; the seconds
-    are medians over the rounds, the ratio (NumPy / fastlstm) the median of the rounds' ratios,
-    so that a moment when the shared machine is slower weighs on both sides alike."""
+CHAPTER_CASES = {
+    "ch04": ("chapter 4 CBOW training iteration, N=100 window 5 H=100", _chapter4_case),
+    "ch05": ("chapter 5 SimpleRnnlm training iteration, N=10 T=5 D=H=100", _chapter5_case),
+    "ch07": ("chapter 7 Seq2seq training iteration, N=128 D=16 H=128", _seq2seq_case("Seq2seq")),
+    "ch07-peeky": ("chapter 7 PeekySeq2seq training iteration, N=128 D=16 H=128", _seq2seq_case("PeekySeq2seq")),
+    "ch08": ("chapter 8 AttentionSeq2seq training iteration, N=128 D=16 H=256", _seq2seq_case("AttentionSeq2seq")),
+    "ch07-decode": ("chapter 7 Seq2seq greedy decoding of one question", _seq2seq_case("Seq2seq", True)),
+    "ch07-peeky-decode": ("chapter 7 PeekySeq2seq greedy decoding of one question",
+                          _seq2seq_case("PeekySeq2seq", True)),
+    "ch08-decode": ("chapter 8 AttentionSeq2seq greedy decoding of one question",
+                    _seq2seq_case("AttentionSeq2seq", True)),
+}
+TRAINING_CASES = ("ch04", "ch05", "ch07", "ch07-peeky", "ch08")
+
+
+def chapter_speedups(names=TRAINING_CASES, rounds=9, min_time=0.2, data_dir=None):
+    """[(case, NumPy seconds, fastlstm seconds, ratio)] of each named chapter case, float32,
+    warm. Each of `rounds` rounds times both sides back to back, which one first alternating,
+    over at least `min_time` seconds of calls each; the NumPy side at the better of fastlstm's
+    thread count and one thread (on a busy machine, multi-threaded BLAS at these sizes can run
+    many times slower). The seconds are medians over the rounds, the ratio (NumPy / fastlstm)
+    the median of the rounds' ratios, so that a moment when the shared machine is slower
+    weighs on both sides alike."""
+    threads = fastlstm.get_num_threads()
+    sides = [(ref_models, threads), (models, threads)] + ([(ref_models, 1)] if threads > 1 else [])
     rows = []
-    for name in names:
-        label, case = CHAPTER_CASES[name]
-        steps = {kit: case(kit, data_dir) for kit in (ref_models, models)}
-        for step in steps.values():
-            step()  # compiled, and a first NumPy call's fresh memory paid for
-        times = {kit: [] for kit in steps}
-        for r in range(rounds):
-            for kit in (steps if r % 2 == 0 else reversed(list(steps))):
-                times[kit].append(timed_round(steps[kit], min_time))
-        t_ref, t_fast = np.array(times[ref_models]), np.array(times[models])
-        rows.append((label, float(np.median(t_ref)), float(np.median(t_fast)), float(np.median(t_ref / t_fast))))
+    try:
+        for name in names:
+            label, case = CHAPTER_CASES[name]
+            steps = {kit: case(kit, data_dir) for kit in (ref_models, models)}
+            for kit, n in sides:
+                fastlstm.set_num_threads(n)
+                steps[kit]()  # compiled, and a first NumPy call's fresh memory paid for
+            times = {kit: [] for kit in steps}
+            for r in range(rounds):
+                best = {}
+                for kit, n in (sides if r % 2 == 0 else sides[::-1]):
+                    fastlstm.set_num_threads(n)
+                    seconds = timed_round(steps[kit], min_time)
+                    best[kit] = min(seconds, best.get(kit, seconds))
+                for kit, seconds in best.items():
+                    times[kit].append(seconds)
+            t_ref, t_fast = np.array(times[ref_models]), np.array(times[models])
+            rows.append((label, float(np.median(t_ref)), float(np.median(t_fast)), float(np.median(t_ref / t_fast))))
+    finally:
+        fastlstm.set_num_threads(threads)
     return rows
 
 
@@ -445,25 +534,44 @@ def format_throughput(rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Time fastlstm against the NumPy reference layers.")
-    parser.add_argument("what", choices=["layers", "chapters"],
-                        help="the hot layers, or a training iteration of the book's chapters (whole models: "
-                             "`fastlstm bench`)")
+    parser.add_argument("what", choices=["layers", "chapters", "ppmi"],
+                        help="the hot layers, a training iteration of the book's chapters, or chapter 2's PPMI "
+                             "(whole models: `fastlstm bench`)")
     parser.add_argument("--threads", type=int, help="threads for Numba and BLAS (default: all cores)")
-    parser.add_argument("--repeat", type=int, default=5, help="timing rounds (layers: the best counts; chapters: "
-                                                               "the median)")
+    parser.add_argument("--repeat", type=int, default=5, help="timing rounds (layers, ppmi: the best counts; "
+                                                               "chapters: the median)")
+    parser.add_argument("--cases", default=",".join(TRAINING_CASES),
+                        help="chapters: comma-separated, of " + ", ".join(CHAPTER_CASES))
     parser.add_argument("--data", help="folder of PTB's files for the chapters (default: as fastlstm.dataset.ptb)")
+    parser.add_argument("--vocab", type=int, default=400, help="ppmi: the side of the count matrix")
     args = parser.parse_args(argv)
+    cases = args.cases.split(",")
+    if args.what == "chapters" and not set(cases) <= set(CHAPTER_CASES):
+        parser.error(f"--cases takes some of {', '.join(CHAPTER_CASES)}, got {args.cases!r}")
     if args.threads:
         fastlstm.set_num_threads(args.threads)
+    threads = fastlstm.get_num_threads()
+    if args.what == "ppmi":
+        t_ref, t_fast = ppmi_speedup(args.vocab, args.repeat)
+        print(f"ppmi of a {args.vocab} x {args.vocab} count matrix, {threads} threads: the book's "
+              f"loop {t_ref * 1e3:.1f} ms, fastlstm {t_fast * 1e3:.3f} ms (best of {args.repeat}), "
+              f"{t_ref / t_fast:.0f}x")
+        return
     if args.what == "chapters":
-        print(f"float32, {fastlstm.get_num_threads()} threads; medians of {args.repeat} paired rounds")
-        rows = chapter_speedups(rounds=args.repeat, data_dir=args.data)
+        sides = (f"fastlstm on {threads} threads, NumPy at the better of {threads} and 1" if threads > 1
+                 else "both on 1 thread")
+        print(f"float32, {sides}; medians of {args.repeat} paired rounds")
+        try:
+            rows = chapter_speedups(cases, rounds=args.repeat, data_dir=args.data)
+        except FileNotFoundError as e:  # the book's files or PTB: say where to put them, no traceback
+            parser.exit(2, f"{parser.prog}: {e}\n")
     else:
-        print(f"float32, {fastlstm.get_num_threads()} threads; best of {args.repeat} rounds")
+        print(f"float32, {threads} threads; best of {args.repeat} rounds")
         rows = [(name, t_ref, t_fast, t_ref / t_fast) for name, t_ref, t_fast in layer_speedups(args.repeat)]
-    print(f"{'case':58s} {'NumPy ms':>9s} {'fastlstm ms':>11s} {'speed-up':>8s}")
+    width = max(len(row[0]) for row in rows)
+    print(f"{'case':{width}s} {'NumPy ms':>9s} {'fastlstm ms':>11s} {'speed-up':>8s}")
     for name, t_ref, t_fast, ratio in rows:
-        print(f"{name:58s} {t_ref * 1e3:9.2f} {t_fast * 1e3:11.2f} {ratio:7.1f}x")
+        print(f"{name:{width}s} {t_ref * 1e3:9.2f} {t_fast * 1e3:11.2f} {ratio:7.2f}x")
 
 
 if __name__ == "__main__":

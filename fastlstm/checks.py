@@ -22,6 +22,13 @@ def weights_dtype(**weights):
     return dtypes.pop()
 
 
+def positive_int(value, name):
+    """value as an int, refusing anything but a positive integer (bools too)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def check_ndim(w, ndim, name):
     """Refuse an array that does not have `ndim` dimensions."""
     if w.ndim != ndim:

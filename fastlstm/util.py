@@ -1,4 +1,6 @@
-"""The book's `common.util` helpers for training: gradient clipping, perplexity, weight tying, device transfer.
+"""The book's `common.util`: gradient clipping, perplexity, weight tying, device transfer and
+the seq2seq check (here), the corpus helpers of chapters 2 to 4 (fastlstm.word_counts) and the
+word-vector queries (fastlstm.similarity).
 
 `remove_duplicate` lives in the book's `common.trainer`; it is here, beside the other
 helpers on params and grads, for the trainer to import. clip_grads and remove_duplicate
@@ -8,12 +10,16 @@ run there on the kernels of kernels/optim_cuda.py.
 
 import functools
 import inspect
+import os
 import sys
 
 import numpy as np
 
 from fastlstm import gpu
 from fastlstm.kernels import optim as _k
+from fastlstm.similarity import analogy, cos_similarity, most_similar, normalize  # noqa: F401 (the book's util)
+from fastlstm.word_counts import (convert_one_hot, create_co_matrix, create_contexts_target, ppmi,  # noqa: F401
+                                  preprocess)
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -267,3 +273,36 @@ def to_gpu(x):
     """A numba.cuda device array of x (a device array is returned as it is); without numba-cuda
     or a GPU, a RuntimeError that says what is missing."""
     return gpu.to_device(x)
+
+
+def eval_seq2seq(model, question, correct, id_to_char, verbos=False, is_reverse=False):
+    """1 if model.generate answers question (1, T) exactly as correct (1, 1 + S) does after its
+    first character (the start symbol that generation is seeded with), else 0.
+
+    With `verbos` (the book's spelling), prints the question (reversed back when the model
+    reads it reversed, `is_reverse`), the right answer and the guess, marked.
+    """
+    correct = np.asarray(correct).flatten()
+    if correct.size < 2:
+        raise ValueError(f"correct must hold the start symbol and at least one character, got {correct.size}")
+    start_id = correct[0]
+    correct = correct[1:]
+    guess = model.generate(question, start_id, len(correct))
+
+    question = ''.join([id_to_char[int(c)] for c in np.asarray(question).flatten()])
+    correct = ''.join([id_to_char[int(c)] for c in correct])
+    guess = ''.join([id_to_char[int(c)] for c in guess])
+
+    if verbos:
+        if is_reverse:
+            question = question[::-1]
+        print('Q', question)
+        print('T', correct)
+        if os.name == 'nt':
+            mark = 'O' if correct == guess else 'X'
+        else:
+            mark = '\033[92m' + '\u2611' + '\033[0m' if correct == guess else '\033[91m' + '\u2612' + '\033[0m'
+        print(mark + ' ' + guess)
+        print('---')
+
+    return 1 if guess == correct else 0

@@ -6,7 +6,7 @@ forward can write the gradient too, while each row is in the cache."""
 import numpy as np
 from numba import njit, prange
 
-from fastlstm.kernels.vecmath import KERNEL_OPTIONS, exp
+from fastlstm.kernels.vecmath import KERNEL_OPTIONS, exp, interleaved_sum
 
 
 # Terms summed in x's dtype before they join a row's float64 sum: float32 sums vectorise
@@ -27,14 +27,10 @@ def _row_exps(x, ts, m, e, row_loss):
             mx = row[v]
     s = 0.0
     for v0 in range(0, V, SUM_BLOCK):
-        block = row[v0:min(v0 + SUM_BLOCK, V)]
-        exps = e[v0:min(v0 + SUM_BLOCK, V)]
-        part = mx - mx  # zero in x's dtype
-        for v in range(block.size):
-            ev = exp(block[v] - mx)
-            exps[v] = ev
-            part += ev
-        s += part
+        hi = min(v0 + SUM_BLOCK, V)
+        for v in range(v0, hi):
+            e[v] = exp(row[v] - mx)
+        s += interleaved_sum(e[v0:hi], mx - mx, False)  # mx - mx: zero in x's dtype
     t = ts[m]
     row_loss[m] = mx + np.log(s) - row[t] if t >= 0 else 0.0
     return s

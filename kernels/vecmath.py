@@ -9,11 +9,13 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.extending import intrinsic, overload
 
-# Fast-math flags for kernels that call these: no 'nnan'/'ninf', so NaN and inf still propagate.
-FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+# Fast-math flags for kernels that call these: no 'nnan'/'ninf', so NaN and inf still propagate;
+# no 'reassoc': with it a sum's order was LLVM's choice, and a kernel freshly compiled summed
+# otherwise than the same kernel loaded from Numba's cache (interleaved_sum fixes the order).
+FASTMATH = {"nsz", "arcp", "contract", "afn"}
 
 # njit options for kernels that call these. Numba's default error model checks every
 # division for zero and raises, a branch that keeps a loop with sigmoid or tanh scalar;
@@ -21,13 +23,32 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 KERNEL_OPTIONS = {"fastmath": FASTMATH, "error_model": "numpy"}
 
 # The options of a recurrent cell's step kernels (kernels/lstm.py, rnn.py, gru.py):
-# KERNEL_OPTIONS less 'reassoc' and 'contract', so that every operation rounds as written.
-# With them LLVM summed a gate's terms, or fused a product into a sum, one way in the
-# vectorised loop and another in its remainder, and in cached code otherwise than in freshly
-# compiled code: a lane's block of units then rounded unlike the same units in the whole
-# step (1 ulp in float32). What they would save is lost in a recurrence's noise
-# (docs/experiments.md).
-STEP_OPTIONS = dict(KERNEL_OPTIONS, fastmath=FASTMATH - {"reassoc", "contract"})
+# KERNEL_OPTIONS less 'contract', so that every operation rounds as written. With it LLVM
+# fused a product into a sum one way in the vectorised loop and another in its remainder: a
+# lane's block of units then rounded unlike the same units in the whole step (1 ulp in
+# float32). What it would save is lost in a recurrence's noise (docs/experiments.md).
+STEP_OPTIONS = dict(KERNEL_OPTIONS, fastmath=FASTMATH - {"contract"})
+
+
+@njit(cache=True, **KERNEL_OPTIONS)
+def interleaved_sum(a, zero, square):
+    """The sum of a's elements (of their squares when `square`) in zero's dtype, in an order
+    that a's length alone fixes: eight interleaved partial sums, added pairwise, then the tail.
+    Eight independent sums can run as one SIMD vector without 'reassoc'."""
+    n = a.size
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
+    n8 = n - n % 8
+    for v in range(0, n8, 8):
+        t0, t1, t2, t3 = zero + a[v], zero + a[v + 1], zero + a[v + 2], zero + a[v + 3]
+        t4, t5, t6, t7 = zero + a[v + 4], zero + a[v + 5], zero + a[v + 6], zero + a[v + 7]
+        if square:
+            t0, t1, t2, t3, t4, t5, t6, t7 = t0 * t0, t1 * t1, t2 * t2, t3 * t3, t4 * t4, t5 * t5, t6 * t6, t7 * t7
+        s0, s1, s2, s3, s4, s5, s6, s7 = s0 + t0, s1 + t1, s2 + t2, s3 + t3, s4 + t4, s5 + t5, s6 + t6, s7 + t7
+    total = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    for v in range(n8, n):
+        t = zero + a[v]
+        total += t * t if square else t
+    return total
 
 
 @intrinsic

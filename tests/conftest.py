@@ -16,6 +16,8 @@ import pytest
 SHARED_PTB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ptb"
 
 os.environ.setdefault("FASTLSTM_DATA", str(SHARED_PTB))
+# the book-style chapter files beside this file, also where fastlstm is imported from an install
+os.environ.setdefault("FASTLSTM_BOOK_FILES", str(Path(__file__).resolve().parent))
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
 
@@ -35,3 +37,11 @@ def one_thread():
     fastlstm.set_num_threads(1)
     yield
     fastlstm.set_num_threads(threads)
+
+
+@pytest.fixture
+def no_display(monkeypatch):
+    """No display, as on a server: matplotlib's Agg backend; plots must be saved, not shown."""
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)

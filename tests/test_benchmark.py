@@ -177,6 +177,37 @@ def test_chapters_command_times_chapter_5(capsys):
     benchmark.main(["chapters", "--repeat", "1"])
     out = capsys.readouterr().out
     assert "chapter 5 SimpleRnnlm training iteration, N=10 T=5 D=H=100" in out and out.rstrip().endswith("x")
+    for name in ("ch04", "ch07", "ch07-peeky", "ch08"):  # the book's files of chapters 4, 7 and 8 too
+        assert out.count(benchmark.CHAPTER_CASES[name][0]) == 1
+
+
+def test_chapter_speedups_take_numpy_at_the_better_of_two_thread_counts(monkeypatch):
+    calls, threads = [], [2]  # the thread setting, faked: the toy runs no kernel
+    monkeypatch.setattr(fastlstm, "get_num_threads", lambda: threads[0])
+    monkeypatch.setattr(fastlstm, "set_num_threads", lambda n: threads.__setitem__(0, n))
+    toy = ("a toy chapter", lambda kit, data_dir: lambda: calls.append((kit, threads[0])))
+    monkeypatch.setitem(benchmark.CHAPTER_CASES, "toy", toy)
+    ref, fast = benchmark.ref_models, benchmark.models
+    seconds = {(ref, 2): iter([4.0, 9.0]), (fast, 2): iter([2.0, 2.0]), (ref, 1): iter([5.0, 3.0])}
+    monkeypatch.setattr(benchmark, "timed_round", lambda fn, min_time: (fn(), next(seconds[calls[-1]]))[1])
+    [(_, t_ref, t_fast, ratio)] = benchmark.chapter_speedups(["toy"], rounds=2, min_time=0)
+    assert threads == [2]  # restored
+    assert (t_ref, t_fast, ratio) == (3.5, 2.0, 1.75)  # rounds of 4 (at 2 threads) and 3 (at 1)
+    sides = [(ref, 2), (fast, 2), (ref, 1)]
+    assert calls == sides + sides + sides[::-1]  # an untimed call each, then in turns
+
+
+def test_chapters_command_times_greedy_decoding(capsys):
+    benchmark.main(["chapters", "--repeat", "1", "--cases", "ch07-decode,ch08-decode"])
+    out = capsys.readouterr().out
+    assert "chapter 7 Seq2seq greedy decoding of one question" in out
+    assert "chapter 8 AttentionSeq2seq greedy decoding of one question" in out
+
+
+def test_chapters_command_refuses_unknown_cases(capsys):
+    with pytest.raises(SystemExit):
+        benchmark.main(["chapters", "--cases", "ch05,ch09"])
+    assert "ch04, ch05" in capsys.readouterr().err
 
 
 def test_bench_help(capsys):
@@ -266,3 +297,10 @@ def test_asv_compile_benchmarks_parse_the_warmup_line(asv_suite):
     assert {"track_warm_cache", "track_cold_cache"} <= set(dir(bench.FirstCall))
     line = "warm-up 0.91 s: 27 kernels loaded from the cache, 0 compiled (float32; cache beside x)"
     assert bench.WARMUP_LINE.search(line).groups() == ("0.91", "27", "0")
+
+
+def test_ppmi_speedup_times_both():
+    from fastlstm.benchmark import ppmi_speedup
+
+    t_ref, t_fast = ppmi_speedup(vocab_size=30, repeat=1)
+    assert 0 < t_fast < t_ref  # 900 cells: the book's loop pays a NumPy call per cell

@@ -6,18 +6,14 @@ The scripts train on the first 1000 words of PTB for 100 epochs; the loader is n
 to a few batches' worth of words, so that every line of each script still runs.
 """
 
-import runpy
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fastlstm import time_layers
 from fastlstm.dataset import ptb
-from fastlstm.reference import numpy_layers
+from fastlstm.reference import book_files, numpy_layers
 
-BOOK = Path(__file__).with_name("book_ch05")
 TOKENS = 4 * 10 * 5 + 1  # four iterations an epoch of batch 10, time 5
 
 
@@ -32,7 +28,7 @@ def assert_follows(fast, reference):
 
 
 @pytest.fixture
-def book_dir(tmp_path, monkeypatch):
+def book_dir(tmp_path, monkeypatch, no_display):
     """cwd and import path as when running `python script.py` from the chapter folder, with a short corpus."""
     real_load_data = ptb.load_data
 
@@ -41,46 +37,38 @@ def book_dir(tmp_path, monkeypatch):
         return corpus[:TOKENS], word_to_id, id_to_word
 
     monkeypatch.setattr(ptb, "load_data", short_load_data)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(BOOK))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.delenv("DISPLAY", raising=False)
-    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    return tmp_path
+    with book_files.in_book_root(tmp_path) as run:
+        yield run
 
 
-def perplexities(script, monkeypatch, capsys, layers=None):
-    """The perplexities that `script` prints, run from seed 0; with `layers`, a module that the
-    model file's `from fastlstm.time_layers import *` finds in place of fastlstm's."""
-    sys.modules.pop("simple_rnnlm", None)
-    try:
-        with monkeypatch.context() as patch:
-            if layers is not None:
-                patch.setitem(sys.modules, "fastlstm.time_layers", layers)
-            np.random.seed(0)
-            script_globals = runpy.run_path(str(BOOK / script), run_name="__main__")
-        assert type(script_globals["model"].rnn_layer).__module__ == (layers or time_layers).__name__
-    finally:
-        sys.modules.pop("simple_rnnlm", None)  # the model file as built on these layers
+def perplexities(script, capsys, kit="fastlstm"):
+    """The perplexities that `script` prints, run from seed 0 on fastlstm's layers or (kit
+    "reference") on the plain-NumPy reference's, which the model file's
+    `from fastlstm.time_layers import *` then finds in place of fastlstm's."""
+    with book_files.layers(kit):
+        np.random.seed(0)
+        script_globals = book_files.run_script("ch05", script)
+    layers = numpy_layers if kit == "reference" else time_layers
+    assert type(script_globals["model"].rnn_layer).__module__ == layers.__name__
     out = capsys.readouterr().out
     return [float(line.split("perplexity ")[1]) for line in out.splitlines() if line.startswith("| epoch")]
 
 
 @pytest.mark.filterwarnings("ignore:FigureCanvasAgg is non-interactive:UserWarning")  # the script's plt.show()
-def test_custom_loop_follows_the_books_numpy_code(book_dir, monkeypatch, capsys):
-    fast = perplexities("train_custom_loop.py", monkeypatch, capsys)
-    assert_follows(fast, perplexities("train_custom_loop.py", monkeypatch, capsys, layers=numpy_layers))
+def test_custom_loop_follows_the_books_numpy_code(book_dir, capsys):
+    fast = perplexities("train_custom_loop.py", capsys)
+    assert_follows(fast, perplexities("train_custom_loop.py", capsys, kit="reference"))
 
 
-def test_trainer_script_follows_the_books_numpy_code(book_dir, monkeypatch, capsys):
-    fast = perplexities("train.py", monkeypatch, capsys)
+def test_trainer_script_follows_the_books_numpy_code(book_dir, capsys):
+    fast = perplexities("train.py", capsys)
     assert (book_dir / "perplexity.png").is_file()  # trainer.plot() without a display
-    assert_follows(fast, perplexities("train.py", monkeypatch, capsys, layers=numpy_layers))  # a line an epoch
+    assert_follows(fast, perplexities("train.py", capsys, kit="reference"))  # a line an epoch
 
 
 def test_the_model_file_holds_the_layers_arrays(book_dir):
-    sys.modules.pop("simple_rnnlm", None)
-    from simple_rnnlm import SimpleRnnlm
+    with book_files.layers("fastlstm"):
+        SimpleRnnlm = book_files.load("ch05", "simple_rnnlm").SimpleRnnlm
 
     np.random.seed(0)
     model = SimpleRnnlm(vocab_size=30, wordvec_size=8, hidden_size=6)
@@ -92,4 +80,3 @@ def test_the_model_file_holds_the_layers_arrays(book_dir):
     assert model.rnn_layer.h.shape == (2, 6)
     model.reset_state()
     assert model.rnn_layer.h is None
-    sys.modules.pop("simple_rnnlm")

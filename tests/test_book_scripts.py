@@ -22,7 +22,7 @@ TOKENS = {"train": 2 * 20 * 35 + 1, "val": 10 * 35 + 2, "valid": 10 * 35 + 2, "t
 
 
 @pytest.fixture
-def book_dir(tmp_path, monkeypatch):
+def book_dir(tmp_path, monkeypatch, no_display):
     """cwd and import path as when running `python script.py` from the chapter folder, with short splits."""
     real_load_data = ptb.load_data
 
@@ -33,9 +33,6 @@ def book_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(ptb, "load_data", short_load_data)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(BOOK))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.delenv("DISPLAY", raising=False)
-    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     for name in ("rnnlm", "better_rnnlm"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     return tmp_path

@@ -1,5 +1,6 @@
 """Kernels compile once: a second fresh process loads every one from Numba's cache."""
 
+import os
 import re
 import subprocess
 import sys
@@ -66,3 +67,34 @@ print(sorted(name for name, d in warmup.dispatchers().items() if len(d.signature
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+
+
+FRESH_OR_CACHED = """
+import hashlib
+import numpy as np
+from fastlstm.kernels import optim, softmax
+rng = np.random.default_rng(0)
+digest = hashlib.sha256()
+for dtype in (np.float32, np.float64):
+    x = (rng.standard_normal((7, 1001)) * 3).astype(dtype)
+    ts = rng.integers(-1, 1001, 7)
+    ts[0] = 5
+    loss, exps = np.zeros(7), np.empty((2, 1001), dtype)
+    softmax.softmax_cross_entropy_forward(x, ts, loss, exps)
+    loss2, dx = np.zeros(7), np.empty_like(x)
+    softmax.softmax_cross_entropy_forward_backward(x, ts, loss2, dtype(1 / 7), dx)
+    norm = optim.sum_squares(np.ascontiguousarray(x.ravel()))
+    for a in (loss, loss2, dx, np.float64(norm)):
+        digest.update(np.ascontiguousarray(a).tobytes())
+print(digest.hexdigest())
+"""
+
+
+def test_kernels_loaded_from_the_cache_compute_the_bits_of_fresh_ones(tmp_path):
+    """The first process compiles the kernels that sum (softmax's rows, the gradient norm) into
+    an empty cache, the second loads them: their results agree to the bit."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", FRESH_OR_CACHED], env=env, capture_output=True, text=True,
+                           timeout=600, check=True).stdout for _ in range(2)]
+    assert any(tmp_path.rglob("softmax.*.nbc")), "the first run wrote no cache"
+    assert runs[0] == runs[1]

@@ -13,6 +13,7 @@ import pytest
 
 import fastlstm
 from fastlstm import cli, files, run_data
+from fastlstm.checkpoint import Checkpoint
 from fastlstm.dataset import corpus, ptb, tokens, vocabulary
 from fastlstm.dataset.corpus import CACHE
 from generated_text import write_corpus
@@ -277,6 +278,30 @@ def test_train_eval_generate_and_resume_on_a_text_folder(small, tmp_path, capsys
 
     assert cli.main(["train", "--out", str(out), "--data", str(small), "--resume", "--max-iters", "8"]) == 0
     assert "resuming" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("model,name", [("variational", "VariationalRnnlm"), ("awd", "AwdRnnlm")])
+def test_the_regularised_models_train_evaluate_and_resume_on_a_text_folder(small, tmp_path, model, name, capsys):
+    out = tmp_path / "run"
+    assert train(out, "--model", model, "--data", str(small), "--vocab-size", "300", "--max-iters", "4") == 0
+    assert (out / "vocab.txt").read_text() == (corpus.load(small, 300).cache / "vocab.txt").read_text()
+    output = capsys.readouterr().out
+    assert f"{name}: vocabulary 300" in output
+    logged = float(output.rsplit("test perplexity: ", 1)[1].split()[0])
+    for params in ("best.pkl", "checkpoint.npz"):  # the checkpoint holds ASGD's state for awd
+        assert cli.main(["eval", "--data", str(small), "--params", str(out / params), "--model", model,
+                         "--eval-iters", "1"]) == 0
+        printed = capsys.readouterr().out
+        assert f"{name} (V=300, D=16, H=16" in printed
+        if params == "best.pkl":  # the weights the run tested, their ids read by its vocab.txt
+            assert f"test perplexity: {logged:.2f}" in printed
+    assert cli.main(["generate", "--params", str(out / "best.pkl"), "--model", model, "--start", "w1",
+                     "--length", "10", "--seed", "1"]) == 0
+    words = capsys.readouterr().out.replace(".\n", f" {EOS} ").split()
+    assert len(words) == 10 and words[0] == "w1" and set(words) <= set(corpus.load(small, 300).vocab.words) - {UNK}
+    assert cli.main(["train", "--out", str(out), "--data", str(small), "--resume", "--max-iters", "6"]) == 0
+    saved = Checkpoint.read(out / "checkpoint.npz")
+    assert saved.position.total_iterations == 6 and saved.config["vocab_size"] == 300
 
 
 def test_resuming_on_other_text_is_refused(small, tmp_path, capsys):

@@ -12,17 +12,11 @@ from fastlstm import gpu
 from fastlstm import optimizer as opt
 from fastlstm import util
 from fastlstm.kernels import optim as k
+from fastlstm.reference.training import SGD as BookSGD, Adam as BookAdam, clip_grads as book_clip_grads
+from fastlstm.reference.training import remove_duplicate as book_remove_duplicate
 
 # ---------------------------------------------------------------- the book's code, transcribed
-
-
-class BookSGD:
-    def __init__(self, lr=0.01):
-        self.lr = lr
-
-    def update(self, params, grads):
-        for i in range(len(params)):
-            params[i] -= self.lr * grads[i]
+# (its SGD, Adam, clip_grads and remove_duplicate: fastlstm.reference.training's)
 
 
 class BookMomentum:
@@ -76,33 +70,6 @@ class BookRMSprop:
             params[i] -= self.lr * grads[i] / (np.sqrt(self.h[i]) + 1e-7)
 
 
-class BookAdam:
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999):
-        self.lr, self.beta1, self.beta2, self.iter, self.m, self.v = lr, beta1, beta2, 0, None, None
-
-    def update(self, params, grads):
-        if self.m is None:
-            self.m = [np.zeros_like(p) for p in params]
-            self.v = [np.zeros_like(p) for p in params]
-        self.iter += 1
-        lr_t = self.lr * np.sqrt(1.0 - self.beta2**self.iter) / (1.0 - self.beta1**self.iter)
-        for i in range(len(params)):
-            self.m[i] += (1 - self.beta1) * (grads[i] - self.m[i])
-            self.v[i] += (1 - self.beta2) * (grads[i]**2 - self.v[i])
-            params[i] -= lr_t * self.m[i] / (np.sqrt(self.v[i]) + 1e-7)
-
-
-def book_clip_grads(grads, max_norm):
-    total_norm = 0
-    for grad in grads:
-        total_norm += np.sum(grad ** 2)
-    total_norm = np.sqrt(total_norm)
-    rate = max_norm / (total_norm + 1e-6)
-    if rate < 1:
-        for grad in grads:
-            grad *= rate
-
-
 def book_batches(corpus, batch_size, time_size):
     corpus_size = len(corpus)
     max_iters = (corpus_size - 1) // (batch_size * time_size)
@@ -117,33 +84,6 @@ def book_batches(corpus, batch_size, time_size):
                 xs[i, t] = corpus[(offset + t) % corpus_size]
                 ts[i, t] = corpus[(offset + t + 1) % corpus_size]
         yield xs, ts
-
-
-def book_remove_duplicate(params, grads):
-    params, grads = params[:], grads[:]
-    while True:
-        find_flg = False
-        L = len(params)
-        for i in range(0, L - 1):
-            for j in range(i + 1, L):
-                if params[i] is params[j]:
-                    grads[i] += grads[j]
-                    find_flg = True
-                    params.pop(j)
-                    grads.pop(j)
-                elif params[i].ndim == 2 and params[j].ndim == 2 and \
-                        params[i].T.shape == params[j].shape and np.all(params[i].T == params[j]):
-                    grads[i] += grads[j].T
-                    find_flg = True
-                    params.pop(j)
-                    grads.pop(j)
-                if find_flg:
-                    break
-            if find_flg:
-                break
-        if not find_flg:
-            break
-    return params, grads
 
 
 # ---------------------------------------------------------------- helpers
@@ -215,6 +155,27 @@ def test_sgd_float32_rounds_like_book():
     for p, r in zip(params, ref):
         assert p.dtype == np.float32
         np.testing.assert_array_equal(p, r)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hyper", [{}, dict(lr=0.01, beta1=0.8, beta2=0.99), dict(beta1=np.float64(0.8))])
+def test_adam_kernel_rounds_like_book(dtype, hyper):
+    """The compiled Adam step gives the book's NumPy expressions' bits in float32 too (where
+    NumPy 2 computes part of them in float64), for contiguous params of every layout and a
+    large one that spans the kernel's threads; the strided one takes the expressions."""
+    rng = np.random.default_rng(7)
+    params = make_params(rng, dtype) + [rng.standard_normal(300_001).astype(dtype)]
+    ref = clone(params)
+    o, b = opt.Adam(**hyper), BookAdam(**hyper)
+    for _ in range(5):
+        grads = make_grads(rng, params)
+        o.update(params, grads)
+        b.update(ref, clone(grads))
+    for p, r in zip(params, ref):
+        assert p.dtype == dtype
+        np.testing.assert_array_equal(p, r)
+    for mine, book in zip(o.m + o.v, b.m + b.v):
+        np.testing.assert_array_equal(mine, book)
 
 
 def test_sgd_mixed_layouts_fall_back():

@@ -1,1 +1,1 @@
-"""Datasets, named as in the book: ``from fastlstm.dataset import ptb``."""
+"""Datasets, named as in the book: ``from fastlstm.dataset import ptb`` (or ``sequence``, ``spiral``)."""
