@@ -1,5 +1,5 @@
 """The `fastlstm` command: train, evaluate and sample the book's chapter 6 language models, and their
-regularised kin (variational, awd), on PTB.
+regularised kin (variational, awd), on PTB or on a text folder of one's own.
 
 Each subcommand is registered by a small function `add_<name>(subparsers, common)` listed in
 COMMANDS: it adds its parser (with `parents=[common]` for --data and --threads) and sets
@@ -14,8 +14,8 @@ import sys
 import numpy as np
 
 from fastlstm import generate as gen
-from fastlstm import recipes, settings, training
-from fastlstm.dataset import ptb
+from fastlstm import recipes, run_data, settings, training
+from fastlstm.dataset import corpus, ptb
 from fastlstm.errors import UserError
 from fastlstm.settings import RECIPES
 from fastlstm.threads import set_num_threads
@@ -44,6 +44,7 @@ positive_float = _number(float, 0, False)
 nonneg_float = _number(float, 0, True)
 dropout_ratio = _number(float, 0, True, 1)
 seed_value = _number(int, 0, True, settings.SEED_LIMIT)
+vocab_size = _number(int, 1, False)
 
 
 def _recipe(key):
@@ -60,20 +61,20 @@ def _recipe(key):
 TRAIN_SETTINGS = ("model", "epochs", "max_iters", "time_budget", "batch_size", "time_size", "lr", "max_grad",
                   "dropout", "input_dropout", "hidden_dropout", "recurrent_dropout", "embed_dropout", "weight_drop",
                   "alpha", "beta", "asgd", "weight_decay", "wordvec_size", "hidden_size", "num_layers", "lr_decay",
-                  "eval_interval", "eval_iters", "save_every", "seed", "dtype")
+                  "eval_interval", "eval_iters", "save_every", "seed", "dtype", "vocab_size")
 
 
 def add_train(subparsers, common):
     p = subparsers.add_parser(
-        "train", parents=[common], help="train a language model on PTB with its recipe",
-        description="Train one of the book's chapter 6 models, or a regularised one, on PTB: stateful truncated "
-                    "BPTT (the data position and the LSTM state carry on across epochs in the rnnlm recipe and "
-                    "restart every epoch in the others, as in the book's scripts), validation after every "
-                    "epoch keeping the best weights, the test perplexity of the best weights at the end. --out "
-                    "receives checkpoint.npz (resumable), best.pkl (book format), log.csv and perplexity.png, and is "
-                    "held by one run at a time (run.lock). Ctrl-C, SIGTERM and SIGHUP stop after the current step "
-                    "and save a checkpoint (exit status 128 + the signal's number: 130, 143, 129); --resume "
-                    "continues it exactly.")
+        "train", parents=[common], help="train a language model on PTB or your own text with its recipe",
+        description="Train one of the book's chapter 6 models, or a regularised one, on PTB or on a text folder "
+                    "of your own: stateful truncated BPTT (the data position and the LSTM state carry on across "
+                    "epochs in the rnnlm recipe and restart every epoch in the others, as in the book's scripts), "
+                    "validation after every epoch keeping the best weights, the test perplexity of the best "
+                    "weights at the end. --out receives checkpoint.npz (resumable), best.pkl (book format), "
+                    "vocab.txt, log.csv and perplexity.png, and is held by one run at a time (run.lock). Ctrl-C, "
+                    "SIGTERM and SIGHUP stop after the current step and save a checkpoint (exit status 128 + the "
+                    "signal's number: 130, 143, 129); --resume continues it exactly.")
     p.add_argument("--model", choices=tuple(RECIPES),
                    help="the recipe: rnnlm = the book's Rnnlm (train_rnnlm.py), better = BetterRnnlm "
                         "(train_better_rnnlm.py), variational = BetterRnnlm with variational dropout "
@@ -143,6 +144,10 @@ def add_train(subparsers, common):
                         "masks follow it (default: unseeded, as in the book)")
     p.add_argument("--dtype", choices=("float32", "float64"),
                    help="float32 as the book, or float64 as the study notebook (default: float32)")
+    p.add_argument("--vocab-size", type=vocab_size, metavar="N",
+                   help="a text folder only: keep the N - 1 most frequent words of train.txt (ties: the first seen) "
+                        "and <unk>, which every other word becomes (default: every word of train.txt, and <unk> for "
+                        "the words of valid.txt and test.txt that train.txt lacks)")
     p.set_defaults(run=_run_train)
 
 
@@ -164,15 +169,19 @@ def _add_params_flags(p):
                    help="the model the file must hold (default: inferred from the file: 6 arrays are Rnnlm, "
                         "9 BetterRnnlm (also VariationalRnnlm's layout), 3 + 3 per layer AwdRnnlm; sizes from their "
                         "shapes)")
+    p.add_argument("--vocab", metavar="FILE",
+                   help="the vocabulary the weights were trained with: a run's vocab.txt, a word a line (default: "
+                        "vocab.txt beside --params, else PTB's)")
 
 
 def add_eval(subparsers, common):
     p = subparsers.add_parser(
-        "eval", parents=[common], help="perplexity of saved weights on a PTB split",
-        description="Print the perplexity of saved weights on a PTB split with the book's eval_perplexity "
-                    "protocol (batch 10, time 35).")
+        "eval", parents=[common], help="perplexity of saved weights on a split of PTB or of your own text",
+        description="Print the perplexity of saved weights on a split of --data with the book's eval_perplexity "
+                    "protocol (batch 10, time 35), its words read by the weights' vocabulary (--vocab); a word "
+                    "outside it counts as <unk>.")
     _add_params_flags(p)
-    p.add_argument("--split", choices=("test", "valid"), default="test", help="the PTB split (default: test)")
+    p.add_argument("--split", choices=("test", "valid"), default="test", help="the split (default: test)")
     p.add_argument("--eval-iters", type=positive_int, metavar="N",
                    help="evaluate the first N batches of 10 x 35 only (default: the whole split)")
     p.add_argument("--dtype", choices=("float32", "float64"),
@@ -182,12 +191,13 @@ def add_eval(subparsers, common):
 
 def _run_eval(args):
     model, description = recipes.load_model(args.params, args.model, args.dtype)
-    corpus, word_to_id, _ = ptb.load_data(args.split, args.data)
-    recipes.check_vocab(model, word_to_id, args.params)
+    vocab = run_data.vocab_for(args.params, args.vocab, args.data)
+    recipes.check_vocab(model, vocab, args.params)
+    ids = run_data.split_ids(args.split, args.data, vocab)
+    training.check_eval_split(ids, f"the {args.split} split")
     print(description)
     model.reset_state()
-    ppl = eval_perplexity(model, training.eval_slice(corpus, args.eval_iters),
-                          training.EVAL_BATCH, training.EVAL_TIME)
+    ppl = eval_perplexity(model, training.eval_slice(ids, args.eval_iters), training.EVAL_BATCH, training.EVAL_TIME)
     print(f"{args.split} perplexity: {ppl:.2f}")
     return 0
 
@@ -200,7 +210,7 @@ def add_generate(subparsers, common):
         description="Sample text as the book's chapter 7 RnnlmGen does: one word at a time from the model's "
                     "softmax, skipping " + ", ".join(gen.SKIP_WORDS) + "; <eos> becomes a line break.")
     _add_params_flags(p)
-    p.add_argument("--start", required=True, metavar="WORD", help="the first word (a word of PTB's vocabulary)")
+    p.add_argument("--start", required=True, metavar="WORD", help="the first word (a word of the vocabulary)")
     p.add_argument("--length", type=positive_int, default=100, metavar="N",
                    help="words to produce, the start word included (default: 100)")
     p.add_argument("--seed", type=seed_value, help="seed NumPy's global RNG for the sampling (default: unseeded)")
@@ -209,19 +219,19 @@ def add_generate(subparsers, common):
 
 def _run_generate(args):
     model, description = recipes.load_model(args.params, args.model)
-    word_to_id, id_to_word = ptb.load_vocab(args.data)
-    recipes.check_vocab(model, word_to_id, args.params)
-    if args.start not in word_to_id:
-        close = gen.close_words(args.start, word_to_id)
+    vocab = run_data.vocab_for(args.params, args.vocab, args.data)
+    recipes.check_vocab(model, vocab, args.params)
+    if args.start not in vocab.ids:
+        close = gen.close_words(args.start, vocab.ids)
         hint = f"close words: {', '.join(close)}" if close else "no word in it is close"
-        raise UserError(f"--start {args.start!r} is not in PTB's vocabulary; {hint}")
+        raise UserError(f"--start {args.start!r} is not in {vocab.title()}; {hint}")
     print(description, file=sys.stderr)
     if args.seed is not None:
         np.random.seed(args.seed)
-    skip_ids = [word_to_id[w] for w in gen.SKIP_WORDS]
+    skip_ids = [vocab.ids[w] for w in gen.SKIP_WORDS if w in vocab.ids]
     model.reset_state()
-    word_ids = gen.generate(model, word_to_id[args.start], skip_ids, args.length)
-    print(gen.to_text(word_ids, id_to_word))
+    word_ids = gen.generate(model, vocab.ids[args.start], skip_ids, args.length)
+    print(gen.to_text(word_ids, vocab.words))
     return 0
 
 
@@ -314,14 +324,17 @@ COMMANDS = [add_train, add_eval, add_generate, add_bench]
 def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data", metavar="DIR",
-                        help="folder holding ptb.train.txt, ptb.valid.txt and ptb.test.txt (default: "
-                             "$FASTLSTM_DATA, else the user cache, else a download into it)")
+                        help="folder holding PTB (ptb.train.txt, ptb.valid.txt, ptb.test.txt) or your own text "
+                             "(train.txt, valid.txt, test.txt: UTF-8, a sentence a line, words between spaces; its "
+                             "token ids are cached in DIR/fastlstm-cache) (default: PTB from $FASTLSTM_DATA, else "
+                             "the user cache, else a download into it)")
     common.add_argument("--threads", type=positive_int, metavar="N",
                         help="threads for the Numba kernels and BLAS together (default: every core, or "
                              "$FASTLSTM_NUM_THREADS)")
     parser = argparse.ArgumentParser(
         prog="fastlstm", description="The LSTM language models of 'Deep Learning from Scratch 2', chapter 6, "
-                                     "fast on a CPU: train, evaluate and sample them on Penn Treebank.")
+                                     "fast on a CPU: train, evaluate and sample them on Penn Treebank or on "
+                                     "your own text.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in COMMANDS:
         register(subparsers, common)
@@ -339,7 +352,8 @@ def main(argv=None):
             except ValueError as e:
                 raise UserError(f"--threads: {e}") from None
         return args.run(args)
-    except (UserError, OSError, ptb.ChecksumError) as e:  # OSError includes ptb.DataNotFoundError
+    except (UserError, OSError, ptb.ChecksumError, corpus.CorpusError, corpus.TextError) as e:
+        # OSError includes ptb.DataNotFoundError
         print(f"fastlstm {args.command}: error: {e}", file=sys.stderr)
         return 1
     except MemoryError:

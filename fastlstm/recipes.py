@@ -137,8 +137,8 @@ def _read(path):
         raise UserError(str(e)) from None
 
 
-def check_vocab(model, word_to_id, path):
-    """Refuse weights whose vocabulary size is not PTB's."""
+def check_vocab(model, vocab, path):
+    """Refuse weights whose vocabulary size is not that of `vocab` (a Vocabulary)."""
     V = model.params[0].shape[0]
-    if V != len(word_to_id):
-        raise UserError(f"{path} has a vocabulary of {V} words, but PTB has {len(word_to_id)}")
+    if V != len(vocab):
+        raise UserError(f"{path} has a vocabulary of {V} words, but {vocab.name} has {len(vocab)}")

@@ -32,11 +32,13 @@ RECIPES = {
 }
 TIED = ("better", "variational")  # the models whose output weight is the embedding's, D = H
 DEFAULTS = dict(eval_interval=20, eval_iters=None, save_every=200, seed=None, dtype="float32", max_iters=None,
-                time_budget=None)
+                time_budget=None, vocab_size=None)
 RESUME_MAY_CHANGE = ("epochs", "max_iters", "time_budget", "eval_interval", "save_every")  # no arithmetic changes
 # Limits of one invocation: a resumed run does not keep them, and a checkpoint written before
 # one existed lacks it.
 PER_INVOCATION = ("max_iters", "time_budget")
+# settings newer than the checkpoint format: the values that a checkpoint written without them ran with
+LATER = dict(vocab_size=None)
 SEED_LIMIT = 2**32  # NumPy's global RNG takes seeds below it
 
 # what each setting must be: (test, description)
@@ -49,6 +51,7 @@ _RULES = {
     "wordvec_size": _POSITIVE_INT, "hidden_size": _POSITIVE_INT, "eval_interval": _POSITIVE_INT,
     "eval_iters": (lambda v: v is None or is_int(v) and v > 0, "an integer > 0, or unset"),
     "max_iters": (lambda v: v is None or is_int(v) and v > 0, "an integer > 0, or unset"),
+    "vocab_size": (lambda v: v is None or is_int(v) and v > 1, "an integer > 1, or unset"),
     "save_every": (lambda v: is_int(v) and v >= 0, "an integer >= 0"),
     "seed": (lambda v: v is None or is_int(v) and 0 <= v < SEED_LIMIT, f"an integer in [0, {SEED_LIMIT}), or unset"),
     "lr": (lambda v: is_real(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
@@ -94,7 +97,7 @@ def resolve(options, saved=None):
         config = {"model": name, **RECIPES.get(name, {}), **DEFAULTS, **options}
         check(config)
         return config
-    config = {**saved, **{key: options.get(key) for key in PER_INVOCATION}}
+    config = {**completed(saved), **{key: options.get(key) for key in PER_INVOCATION}}
     for key, value in options.items():
         if key in RESUME_MAY_CHANGE:
             config[key] = value
@@ -105,12 +108,18 @@ def resolve(options, saved=None):
     return config
 
 
+def completed(config):
+    """A checkpoint's settings with those it may lack (LATER) filled in."""
+    return {**LATER, **config}
+
+
 def check(config, source=None):
     """Refuse (UserError) settings that are missing, unknown, of the wrong type or out of range, or
     that do not fit together or the model; `source` names the file they were read from, if any."""
     where = "" if source is None else f"{source}: "
     if not isinstance(config, dict):
         raise UserError(f"{where}the settings are a {type(config).__name__}, not a dict")
+    config = completed(config)
     name = config.get("model")
     valid, description = _RULES["model"]
     if not valid(name):

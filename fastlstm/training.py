@@ -1,4 +1,5 @@
-"""`fastlstm train`: the recipes of fastlstm.settings as a run that checkpoints, logs, plots and resumes exactly.
+"""`fastlstm train`: the recipes of fastlstm.settings as a run that checkpoints, logs, plots and resumes exactly,
+on PTB or on a text folder of one's own (fastlstm.run_data).
 
 Batches follow the stateful layout of `fastlstm.trainer`. As in the book's scripts, the
 rnnlm recipe runs its epochs as one `trainer.fit(..., max_epoch=4)`: the data position
@@ -15,6 +16,7 @@ The output folder holds:
   best.pkl        the best-validated weights in the book's float16 format (model.save_params)
   log.csv         a row per progress interval ('train'), validation ('valid') and test ('test')
   perplexity.png  the curves, when matplotlib is installed (these two: fastlstm.reporter)
+  vocab.txt       the vocabulary, a word a line (fastlstm.dataset.vocabulary), which eval and generate read
   run.lock        held by the run for its whole life (fastlstm.run_lock): one run per folder
 
 A run checks its settings and reads its data before it writes anything. Files are written to
@@ -34,9 +36,9 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from fastlstm import checkpoint, run_lock, settings
+from fastlstm import checkpoint, run_data, run_lock, settings
 from fastlstm.checkpoint import Checkpoint, Position
-from fastlstm.dataset import ptb
+from fastlstm.dataset import vocabulary
 from fastlstm.errors import Diverged, UserError
 from fastlstm.files import remove_temporary_files
 from fastlstm.optimizer import ASGD
@@ -47,9 +49,16 @@ from fastlstm.training_step import train_step
 from fastlstm.util import eval_perplexity
 
 EVAL_BATCH, EVAL_TIME = 10, 35  # the book's eval_perplexity protocol
-CHECKPOINT, LEGACY_CHECKPOINT, BEST = checkpoint.FILE, checkpoint.LEGACY_FILE, "best.pkl"
+CHECKPOINT, LEGACY_CHECKPOINT, BEST, VOCAB = checkpoint.FILE, checkpoint.LEGACY_FILE, "best.pkl", vocabulary.FILE
 # the signals that stop a run after its current step, with a checkpoint; the exit status is 128 + the signal's number
 STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+
+
+def check_eval_split(ids, what):
+    """Refuse a split too short for one batch of the evaluation protocol; `what` names it."""
+    if len(ids) < EVAL_BATCH * EVAL_TIME + 1:
+        raise UserError(f"{what} holds {len(ids)} tokens; evaluating needs at least {EVAL_BATCH * EVAL_TIME + 1} "
+                        f"(a batch of {EVAL_BATCH} x {EVAL_TIME}, and one)")
 
 
 def eval_slice(corpus, eval_iters):
@@ -72,18 +81,33 @@ class Run:
 
     def __init__(self, out, data_dir, options, resume):
         self.out, self.data_dir, self.options, self.resume = out, data_dir, options, resume
-        self.path = {name: os.path.join(out, name) for name in (CHECKPOINT, LEGACY_CHECKPOINT, BEST)}
+        self.path = {name: os.path.join(out, name) for name in (CHECKPOINT, LEGACY_CHECKPOINT, BEST, VOCAB)}
         if os.path.exists(out) and not os.path.isdir(out):
             raise UserError(f"--out {out} is a file, not a folder")
+        if resume:  # the vocabulary's size is a setting of the run, kept in its checkpoint
+            path = self._checkpoint_to_resume()
+            saved = Checkpoint.read(path)
+            saved.check_settings(path)
+            vocab_size, self.config = settings.completed(saved.config)["vocab_size"], None
+        else:
+            self.config = settings.resolve(options)
+            vocab_size = self.config["vocab_size"]
+        self.data = run_data.load(data_dir, vocab_size)
+        train = self.data.splits["train"]
+        self.xs, self.ts, self.vocab_size = train[:-1], train[1:], len(self.data.vocab)
+        for split in ("valid", "test"):
+            check_eval_split(self.data.splits[split], f"the {split} split of {self.data.name}")
         if resume:
-            self._checkpoint_to_resume()
-        self.config = None if resume else settings.resolve(options)
-        corpus, word_to_id, _ = ptb.load_data("train", data_dir)
-        self.xs, self.ts, self.vocab_size = corpus[:-1], corpus[1:], len(word_to_id)
-        self.splits = {split: ptb.load_data(split, data_dir)[0] for split in ("valid", "test")}
-        if self.config is not None:
+            self._check_run_vocab()
+        else:
             self._check_sizes()
         self.stop_signal = None
+
+    def _check_run_vocab(self):
+        """Refuse to resume on data of another vocabulary than the run's vocab.txt (if it has one)."""
+        if os.path.isfile(self.path[VOCAB]) and vocabulary.read(self.path[VOCAB]).words != self.data.vocab.words:
+            raise UserError(f"{self.path[VOCAB]} is not the vocabulary of {self.data.name}: resume with the --data "
+                            "(and on the text) that the run started with")
 
     def _check_sizes(self):
         """Set iters_per_epoch; UserError when one batch does not fit in the training data."""
@@ -101,7 +125,7 @@ class Run:
             self.config = settings.resolve(self.options, saved.config)
             self._check_sizes()
         c = self.config
-        self.valid, self.test = (eval_slice(self.splits[split], c["eval_iters"]) for split in ("valid", "test"))
+        self.valid, self.test = (eval_slice(self.data.splits[split], c["eval_iters"]) for split in ("valid", "test"))
         if saved is None and c["seed"] is not None:
             np.random.seed(c["seed"])
         self.model = build_model(c, self.vocab_size)
@@ -115,8 +139,10 @@ class Run:
                 raise UserError(f"{self.saved_path} stands at iteration {self.pos.iteration} of an epoch of "
                                 f"{self.iters_per_epoch}: it is not a checkpoint of this data")
             self.saved_at = (self.pos.epoch, self.pos.iteration)
+        if saved is None or not os.path.isfile(self.path[VOCAB]):  # a run of an older fastlstm has none
+            vocabulary.write(self.path[VOCAB], self.data.vocab.words)
         self.report = Reporter(self.out, c, self.iters_per_epoch, self.pos, self.optimizer,
-                               f"{type(self.model).__name__} on PTB")
+                               f"{type(self.model).__name__} on {self.data.name}")
         self.stopped_by = None  # the limit of this invocation that stopped the loop
 
     def _saved(self):

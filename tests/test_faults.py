@@ -168,6 +168,7 @@ def test_a_nan_checkpoint_is_refused(run, tmp_path, command, capsys):
     ("weight_drop", 0.3, "--weight-drop applies to --model variational only (and to awd): BetterRnnlm has no such "
                          "setting"),
     ("time_budget", -1.0, "--time-budget must be a finite number > 0 (minutes), or unset, got -1.0"),
+    ("vocab_size", 1, "--vocab-size must be an integer > 1, or unset, got 1"),
     ("dropout", None, "--dropout must be a number in [0, 1), got None"),
 ])
 def test_a_checkpoints_settings_are_checked(tmp_path, key, value, message, capsys):
@@ -179,15 +180,17 @@ def test_a_checkpoints_settings_are_checked(tmp_path, key, value, message, capsy
         one_line_error(capsys, message)
 
 
-def test_a_checkpoint_without_a_newer_limit_resumes(tmp_path, capsys):
-    """A checkpoint written before --time-budget existed lacks that setting: it evaluates and resumes."""
+@pytest.mark.parametrize("key", ["time_budget", "vocab_size"])
+def test_a_checkpoint_without_a_newer_setting_resumes(tmp_path, key, capsys):
+    """A checkpoint written before --time-budget or --vocab-size existed lacks that setting: it
+    evaluates and resumes, as a run without it."""
     out = tmp_path / "run"
     assert train(out, "--max-iters", "2") == 0
-    _rewrite_checkpoint(out, lambda saved: saved.config.pop("time_budget"))
+    _rewrite_checkpoint(out, lambda saved: saved.config.pop(key))
     assert cli.main(["eval", "--params", str(out / "checkpoint.npz"), "--eval-iters", "1"]) == 0
     assert cli.main(["train", "--out", str(out), "--resume", "--max-iters", "3"]) == 0
     saved = Checkpoint.read(out / "checkpoint.npz")
-    assert saved.position.total_iterations == 3 and saved.config["time_budget"] is None
+    assert saved.position.total_iterations == 3 and saved.config[key] is None
 
 
 def test_an_older_checkpoint_pkl_resumes_and_becomes_npz(tmp_path, capsys):
@@ -304,7 +307,7 @@ def test_disk_full_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
     assert train(out, "--max-iters", "20", "--save-every", "2") == 1
     one_line_error(capsys, "No space left on device")
     assert Checkpoint.read(out / "checkpoint.npz").position.total_iterations == 2
-    assert sorted(os.listdir(out)) == ["checkpoint.npz", "run.lock"]  # no temporary file left
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "run.lock", "vocab.txt"]  # no temporary file left
     monkeypatch.setattr("fastlstm.checkpoint.atomic_write", write)
     assert cli.main(["train", "--out", str(out), "--resume", "--max-iters", "4"]) == 0
 
