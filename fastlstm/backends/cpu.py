@@ -1,5 +1,6 @@
 """The CPU backend: the layers' array work on NumPy arrays, with the CPU kernels, the lanes'
-products (fastlstm.blas) and the recurrent cells' recurrence (fastlstm.recurrence).
+products (fastlstm.blas) and the recurrent cells' recurrence (fastlstm.recurrence); one row
+(N * T = 1, text generation) with the one-row kernels (kernels/one_row.py).
 
 The layers check their inputs and call these for the rest; fastlstm/backends/cuda.py
 defines the same functions (`__all__`) on device arrays. Dimension letters as in kernels/:
@@ -14,7 +15,9 @@ from fastlstm.checks import as_floats
 from fastlstm.kernels.dropout import dropout_backward, dropout_forward
 from fastlstm.kernels.embedding import embedding_backward, embedding_forward
 from fastlstm.kernels.linalg import column_sums
+from fastlstm.kernels.one_row import PARTIALS, lstm_row_forward, row_times_columns, row_times_rows
 from fastlstm.kernels.softmax import softmax_cross_entropy_forward, softmax_cross_entropy_forward_backward
+from fastlstm.lanes import default as default_lanes
 from fastlstm.recurrence import GRU, RNN, backward, backward_steps, forward, forward_steps
 from fastlstm.workspace import fresh
 
@@ -42,8 +45,34 @@ def copy(src, dst):
 
 
 def affine_forward(x2, W, b, out2):
-    """out2 (M, V) = x2 (M, D) @ W + b."""
-    dot(x2, W, out=out2, bias=b)
+    """out2 (M, V) = x2 (M, D) @ W + b; one row (generation) by the one-row kernels."""
+    if x2.shape[0] == 1 and (W.flags.c_contiguous or W.T.flags.c_contiguous):
+        _row_affine(x2[0], W, b, out2[0], default_lanes())
+    else:
+        dot(x2, W, out=out2, bias=b)
+
+
+def _row_affine(x, W, b, out, lanes):
+    """out (V,) = x (D,) @ W + b, W read where it lies: by its rows, or by the rows of W.T
+    (a tied weight), C-contiguous either way."""
+    def lane(k, j0, j1):
+        if W.flags.c_contiguous:
+            row_times_rows(x, W, b, j0, out[j0:j1])
+        else:
+            row_times_columns(x, W.T, b, j0, out[j0:j1], np.empty(PARTIALS, W.dtype))
+
+    _run_row(lane, out.shape[0], W.size, lanes)
+
+
+def _run_row(lane, columns, work, lanes):
+    """lane(k, j0, j1) over the blocks of `columns` outputs of a one-row product of `work`
+    multiply-adds, cut by the lanes' speeds (any cut gives the same bits); on this thread
+    alone, with no hand-off, where the work is too small to share."""
+    n = min(lanes.count(columns, lanes.min_rows), max(1, work // lanes.min_row_work))
+    if n == 1:
+        lane(0, 0, columns)
+    else:
+        lanes.run(lane, columns, n, quantum=1, follow=True, learn=True)
 
 
 def affine_backward(x2, dout2, W, dW, db, dx2):
@@ -53,8 +82,12 @@ def affine_backward(x2, dout2, W, dW, db, dx2):
 
 
 def gather_rows(W, ids, out, empty):
-    """out (..., D) = the rows of W picked by the checked host ids; returns the ids as backward reads them."""
-    embedding_forward(W, ids.reshape(-1), out.reshape(-1, W.shape[1]))
+    """out (..., D) = the rows of W picked by the checked host ids; returns the ids as backward reads them.
+    One id (generation) is a row's copy, with no parallel loop to start."""
+    if ids.size == 1:
+        out.reshape(-1)[...] = W[ids.reshape(-1)[0]]
+    else:
+        embedding_forward(W, ids.reshape(-1), out.reshape(-1, W.shape[1]))
     return ids
 
 
@@ -137,6 +170,8 @@ def lstm_forward(xs, params, state, empty, workspace, lanes):
     the products and the recurrence."""
     Wx, Wh, b = params
     h0, c0 = state
+    if xs.shape[0] * xs.shape[1] == 1 and Wx.flags.c_contiguous and Wh.flags.c_contiguous and b.flags.c_contiguous:
+        return _lstm_one_row(xs, params, state, empty, lanes)
     hs, inputs, gates, out = _sequence(xs, Wx, Wh, h0, empty, lanes)
     T, N, H = len(gates), xs.shape[0], Wh.shape[0]
     cs = empty("cs", (T + 1, N, H), Wh.dtype)
@@ -144,6 +179,27 @@ def lstm_forward(xs, params, state, empty, workspace, lanes):
     tanh_cs = empty("tanh_cs", (T, N, H), Wh.dtype)
     forward_steps(gates, hs, cs, tanh_cs, out, inputs[:, :, xs.shape[2]:], Wh, b, lanes, workspace.empty)
     return out, (hs[T], cs[T]), (inputs, cs, tanh_cs, gates)
+
+
+def _lstm_one_row(xs, params, state, empty, lanes):
+    """lstm_forward of one row, one step (generation): the same arrays, each lane computing
+    its hidden units' products and step (kernels/one_row.py) with no BLAS call; any cut of
+    the units gives the same bits."""
+    Wx, Wh, b = params
+    h0, c0 = state
+    D, (H, G) = Wx.shape[0], Wh.shape
+    dtype = Wh.dtype
+    hs, cs = empty("hs", (2, 1, H), dtype), empty("cs", (2, 1, H), dtype)
+    hs[0] = 0 if h0 is None else h0
+    cs[0] = 0 if c0 is None else c0
+    inputs, gates = empty("inputs", (1, 1, D + H), dtype), empty("gates", (1, 1, G), dtype)
+    tanh_cs = empty("tanh_cs", (1, 1, H), dtype)
+
+    def lane(k, j0, j1):
+        lstm_row_forward(xs, Wx, Wh, b, hs, cs, inputs, gates, tanh_cs, j0, j1)
+
+    _run_row(lane, H, (D + H) * G, lanes)
+    return hs[1:].reshape(1, 1, H), (hs[1], cs[1]), (inputs, cs, tanh_cs, gates)
 
 
 def lstm_backward(saved, dhs, params, grads, joined, lanes):
