@@ -68,8 +68,10 @@ def _run_row(lane, columns, work, lanes):
     """lane(k, j0, j1) over the blocks of `columns` outputs of a one-row product of `work`
     multiply-adds, cut by the lanes' speeds (any cut gives the same bits); on this thread
     alone, with no hand-off, where the work is too small to share."""
-    n = min(lanes.count(columns, lanes.min_rows), max(1, work // lanes.min_row_work))
-    if n == 1:
+    n = work // lanes.min_row_work
+    if n > 1:  # the thread count's look-up takes a lock: only where there is work to share
+        n = min(n, lanes.count(columns, lanes.min_rows))
+    if n <= 1:
         lane(0, 0, columns)
     else:
         lanes.run(lane, columns, n, quantum=1, follow=True, learn=True)
@@ -199,7 +201,7 @@ def _lstm_one_row(xs, params, state, empty, lanes):
         lstm_row_forward(xs, Wx, Wh, b, hs, cs, inputs, gates, tanh_cs, j0, j1)
 
     _run_row(lane, H, (D + H) * G, lanes)
-    return hs[1:].reshape(1, 1, H), (hs[1], cs[1]), (inputs, cs, tanh_cs, gates)
+    return hs[1:], (hs[1], cs[1]), (inputs, cs, tanh_cs, gates)
 
 
 def lstm_backward(saved, dhs, params, grads, joined, lanes):
