@@ -2,11 +2,12 @@
 weight matrix read where it lies, and one LSTM step of one row, for a block of the output
 columns (hidden units), so that lanes can split a product by the weight's columns.
 
-At one row a BLAS call costs more in its dispatch than the multiply-adds take, and the
-product is bound by reading the weights once. Every output element sums its products in
-an order that the operands' shapes alone fix, each multiply-add rounded once (vecmath's
-fma), so any block of columns gives the same bits as the whole product, vectorised or not.
-The kernels raise nothing: the caller passes blocks that fit (0 <= j0 <= j1 <= columns).
+At one row a product is bound by reading the weight once, and at small sizes a BLAS
+call's dispatch costs as much as its multiply-adds. Every output element sums its
+products in an order that the operands' shapes alone fix, each multiply-add rounded once
+(vecmath's fma), so any block of columns gives the same bits as the whole product,
+vectorised or not. The kernels raise nothing: the caller passes blocks that fit
+(0 <= j0, j0 + m <= columns for an output block of m).
 """
 
 import numpy as np
@@ -27,7 +28,7 @@ def row_times_rows(x, W, b, j0, out):
     j0 .. j0 + m of x @ W (+ b), m = out.shape[0]. Four rows of W per pass over a block of
     columns.
 
-    x (K,), W (K, n), b (n,) or None, out (m,), all C-contiguous.
+    x (K,), W (K, n), out (m,), C-contiguous; b (n,) of any strides, or None.
     """
     K = x.shape[0]
     K4 = K - K % 4
@@ -67,7 +68,7 @@ def row_times_columns(x, E, b, j0, out, partials):
     embedding). Each dot product runs in P interleaved partial sums, added in a fixed
     order, then the tail in order, then the bias.
 
-    x (K,), E, b (n,), out: C-contiguous; partials (P,) scratch, P = PARTIALS, a power of
+    x (K,), E, out: C-contiguous; b (n,) of any strides; partials (P,) scratch, P = PARTIALS, a power of
     two. P is read from its length so that LLVM does not unroll the loop over it into
     scalar code (Numba runs no SLP vectoriser) but vectorises it.
     """

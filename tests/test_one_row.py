@@ -172,3 +172,12 @@ def test_models_predict_one_token_at_a_time_as_the_reference(dtype, name, sizes)
     model.reset_state()
     book.reset_state()
     np.testing.assert_allclose(model.predict(np.array([[5]])), book.predict(np.array([[5]])), **tol(dtype))
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_affine_of_one_row_with_a_strided_bias(tied):
+    rng = np.random.default_rng(14)
+    W = rng.standard_normal((11, 5)).T if tied else rng.standard_normal((5, 11))
+    b = rng.standard_normal(22)[::2]
+    x = rng.standard_normal((1, 1, 5))
+    np.testing.assert_allclose(fast.TimeAffine(W, b).forward(x)[0, 0], x[0, 0] @ W + b, **reordered(np.float64))
