@@ -14,8 +14,8 @@ from fastlstm.threads import use_fork_safe_threading_layer as _use_fork_safe_thr
 
 _use_fork_safe_threading_layer()  # before the imports below load any parallel kernel
 
-from fastlstm.models import BetterRnnlm, Rnnlm  # noqa: E402
-from fastlstm.optimizer import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop  # noqa: E402
+from fastlstm.models import AwdRnnlm, BetterRnnlm, Rnnlm, VariationalRnnlm  # noqa: E402
+from fastlstm.optimizer import ASGD, SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop  # noqa: E402
 from fastlstm.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeLSTM, TimeSoftmaxWithLoss  # noqa: E402
 from fastlstm.trainer import RnnlmTrainer, Trainer  # noqa: E402
 from fastlstm.util import clip_grads, eval_perplexity, eval_seq2seq  # noqa: E402
@@ -24,8 +24,8 @@ _apply_env()  # last: importing the modules above loads a second BLAS (SciPy's),
 
 __all__ = [
     "TimeEmbedding", "TimeLSTM", "TimeAffine", "TimeSoftmaxWithLoss", "TimeDropout",
-    "Rnnlm", "BetterRnnlm",
-    "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam",
+    "Rnnlm", "BetterRnnlm", "VariationalRnnlm", "AwdRnnlm",
+    "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "ASGD",
     "Trainer", "RnnlmTrainer", "eval_perplexity", "eval_seq2seq", "clip_grads",
     "set_num_threads", "get_num_threads",
 ]

@@ -55,7 +55,7 @@ class Checkpoint:
 
     config: dict  # the run's settings (fastlstm.settings)
     params: list  # full-precision copies; None for a view of an earlier param (the tied embed_W.T)
-    optimizer: dict  # optimizer.state_dict(), the lr included
+    optimizer: dict  # optimizer.state_dict(), the lr included (ASGD's: its averages `ax` too)
     rng_state: tuple  # NumPy's global RNG state: the dropout masks draw from it
     lstm_states: list  # (h, c) of each LSTM layer; None before the first step
     position: Position
@@ -70,14 +70,13 @@ class Checkpoint:
 
     def check_settings(self, path):
         """Refuse (UserError naming `path`) settings that fastlstm.settings.check refuses, and LSTM
-        states of another batch size or width than the settings say."""
+        states of another batch size than the settings say (`restore` checks their widths)."""
         settings.check(self.config, path)
-        shape = (self.config["batch_size"], self.config["hidden_size"])
+        batch = self.config["batch_size"]
         for i, pair in enumerate(self.lstm_states):
             for state in pair:
-                if state is not None and state.shape != shape:
-                    raise UserError(f"{path}: LSTM state {i} has shape {state.shape}, the run's batch and width "
-                                    f"are {shape}")
+                if state is not None and state.shape[0] != batch:
+                    raise UserError(f"{path}: LSTM state {i} has shape {state.shape}, the run's batch is {batch}")
 
     def restore(self, model, optimizer, path):
         """Put the weights, LSTM states, optimizer state and RNG state back; returns a copy of the position.
@@ -91,6 +90,10 @@ class Checkpoint:
                 if state is not None and (state.shape[1] != H or state.dtype != dtype):
                     raise UserError(f"{path}: LSTM state {i} is {state.dtype} {state.shape}, the model's LSTM "
                                     f"takes {dtype} of width {H}")
+        weights = [None if is_view_of_earlier(model.params, i) else p for i, p in enumerate(model.params)]
+        problem = _check_averages(self.optimizer.get("ax"), weights)
+        if problem:
+            raise UserError(f"{path}: {problem} of the model")
         try:
             optimizer.load_state_dict(self.optimizer)
         except (TypeError, ValueError) as e:
@@ -100,6 +103,15 @@ class Checkpoint:
             layer.set_state(h, c)
         np.random.set_state(self.rng_state)
         return replace(self.position, log=list(self.position.log))
+
+    def evaluation_params(self):
+        """The weights to evaluate, as `params` lists them: the averaged ones in place of the
+        distinct weights once the run averages (ASGD's `ax`)."""
+        averages = self.optimizer.get("ax")
+        if not averages:
+            return self.params
+        averaged = iter(averages)
+        return [None if p is None else next(averaged) for p in self.params]
 
     def finite(self):
         """Whether every weight is finite (no NaN or inf)."""
@@ -160,6 +172,9 @@ class Checkpoint:
             problem = check(state[name])
             if problem:
                 raise UserError(f"{path}: {name} {problem}")
+        problem = _check_averages(state["optimizer"].get("ax"), state["params"])
+        if problem:
+            raise UserError(f"{path}: {problem}")
         for where, a in _arrays(state, ""):
             if a.dtype.kind == "f" and not np.isfinite(a).all():
                 raise UserError(f"{path}: {where} holds NaN or inf; this checkpoint cannot be used: resume from "
@@ -266,10 +281,39 @@ def _check_params(params):
 
 
 def _check_optimizer(state):
-    if not isinstance(state, dict) or state.get("type") != "SGD":
-        return "must be the state of SGD"
+    if not isinstance(state, dict) or state.get("type") not in ("SGD", "ASGD"):
+        return "must be the state of SGD or ASGD"
     if not (is_real(state.get("lr")) and math.isfinite(state["lr"]) and state["lr"] > 0):
         return f"lr must be a finite number > 0, got {state.get('lr')!r}"
+    return _check_asgd(state) if state["type"] == "ASGD" else None
+
+
+def _check_asgd(state):
+    """What is wrong with ASGD's own entries (fastlstm.optimizer.ASGD.state_dict), or None."""
+    decay, history, ax, steps = (state.get(k) for k in ("weight_decay", "history", "ax", "averaged_steps"))
+    if not _is_count(state.get("nonmono")):
+        return f"nonmono must be an integer >= 0, got {state.get('nonmono')!r}"
+    if not (is_real(decay) and math.isfinite(decay) and decay >= 0):
+        return f"weight_decay must be a finite number >= 0, got {decay!r}"
+    if not (isinstance(history, list) and all(is_real(h) and h > 0 for h in history)):  # perplexities; inf may be one
+        return "history must be a list of validation perplexities (numbers > 0)"
+    if ax is not None and not (isinstance(ax, list) and all(isinstance(a, np.ndarray) and a.dtype.kind == "f"
+                                                            for a in ax)):
+        return "ax must be unset or a list of float arrays"
+    if not _is_count(steps) or (steps > 0) != bool(ax):
+        return f"averaged_steps must count the updates that ax averages, got {steps!r} for {len(ax or [])} arrays"
+    return None
+
+
+def _check_averages(ax, params):
+    """What is wrong with ASGD's averages `ax` against the weights they average, `params` with None
+    for a view (one average of each other param, of its shape and dtype), or None."""
+    if not ax:
+        return None
+    distinct = [p for p in params if p is not None]
+    if [(a.shape, a.dtype) for a in ax] != [(p.shape, p.dtype) for p in distinct]:
+        return (f"optimizer ax holds {[(a.shape, a.dtype.name) for a in ax]}, not one average of each weight "
+                f"{[(p.shape, p.dtype.name) for p in distinct]}")
     return None
 
 

@@ -1,4 +1,5 @@
-"""The `fastlstm` command: train, evaluate and sample the book's chapter 6 language models on PTB.
+"""The `fastlstm` command: train, evaluate and sample the book's chapter 6 language models, and their
+regularised kin (variational, awd), on PTB or on a text folder of one's own.
 
 Each subcommand is registered by a small function `add_<name>(subparsers, common)` listed in
 COMMANDS: it adds its parser (with `parents=[common]` for --data and --threads) and sets
@@ -13,8 +14,8 @@ import sys
 import numpy as np
 
 from fastlstm import generate as gen
-from fastlstm import settings, training
-from fastlstm.dataset import ptb
+from fastlstm import recipes, run_data, settings, training
+from fastlstm.dataset import corpus, ptb
 from fastlstm.errors import UserError
 from fastlstm.settings import RECIPES
 from fastlstm.threads import set_num_threads
@@ -43,44 +44,54 @@ positive_float = _number(float, 0, False)
 nonneg_float = _number(float, 0, True)
 dropout_ratio = _number(float, 0, True, 1)
 seed_value = _number(int, 0, True, settings.SEED_LIMIT)
+vocab_size = _number(int, 1, False)
 
 
 def _recipe(key):
-    """'(default: X)', or '(default: rnnlm X, better Y)', for a setting that the recipe decides."""
-    rnnlm, better = RECIPES["rnnlm"][key], RECIPES["better"][key]
-    return f"(default: {rnnlm})" if rnnlm == better else f"(default: rnnlm {rnnlm}, better {better})"
+    """'(default: X)', or '(default: rnnlm X, better Y, ...)', for a setting that the recipes decide
+    (over the recipes that have it)."""
+    values = {name: recipe[key] for name, recipe in RECIPES.items() if recipe.get(key) is not None}
+    if len(set(values.values())) == 1:
+        return f"(default: {next(iter(values.values()))})"
+    return "(default: " + ", ".join(f"{name} {value}" for name, value in values.items()) + ")"
 
 
 # ---------------------------------------------------------------------------- train
 
-TRAIN_SETTINGS = ("model", "epochs", "max_iters", "batch_size", "time_size", "lr", "max_grad", "dropout",
-                  "wordvec_size", "hidden_size", "lr_decay", "eval_interval", "eval_iters", "save_every", "seed",
-                  "dtype")
+TRAIN_SETTINGS = ("model", "epochs", "max_iters", "time_budget", "batch_size", "time_size", "lr", "max_grad",
+                  "dropout", "input_dropout", "hidden_dropout", "recurrent_dropout", "embed_dropout", "weight_drop",
+                  "alpha", "beta", "asgd", "weight_decay", "wordvec_size", "hidden_size", "num_layers", "lr_decay",
+                  "eval_interval", "eval_iters", "save_every", "seed", "dtype", "vocab_size")
 
 
 def add_train(subparsers, common):
     p = subparsers.add_parser(
-        "train", parents=[common], help="train Rnnlm or BetterRnnlm on PTB with the book's recipe",
-        description="Train one of the book's chapter 6 models on PTB: stateful truncated BPTT (the data "
-                    "position and the LSTM state carry on across epochs in the rnnlm recipe and restart "
-                    "every epoch in the better recipe, as in the book's scripts), validation after every "
-                    "epoch keeping the best weights, the test perplexity of the best weights at the end. --out receives "
-                    "checkpoint.npz (resumable), best.pkl (book format), log.csv and perplexity.png, and is held by "
-                    "one run at a time (run.lock). Ctrl-C, SIGTERM and SIGHUP stop after the current step and save "
-                    "a checkpoint (exit status 128 + the signal's number: 130, 143, 129); --resume continues it "
-                    "exactly.")
+        "train", parents=[common], help="train a language model on PTB or your own text with its recipe",
+        description="Train one of the book's chapter 6 models, or a regularised one, on PTB or on a text folder "
+                    "of your own: stateful truncated BPTT (the data position and the LSTM state carry on across "
+                    "epochs in the rnnlm recipe and restart every epoch in the others, as in the book's scripts), "
+                    "validation after every epoch keeping the best weights, the test perplexity of the best "
+                    "weights at the end. --out receives checkpoint.npz (resumable), best.pkl (book format), "
+                    "vocab.txt, log.csv and perplexity.png, and is held by one run at a time (run.lock). Ctrl-C, "
+                    "SIGTERM and SIGHUP stop after the current step and save a checkpoint (exit status 128 + the "
+                    "signal's number: 130, 143, 129); --resume continues it exactly.")
     p.add_argument("--model", choices=tuple(RECIPES),
                    help="the recipe: rnnlm = the book's Rnnlm (train_rnnlm.py), better = BetterRnnlm "
-                        "(train_better_rnnlm.py) (default: rnnlm)")
+                        "(train_better_rnnlm.py), variational = BetterRnnlm with variational dropout "
+                        "(VariationalRnnlm), awd = AWD-LSTM (AwdRnnlm) (default: rnnlm)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<model>)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run saved in --out; its settings are kept, only --epochs, --max-iters, "
-                        "--eval-interval and --save-every may be changed")
+                        "--time-budget, --eval-interval and --save-every may be changed")
     p.add_argument("--epochs", type=positive_int, metavar="N", help=f"epochs to train {_recipe('epochs')}")
     p.add_argument("--max-iters", type=positive_int, metavar="N",
                    help="stop once N iterations in total are done (smoke runs; with --eval-iters they take "
                         "seconds); a stop in mid-epoch validates and tests the weights as they are; a --resume "
                         "does not keep it (default: no limit)")
+    p.add_argument("--time-budget", type=positive_float, metavar="MINUTES",
+                   help="stop once the run has trained for MINUTES of wall-clock time (over the runs that resumed "
+                        "one another), saving a checkpoint, then validate and test the best weights, as --max-iters "
+                        "does; a --resume does not keep it (default: no limit)")
     p.add_argument("--batch-size", type=positive_int, metavar="N",
                    help=f"rows of the stateful batch {_recipe('batch_size')}")
     p.add_argument("--time-size", type=positive_int, metavar="T",
@@ -89,12 +100,35 @@ def add_train(subparsers, common):
     p.add_argument("--max-grad", type=nonneg_float, metavar="NORM",
                    help=f"clip the gradient norm to NORM, 0 for no clipping {_recipe('max_grad')}")
     p.add_argument("--dropout", type=dropout_ratio, metavar="RATIO",
-                   help=f"dropout ratio, better only (default: {RECIPES['better']['dropout']})")
+                   help="dropout ratio: better, between all layers; variational, of its locked dropout between all "
+                        f"layers; awd, of the last LSTM's output {_recipe('dropout')}")
+    p.add_argument("--input-dropout", type=dropout_ratio, metavar="RATIO",
+                   help=f"locked dropout on the embedding's output, awd only {_recipe('input_dropout')}")
+    p.add_argument("--hidden-dropout", type=dropout_ratio, metavar="RATIO",
+                   help=f"locked dropout between the LSTMs, awd only {_recipe('hidden_dropout')}")
+    p.add_argument("--recurrent-dropout", type=dropout_ratio, metavar="RATIO",
+                   help="dropout on every step's h_{t-1}, one mask per sequence, variational only "
+                        f"{_recipe('recurrent_dropout')}")
+    p.add_argument("--embed-dropout", type=dropout_ratio, metavar="RATIO",
+                   help=f"drop whole words of the embedding per batch {_recipe('embed_dropout')}")
+    p.add_argument("--weight-drop", type=dropout_ratio, metavar="RATIO",
+                   help=f"DropConnect on each LSTM's Wh, one mask per batch {_recipe('weight_drop')}")
+    p.add_argument("--alpha", type=nonneg_float,
+                   help=f"activation regularisation (AR) of the last LSTM's dropped output {_recipe('alpha')}")
+    p.add_argument("--beta", type=nonneg_float,
+                   help=f"temporal activation regularisation (TAR) of the last LSTM's output {_recipe('beta')}")
+    p.add_argument("--asgd", type=nonneg_int, metavar="N",
+                   help="switch to averaged SGD once a validation is worse than the best before the last N "
+                        f"(NT-ASGD); 0 never {_recipe('asgd')}")
+    p.add_argument("--weight-decay", type=nonneg_float, metavar="DECAY",
+                   help=f"L2 weight decay in the SGD update {_recipe('weight_decay')}")
     p.add_argument("--wordvec-size", type=positive_int, metavar="D",
                    help=f"embedding width {_recipe('wordvec_size')}")
     p.add_argument("--hidden-size", type=positive_int, metavar="H",
-                   help=f"LSTM width (better ties the output weight to the embedding, so it needs D = H) "
-                        f"{_recipe('hidden_size')}")
+                   help=f"LSTM width (better and variational tie the output weight to the embedding, so they "
+                        f"need D = H; awd's last LSTM is D wide) {_recipe('hidden_size')}")
+    p.add_argument("--num-layers", type=positive_int, metavar="L",
+                   help=f"LSTM layers, awd only {_recipe('num_layers')}")
     p.add_argument("--lr-decay", action=argparse.BooleanOptionalAction,
                    help=f"divide the lr by 4 when the validation perplexity does not improve {_recipe('lr_decay')}")
     p.add_argument("--eval-interval", type=positive_int, metavar="N",
@@ -110,6 +144,10 @@ def add_train(subparsers, common):
                         "masks follow it (default: unseeded, as in the book)")
     p.add_argument("--dtype", choices=("float32", "float64"),
                    help="float32 as the book, or float64 as the study notebook (default: float32)")
+    p.add_argument("--vocab-size", type=vocab_size, metavar="N",
+                   help="a text folder only: keep the N - 1 most frequent words of train.txt (ties: the first seen) "
+                        "and <unk>, which every other word becomes (default: every word of train.txt, and <unk> for "
+                        "the words of valid.txt and test.txt that train.txt lacks)")
     p.set_defaults(run=_run_train)
 
 
@@ -129,16 +167,21 @@ def _add_params_flags(p):
                         "older checkpoint.pkl); read as data: a file that would run code is refused unrun")
     p.add_argument("--model", choices=tuple(RECIPES),
                    help="the model the file must hold (default: inferred from the file: 6 arrays are Rnnlm, "
-                        "9 BetterRnnlm; sizes from their shapes)")
+                        "9 BetterRnnlm (also VariationalRnnlm's layout), 3 + 3 per layer AwdRnnlm; sizes from their "
+                        "shapes)")
+    p.add_argument("--vocab", metavar="FILE",
+                   help="the vocabulary the weights were trained with: a run's vocab.txt, a word a line (default: "
+                        "vocab.txt beside --params, else PTB's)")
 
 
 def add_eval(subparsers, common):
     p = subparsers.add_parser(
-        "eval", parents=[common], help="perplexity of saved weights on a PTB split",
-        description="Print the perplexity of saved weights on a PTB split with the book's eval_perplexity "
-                    "protocol (batch 10, time 35).")
+        "eval", parents=[common], help="perplexity of saved weights on a split of PTB or of your own text",
+        description="Print the perplexity of saved weights on a split of --data with the book's eval_perplexity "
+                    "protocol (batch 10, time 35), its words read by the weights' vocabulary (--vocab); a word "
+                    "outside it counts as <unk>.")
     _add_params_flags(p)
-    p.add_argument("--split", choices=("test", "valid"), default="test", help="the PTB split (default: test)")
+    p.add_argument("--split", choices=("test", "valid"), default="test", help="the split (default: test)")
     p.add_argument("--eval-iters", type=positive_int, metavar="N",
                    help="evaluate the first N batches of 10 x 35 only (default: the whole split)")
     p.add_argument("--dtype", choices=("float32", "float64"),
@@ -147,13 +190,14 @@ def add_eval(subparsers, common):
 
 
 def _run_eval(args):
-    model, description = training.load_model(args.params, args.model, args.dtype)
-    corpus, word_to_id, _ = ptb.load_data(args.split, args.data)
-    training.check_vocab(model, word_to_id, args.params)
+    model, description = recipes.load_model(args.params, args.model, args.dtype)
+    vocab = run_data.vocab_for(args.params, args.vocab, args.data)
+    recipes.check_vocab(model, vocab, args.params)
+    ids = run_data.split_ids(args.split, args.data, vocab)
+    training.check_eval_split(ids, f"the {args.split} split")
     print(description)
     model.reset_state()
-    ppl = eval_perplexity(model, training.eval_slice(corpus, args.eval_iters),
-                          training.EVAL_BATCH, training.EVAL_TIME)
+    ppl = eval_perplexity(model, training.eval_slice(ids, args.eval_iters), training.EVAL_BATCH, training.EVAL_TIME)
     print(f"{args.split} perplexity: {ppl:.2f}")
     return 0
 
@@ -166,7 +210,7 @@ def add_generate(subparsers, common):
         description="Sample text as the book's chapter 7 RnnlmGen does: one word at a time from the model's "
                     "softmax, skipping " + ", ".join(gen.SKIP_WORDS) + "; <eos> becomes a line break.")
     _add_params_flags(p)
-    p.add_argument("--start", required=True, metavar="WORD", help="the first word (a word of PTB's vocabulary)")
+    p.add_argument("--start", required=True, metavar="WORD", help="the first word (a word of the vocabulary)")
     p.add_argument("--length", type=positive_int, default=100, metavar="N",
                    help="words to produce, the start word included (default: 100)")
     p.add_argument("--seed", type=seed_value, help="seed NumPy's global RNG for the sampling (default: unseeded)")
@@ -174,20 +218,20 @@ def add_generate(subparsers, common):
 
 
 def _run_generate(args):
-    model, description = training.load_model(args.params, args.model)
-    word_to_id, id_to_word = ptb.load_vocab(args.data)
-    training.check_vocab(model, word_to_id, args.params)
-    if args.start not in word_to_id:
-        close = gen.close_words(args.start, word_to_id)
+    model, description = recipes.load_model(args.params, args.model)
+    vocab = run_data.vocab_for(args.params, args.vocab, args.data)
+    recipes.check_vocab(model, vocab, args.params)
+    if args.start not in vocab.ids:
+        close = gen.close_words(args.start, vocab.ids)
         hint = f"close words: {', '.join(close)}" if close else "no word in it is close"
-        raise UserError(f"--start {args.start!r} is not in PTB's vocabulary; {hint}")
+        raise UserError(f"--start {args.start!r} is not in {vocab.title()}; {hint}")
     print(description, file=sys.stderr)
     if args.seed is not None:
         np.random.seed(args.seed)
-    skip_ids = [word_to_id[w] for w in gen.SKIP_WORDS]
+    skip_ids = [vocab.ids[w] for w in gen.SKIP_WORDS if w in vocab.ids]
     model.reset_state()
-    word_ids = gen.generate(model, word_to_id[args.start], skip_ids, args.length)
-    print(gen.to_text(word_ids, id_to_word))
+    word_ids = gen.generate(model, vocab.ids[args.start], skip_ids, args.length)
+    print(gen.to_text(word_ids, vocab.words))
     return 0
 
 
@@ -280,14 +324,17 @@ COMMANDS = [add_train, add_eval, add_generate, add_bench]
 def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data", metavar="DIR",
-                        help="folder holding ptb.train.txt, ptb.valid.txt and ptb.test.txt (default: "
-                             "$FASTLSTM_DATA, else the user cache, else a download into it)")
+                        help="folder holding PTB (ptb.train.txt, ptb.valid.txt, ptb.test.txt) or your own text "
+                             "(train.txt, valid.txt, test.txt: UTF-8, a sentence a line, words between spaces; its "
+                             "token ids are cached in DIR/fastlstm-cache) (default: PTB from $FASTLSTM_DATA, else "
+                             "the user cache, else a download into it)")
     common.add_argument("--threads", type=positive_int, metavar="N",
                         help="threads for the Numba kernels and BLAS together (default: every core, or "
                              "$FASTLSTM_NUM_THREADS)")
     parser = argparse.ArgumentParser(
         prog="fastlstm", description="The LSTM language models of 'Deep Learning from Scratch 2', chapter 6, "
-                                     "fast on a CPU: train, evaluate and sample them on Penn Treebank.")
+                                     "fast on a CPU: train, evaluate and sample them on Penn Treebank or on "
+                                     "your own text.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in COMMANDS:
         register(subparsers, common)
@@ -305,7 +352,8 @@ def main(argv=None):
             except ValueError as e:
                 raise UserError(f"--threads: {e}") from None
         return args.run(args)
-    except (UserError, OSError, ptb.ChecksumError) as e:  # OSError includes ptb.DataNotFoundError
+    except (UserError, OSError, ptb.ChecksumError, corpus.CorpusError, corpus.TextError) as e:
+        # OSError includes ptb.DataNotFoundError
         print(f"fastlstm {args.command}: error: {e}", file=sys.stderr)
         return 1
     except MemoryError:

@@ -1,11 +1,30 @@
-"""Writing files so that a killed process never leaves a broken one, and clearing what a killed write left."""
+"""Writing files so that a killed process never leaves a broken one, clearing what a killed write
+left, and the user cache folder."""
 
+import hashlib
 import os
 import re
 import uuid
 from contextlib import suppress
+from pathlib import Path
 
+_READ = 1 << 20  # bytes hashed at a time
 _TEMPORARY = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")  # the names atomic_write gives its temporary files
+
+
+def user_cache_dir():
+    """fastlstm's folder in the user cache: ``$XDG_CACHE_HOME/fastlstm``, else ``~/.cache/fastlstm``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "fastlstm"
+
+
+def sha256_of(path):
+    """The SHA-256 of the file at `path`, as hex, read a block at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_READ), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_write(path, write):

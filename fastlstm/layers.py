@@ -202,12 +202,18 @@ class SigmoidWithLoss:
         return (self.y - self.t) * dout / batch_size
 
 
-def _check_ratio(dropout_ratio):
+def _check_ratio(dropout_ratio, name="dropout_ratio"):
     if not isinstance(dropout_ratio, (int, float, np.floating, np.integer)) or isinstance(dropout_ratio, bool):
-        raise TypeError(f"dropout_ratio must be a number, got {dropout_ratio!r}")
+        raise TypeError(f"{name} must be a number, got {dropout_ratio!r}")
     if not 0.0 <= dropout_ratio < 1.0:
-        raise ValueError(f"dropout_ratio must be in [0, 1), got {dropout_ratio}")
+        raise ValueError(f"{name} must be in [0, 1), got {dropout_ratio}")
     return float(dropout_ratio)
+
+
+def _draw_mask(backend, shape, dtype, ratio):
+    """A fresh inverted-dropout mask (0 or 1 / (1 - ratio)) of shape and dtype on `backend`,
+    from a seed drawn from NumPy's global generator."""
+    return backend.draw_mask(shape, dtype, _draw_seed(), ratio, 1.0 / (1.0 - ratio))
 
 
 def _dropout_mask_apply(backend, x, ratio, scale):
@@ -265,19 +271,25 @@ class Embedding(gpu.HostPickled):
         self.idx = None
         return self._gather(idx, self._workspace.empty)[0]
 
-    def _gather(self, idx, empty):
+    def _gather(self, idx, empty, scale=None):
+        """(the rows of W that idx picks, each times scale[id] where a scale (V,) is given,
+        the ids as backward reads them)."""
         W, = self.params
         weights_dtype(W=W)
         ids = as_token_ids(gpu.to_host(idx), W.shape[0], "token ids")  # checked on the host: kernels do not check
         if self._ndim is not None:
             check_ndim(ids, self._ndim, "token ids")
         out = empty("out", ids.shape + (W.shape[1],), W.dtype)
-        return out, self._backend.gather_rows(W, ids, out, empty)
+        return out, self._backend.gather_rows(W, ids, out, empty, scale)
 
     def backward(self, dout):
+        self._scatter(dout)
+        return None
+
+    def _scatter(self, dout, scale=None):
+        """grads[0] = the gradient of W (of W * scale[:, None] times scale, with a scale)."""
         _require_forward(self.idx, self)
         W, = self.params
         dout = self._backend.floats(dout, self.idx.ndim + 1, W.dtype, "dout")
         check_shape(dout, self.idx.shape + (W.shape[1],), "dout")
-        self._backend.scatter_add_rows(self.idx, dout, self.grads[0])
-        return None
+        self._backend.scatter_add_rows(self.idx, dout, self.grads[0], scale)

@@ -1,5 +1,7 @@
 """The book's language models on fastlstm's layers: chapter 5's SimpleRnnlm, chapter 6's
-Rnnlm and BetterRnnlm, and their chapter 7 text generators RnnlmGen and BetterRnnlmGen.
+Rnnlm and BetterRnnlm, their chapter 7 text generators RnnlmGen and BetterRnnlmGen, and two
+regularised models of chapter 6's family: VariationalRnnlm (BetterRnnlm with variational
+dropout) and AwdRnnlm (AWD-LSTM).
 
 Initialisation scales, layer order and `params` order are the book's, and the weights
 come from NumPy's global generator as in the book, so `np.random.seed` fixes them.
@@ -8,7 +10,7 @@ come from NumPy's global generator as in the book, so `np.random.seed` fixes the
 
 import numpy as np
 
-from fastlstm import time_layers
+from fastlstm import regularisers, time_layers
 from fastlstm.base_model import BaseModel
 from fastlstm.generate import generate
 
@@ -17,6 +19,7 @@ class _LayerStack(BaseModel):
     """A model that is a list of time layers followed by a loss layer."""
 
     layer_kit = time_layers  # the module the layers come from; the reference models swap it
+    penalty = 0.0  # the loss terms besides the cross-entropy in the last forward (AR and TAR)
 
     def _collect_params(self):
         self.params, self.grads = [], []
@@ -108,29 +111,32 @@ class Rnnlm(_LayerStack):
         self.lstm_layer.reset_state()
 
 
+def _better_weights(V, D, H, dtype):
+    """(embed_W, (Wx, Wh, b) of the first LSTM, those of the second, the output bias) of
+    BetterRnnlm's shape, drawn from NumPy's global generator in the book's order."""
+    rn = np.random.randn
+    embed_W = (rn(V, D) / 100).astype(dtype)
+    lstm1 = ((rn(D, 4 * H) / np.sqrt(D)).astype(dtype), (rn(H, 4 * H) / np.sqrt(H)).astype(dtype),
+             np.zeros(4 * H, dtype=dtype))
+    lstm2 = ((rn(H, 4 * H) / np.sqrt(H)).astype(dtype), (rn(H, 4 * H) / np.sqrt(H)).astype(dtype),
+             np.zeros(4 * H, dtype=dtype))
+    return embed_W, lstm1, lstm2, np.zeros(V, dtype=dtype)
+
+
 class BetterRnnlm(_LayerStack):
     """Embedding -> Dropout -> LSTM -> Dropout -> LSTM -> Dropout -> Affine, with the
     output weight tied to the embedding (the Affine holds `embed_W.T`)."""
 
     def __init__(self, vocab_size=10000, wordvec_size=650, hidden_size=650, dropout_ratio=0.5, dtype=np.float32):
-        V, D, H = vocab_size, wordvec_size, hidden_size
-        rn = np.random.randn
         L = self.layer_kit
-        embed_W = (rn(V, D) / 100).astype(dtype)
-        lstm_Wx1 = (rn(D, 4 * H) / np.sqrt(D)).astype(dtype)
-        lstm_Wh1 = (rn(H, 4 * H) / np.sqrt(H)).astype(dtype)
-        lstm_b1 = np.zeros(4 * H, dtype=dtype)
-        lstm_Wx2 = (rn(H, 4 * H) / np.sqrt(H)).astype(dtype)
-        lstm_Wh2 = (rn(H, 4 * H) / np.sqrt(H)).astype(dtype)
-        lstm_b2 = np.zeros(4 * H, dtype=dtype)
-        affine_b = np.zeros(V, dtype=dtype)
+        embed_W, lstm1, lstm2, affine_b = _better_weights(vocab_size, wordvec_size, hidden_size, dtype)
 
         self.layers = [
             L.TimeEmbedding(embed_W),
             L.TimeDropout(dropout_ratio),
-            L.TimeLSTM(lstm_Wx1, lstm_Wh1, lstm_b1, stateful=True),
+            L.TimeLSTM(*lstm1, stateful=True),
             L.TimeDropout(dropout_ratio),
-            L.TimeLSTM(lstm_Wx2, lstm_Wh2, lstm_b2, stateful=True),
+            L.TimeLSTM(*lstm2, stateful=True),
             L.TimeDropout(dropout_ratio),
             L.TimeAffine(embed_W.T, affine_b),  # weight tying
         ]
@@ -190,3 +196,121 @@ class BetterRnnlmGen(BetterRnnlm):
     def set_state(self, states):
         for layer, state in zip(self.lstm_layers, states):
             layer.set_state(*state)
+
+
+class _Regularised(_LayerStack):
+    """A tied language model whose layers drop while training (`drop_layers`: each follows
+    the `train_flg` of forward) and whose loss may add AR and TAR (`penalties`: {index i:
+    a term on the output of layers[i]}, from `penalty_kit`)."""
+
+    penalty_kit = regularisers  # where AR and TAR come from; the reference models swap it
+
+    def _penalise(self, alpha, beta, dropped_index, raw_index):
+        """AR on the output of layers[dropped_index], TAR on that of layers[raw_index]; none at 0."""
+        K = self.penalty_kit
+        self.penalties = {}
+        if alpha:
+            self.penalties[dropped_index] = K.ActivationRegularisation(alpha)
+        if beta:
+            self.penalties[raw_index] = K.TemporalActivationRegularisation(beta)
+
+    def _set_train_flg(self, train_flg):
+        for layer in self.drop_layers:
+            layer.train_flg = train_flg
+
+    def predict(self, xs, train_flg=False):
+        self._set_train_flg(train_flg)
+        for layer in self.layers:
+            xs = layer.forward(xs)
+        return xs
+
+    def forward(self, xs, ts, train_flg=True):
+        """The mean cross-entropy plus AR and TAR (`penalty`) while training; train_flg=False
+        (as eval_perplexity passes) evaluates the cross-entropy without dropout."""
+        self._set_train_flg(train_flg)
+        self.penalty = 0.0
+        if self._fast_evaluation(train_flg):
+            return self._evaluate(xs, ts)
+        for i, layer in enumerate(self.layers):
+            xs = layer.forward(xs)
+            if train_flg and i in self.penalties:
+                self.penalty += self.penalties[i].forward(xs)
+        return self.loss_layer.forward(xs, ts) + self.penalty
+
+    def backward(self, dout=1):
+        dout = self.loss_layer.backward(dout)
+        for i in reversed(range(len(self.layers))):
+            if i in self.penalties:
+                dout = self.penalties[i].backward(dout)
+            dout = self.layers[i].backward(dout)
+        return dout
+
+    def reset_state(self):
+        for layer in self.lstm_layers:
+            layer.reset_state()
+
+
+class VariationalRnnlm(_Regularised):
+    """BetterRnnlm's layers and weights with variational dropout (Gal and Ghahramani, 2016):
+    Embedding -> Dropout -> LSTM -> Dropout -> LSTM -> Dropout -> Affine, tied, where each
+    Dropout is locked (one mask per sequence for all time steps, `dropout_ratio`), each LSTM
+    drops its h_{t-1} with one mask per sequence (`recurrent_dropout`) and may drop
+    connections of Wh (`weight_drop`), and the embedding may drop whole words
+    (`embed_dropout`); AR (`alpha`) and TAR (`beta`) are off by default. The weights are
+    drawn as BetterRnnlm draws them, so one seed gives both models the same start."""
+
+    def __init__(self, vocab_size=10000, wordvec_size=650, hidden_size=650, dropout_ratio=0.5,
+                 recurrent_dropout=0.3, embed_dropout=0.3, weight_drop=0.0, alpha=0.0, beta=0.0, dtype=np.float32):
+        L = self.layer_kit
+        embed_W, lstm1, lstm2, affine_b = _better_weights(vocab_size, wordvec_size, hidden_size, dtype)
+        recurrent = dict(stateful=True, recurrent_dropout=recurrent_dropout, weight_drop=weight_drop)
+
+        self.layers = [
+            L.TimeEmbedding(embed_W, dropout=embed_dropout),
+            L.TimeDropout(dropout_ratio, locked=True),
+            L.TimeLSTM(*lstm1, **recurrent),
+            L.TimeDropout(dropout_ratio, locked=True),
+            L.TimeLSTM(*lstm2, **recurrent),
+            L.TimeDropout(dropout_ratio, locked=True),
+            L.TimeAffine(embed_W.T, affine_b),  # weight tying
+        ]
+        self.loss_layer = L.TimeSoftmaxWithLoss()
+        self.lstm_layers = [self.layers[2], self.layers[4]]
+        self.drop_layers = self.layers[:6]
+        self._penalise(alpha, beta, dropped_index=5, raw_index=4)
+        self._collect_params()
+
+
+class AwdRnnlm(_Regularised):
+    """AWD-LSTM (Merity, Keskar and Socher, 2017), tied: Embedding (embedding dropout) ->
+    locked Dropout (`input_dropout`) -> `num_layers` LSTMs with weight drop on Wh, a locked
+    Dropout (`hidden_dropout`) between them -> locked Dropout (`dropout`) -> Affine with
+    the embedding's weight. Every LSTM is `hidden_size` wide but the last, which is
+    `wordvec_size` wide for the tying. AR on the last dropped output, TAR on the last raw
+    output. The defaults are AWD-LSTM's published PTB values (docs/design.md); the weights
+    are drawn as the book draws its models' (normal, scaled by 1 / sqrt(fan-in))."""
+
+    def __init__(self, vocab_size=10000, wordvec_size=400, hidden_size=1150, num_layers=3, dropout=0.4,
+                 hidden_dropout=0.25, input_dropout=0.4, embed_dropout=0.1, weight_drop=0.5, alpha=2.0, beta=1.0,
+                 dtype=np.float32):
+        if isinstance(num_layers, bool) or not isinstance(num_layers, (int, np.integer)) or num_layers < 1:
+            raise ValueError(f"num_layers must be an integer >= 1, got {num_layers!r}")
+        V, D, H = vocab_size, wordvec_size, hidden_size
+        rn = np.random.randn
+        L = self.layer_kit
+        embed_W = (rn(V, D) / 100).astype(dtype)
+        self.layers = [L.TimeEmbedding(embed_W, dropout=embed_dropout), L.TimeDropout(input_dropout, locked=True)]
+        self.lstm_layers = []
+        for i in range(num_layers):
+            width_in, width = (D if i == 0 else H), (D if i == num_layers - 1 else H)
+            Wx = (rn(width_in, 4 * width) / np.sqrt(width_in)).astype(dtype)
+            Wh = (rn(width, 4 * width) / np.sqrt(width)).astype(dtype)
+            lstm = L.TimeLSTM(Wx, Wh, np.zeros(4 * width, dtype=dtype), stateful=True, weight_drop=weight_drop)
+            last = i == num_layers - 1
+            self.layers += [lstm, L.TimeDropout(dropout if last else hidden_dropout, locked=True)]
+            self.lstm_layers.append(lstm)
+        self.layers.append(L.TimeAffine(embed_W.T, np.zeros(V, dtype=dtype)))  # weight tying
+        self.loss_layer = L.TimeSoftmaxWithLoss()
+        self.drop_layers = self.layers[:-1]
+        self._penalise(alpha, beta, dropped_index=len(self.layers) - 2, raw_index=len(self.layers) - 3)
+        self._collect_params()

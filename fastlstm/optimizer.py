@@ -131,6 +131,134 @@ class SGD(_Optimizer):
                 _k.sgd_scaled(flat[0], flat[1], p.dtype.type(self.lr), p.dtype.type(scale))
 
 
+class ASGD(SGD):
+    """SGD with weight decay that switches to averaging by the non-monotone trigger of
+    AWD-LSTM (NT-ASGD, Merity et al., 2017): p -= lr * (g + weight_decay * p) every update;
+    `observe(figure)` takes a validation figure (loss or perplexity: lower is better) after
+    each check, and once one is worse than the best of all but the last `nonmono` checks
+    (with more than `nonmono` of them), every later update also keeps `ax`, the running mean
+    of the weights since the switch. Evaluate and save the averaged weights with
+    `with optimizer.averaged(params): ...`. nonmono = 0 never switches.
+
+    `ax` follows the params list that update is given (the tied weight merged,
+    fastlstm.util.remove_duplicate); state_dict holds it, the checks so far and the count
+    of averaged updates, so a resumed run averages on exactly."""
+
+    _hyper = ("lr", "nonmono", "weight_decay")
+
+    def __init__(self, lr=30.0, nonmono=5, weight_decay=0.0):
+        _Optimizer.__init__(self, lr=lr, nonmono=_count("nonmono", nonmono), weight_decay=weight_decay)
+        self.history = []  # the validation figures before the switch
+        self.ax = None  # the averaged weights, from the switch on
+        self.averaged_steps = 0
+
+    @property
+    def averaging(self):
+        return self.ax is not None
+
+    def observe(self, figure):
+        """Take a validation figure; True when averaging starts with it."""
+        figure = float(_real("figure", figure))
+        if self.averaging:
+            return False
+        n = self.nonmono
+        switch = bool(n) and len(self.history) > n and figure > min(self.history[:-n])
+        self.history.append(figure)
+        if switch:
+            self.ax = []  # filled by the next update
+        return switch
+
+    def update(self, params, grads, scale=1):
+        """p -= lr * (g * scale + weight_decay * p) for every param; when averaging, the mean
+        of the weights after each update is kept in the same pass."""
+        self._begin(params, grads)
+        if any(gpu.is_device_array(p) for p in params):
+            raise NotImplementedError("ASGD runs on NumPy arrays only; a model on the GPU trains with SGD")
+        scale = _real("scale", scale)
+        if self.averaging and not self.ax:  # the first update since the switch
+            self.ax = [np.zeros_like(p) for p in params]
+        self._check_averages(params)
+        if self.averaging:
+            self.averaged_steps += 1
+        mu = 1.0 / max(self.averaged_steps, 1)
+        for i, (p, g) in enumerate(zip(params, grads)):
+            ax = self.ax[i] if self.averaging else _NO_AVERAGE[p.dtype]
+            flat = _flat_views(p, g, ax) if self.averaging else _flat_views(p, g)
+            t = p.dtype.type
+            if flat is None:  # NumPy's expression, for arrays laid out otherwise
+                p -= t(self.lr) * (g * t(scale) + t(self.weight_decay) * p)
+                if self.averaging:
+                    ax[...] = p if mu == 1 else ax + (p - ax) * t(mu)
+                continue
+            _k.asgd(flat[0], flat[1], t(self.lr), t(scale), t(self.weight_decay),
+                    flat[2] if self.averaging else ax, t(mu))
+
+    def _check_averages(self, params):
+        if self.averaging and [(a.shape, a.dtype) for a in self.ax] != [(p.shape, p.dtype) for p in params]:
+            raise ValueError("ASGD.ax does not fit the params given to update; use one optimizer per params list")
+
+    def averaged(self, params):
+        """A context in which params (the list update is given) hold the averaged weights,
+        put back as they were afterwards; the weights as they are before averaging starts."""
+        return _Swapped(params, self.ax if self.averaging and self.ax else None, self._check_averages)
+
+    def state_dict(self):
+        d = super().state_dict()
+        d.update(history=list(self.history), ax=None if self.ax is None else [a.copy() for a in self.ax],
+                 averaged_steps=self.averaged_steps)
+        return d
+
+    def load_state_dict(self, d):
+        """Restore what state_dict returned (arrays copied); refuses another optimizer's dict or bad values."""
+        own = ("history", "ax", "averaged_steps")
+        if not isinstance(d, dict) or any(k not in d for k in own):
+            raise ValueError(f"ASGD state dict must have keys {list(own)} besides SGD's")
+        history, ax, steps = (d[k] for k in own)
+        if not isinstance(history, (list, tuple)):
+            raise TypeError("ASGD state dict 'history' must be a list of numbers")
+        if ax is not None and (not isinstance(ax, (list, tuple)) or not all(isinstance(a, np.ndarray) for a in ax)):
+            raise TypeError("ASGD state dict 'ax' must be None or a list of numpy arrays")
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+            raise ValueError(f"ASGD state dict 'averaged_steps' must be an integer >= 0, got {steps!r}")
+        super().load_state_dict({k: v for k, v in d.items() if k not in own})
+        _count("nonmono", self.nonmono)
+        self.history = [float(_real("history", h)) for h in history]
+        self.ax = None if ax is None else [a.copy() for a in ax]
+        self.averaged_steps = int(steps)
+
+
+def _count(name, value):
+    """value if it is an integer >= 0, else a ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+_NO_AVERAGE = {np.dtype(t): np.zeros(0, dtype=t) for t in (np.float32, np.float64)}
+
+
+class _Swapped:
+    """The context of ASGD.averaged: values copied into params on entry and back on exit."""
+
+    def __init__(self, params, values, check):
+        self.params, self.values, self.check = params, values, check
+        self.kept = None
+
+    def __enter__(self):
+        if self.values is not None:
+            self.check(self.params)
+            self.kept = [p.copy() for p in self.params]
+            for p, v in zip(self.params, self.values):
+                p[...] = v
+        return self.params
+
+    def __exit__(self, *exc):
+        if self.kept is not None:
+            for p, k in zip(self.params, self.kept):
+                p[...] = k
+        return False
+
+
 def clip_and_update(optimizer, params, grads, max_norm):
     """clip_grads(grads, max_norm) then optimizer.update(params, grads), as the book's training
     loops do, returning the norm before clipping; the update goes through update_scaled."""

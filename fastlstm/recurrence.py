@@ -27,6 +27,7 @@ from itertools import accumulate
 
 import numpy as np
 
+from fastlstm.kernels.dropout import multiply_into
 from fastlstm.kernels.gru import gru_backward_lane, gru_forward_lane
 from fastlstm.kernels.lstm import lstm_backward_lane, lstm_forward_lane
 from fastlstm.kernels.packed_product import TILE_ROWS, pack, packed_shape, panel_width
@@ -56,35 +57,60 @@ RNN = Cell(rnn_forward_lane, rnn_backward_lane, phases=(1,))
 GRU = Cell(gru_forward_lane, gru_backward_lane, phases=(2, 1))
 
 
-def forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, lanes, empty):
+@dataclass(frozen=True)
+class RecurrentMasks:
+    """The masks of one call of a recurrent layer: h (N, H), the recurrent mask by which
+    every step's h_{t-1} is multiplied before its products with Wh, or no rows (no
+    recurrent dropout); weight (like Wh) or None, the weight-drop mask by which Wh is
+    multiplied as the lanes pack it; hm (T + 1, N, H), the h the products read: hs itself
+    without a recurrent mask, else the masked h (hm[0] the masked initial h, the others
+    written by the step kernels). The step kernels take hm and h in their state."""
+
+    h: np.ndarray
+    weight: object
+    hm: np.ndarray
+
+    @classmethod
+    def none(cls, hs):
+        """No masks: every step multiplies hs by Wh."""
+        return cls(np.zeros((0, 0), dtype=hs.dtype), None, hs)
+
+
+def forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, lanes, empty, masks=None):
     """Run the LSTM's T steps forward on `lanes` (a fastlstm.lanes.Lanes): gates (T, N, 4H)
     holds x_t @ Wx on entry and the activated gates on return; hs[0], cs[0] (N, H) the
     initial state, hs[t + 1], cs[t + 1] filled with the state after step t, tanh_cs[t]
     with tanh of it, out (N, T, H), the layer's output, with hs[1:] batch-major, and
-    hs_inputs[1:] (T, N, H, any strides) with hs[1:T], the h each step multiplies, kept
+    hs_inputs[1:] (T, N, H, any strides) with hm[1:T], the h each step multiplies, kept
     beside x_t for the weight gradients' one product (each lane copies its units' h as it
     makes them). `empty(name, shape, dtype)` gives the lanes' scratch arrays (a
-    workspace's: nothing of them outlives the call)."""
-    forward(LSTM, (hs,), (gates, hs, cs, tanh_cs, out, hs_inputs, b), Wh, lanes, empty)
+    workspace's: nothing of them outlives the call). `masks` (RecurrentMasks; none by
+    default): recurrent dropout and weight drop."""
+    masks = masks or RecurrentMasks.none(hs)
+    state = (gates, hs, cs, tanh_cs, out, hs_inputs, b, masks.hm, masks.h)
+    forward(LSTM, (masks.hm,), state, Wh, lanes, empty, masks)
 
 
-def backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, db, lanes):
+def backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, db, lanes, masks=None):
     """Run the LSTM's T steps backward on `lanes` from the gradients dhs (N, T, H,
     C-contiguous) of the outputs: fills dA (T, N, 4H) with the gates' pre-activation
     gradients, db (4H,) with their sums over steps and rows (the bias gradient) and dh
-    (N, H) with the gradient of the initial h."""
+    (N, H) with the gradient of the initial h, through the `masks` forward used."""
     dc = np.zeros(dh.shape, dtype=dh.dtype)
     db[...] = 0
-    backward(LSTM, (dA,), (gates, cs, tanh_cs, dhs, dA, db, dc), Wh, dh, lanes)
+    h_mask = RecurrentMasks.none(dh).h if masks is None else masks.h
+    backward(LSTM, (dA,), (gates, cs, tanh_cs, dhs, dA, db, dc, h_mask), Wh, dh, lanes, masks)
 
 
-def forward(cell, operands, state, Wh, lanes, empty):
+def forward(cell, operands, state, Wh, lanes, empty, masks=None):
     """Run `cell` forward over T steps on `lanes`: operands[p][t] (N, H) is the left operand
-    of step t's phase p, operands[0] (T + 1, N, H) the h of every step (hs for the LSTM:
-    the initial h given, the others written by the step kernels), `state` the step
-    kernels' arrays. `empty(name, shape, dtype)` gives the lanes' scratch arrays; phase
-    0's are named as a one-phase cell's."""
+    of step t's phase p, operands[0] (T + 1, N, H) the h of every step (masks.hm: the
+    initial h given, the others written by the step kernels), `state` the step kernels'
+    arrays. With `masks` (RecurrentMasks), the products take Wh * masks.weight where it
+    is given, packed so. `empty(name, shape, dtype)` gives the lanes' scratch arrays;
+    phase 0's are named as a one-phase cell's."""
     _check_rows(operands)
+    weight_mask = None if masks is None else masks.weight
     T, N, H = len(operands[0]) - 1, operands[0].shape[1], Wh.shape[0]
 
     def lane(k, j0, j1):
@@ -93,7 +119,7 @@ def forward(cell, operands, state, Wh, lanes, empty):
         for p, (first, last) in enumerate(cell.blocks()):
             suffix = f"{k}" if p == 0 else f"{k}.{p}"
             packed.append(empty(f"Wh_packed{suffix}", packed_shape(H, (last - first) * K, Wh.dtype), Wh.dtype))
-            pack(Wh, packed[-1], starts=[g * H + j0 for g in range(first, last)], width=K)
+            pack(Wh, packed[-1], starts=[g * H + j0 for g in range(first, last)], width=K, mask=weight_mask)
             products.append(empty(f"hA_lane{suffix}", (N, (last - first) * K), Wh.dtype))
         edge = empty(f"edge_lane{k}", (TILE_ROWS, panel_width(Wh.dtype)), Wh.dtype)
         args = (T, tuple(operands), state, tuple(packed), tuple(products), edge, j0)
@@ -102,13 +128,17 @@ def forward(cell, operands, state, Wh, lanes, empty):
     _run_lanes(lane, H, lanes)
 
 
-def backward(cell, operands, state, Wh, dh, lanes):
+def backward(cell, operands, state, Wh, dh, lanes, masks=None):
     """Run `cell` backward over T steps on `lanes`: operands[p] (T, N, width of the phase's
     blocks) receives, from the step kernels, the left operand of backward phase p's
     product (the phases last first; dA for the LSTM; column blocks of one array may serve),
     `state` the step kernels' arrays; fills dh (N, H) with the lanes' last products: the
-    gradient of the initial h, but for what a cell's kernels hand to it directly."""
+    gradient of the initial h, but for what a cell's kernels hand to it directly. With
+    `masks` (RecurrentMasks, as forward had them), the products take (Wh * masks.weight).T
+    where it is given, and dh is multiplied by masks.h where it has rows (the initial h
+    was masked too)."""
     _check_rows(operands)
+    weight_mask, h_mask = (None, None) if masks is None else (masks.weight, masks.h)
     T, (N, H) = len(operands[0]), dh.shape
 
     def lane(k, j0, j1):
@@ -116,7 +146,8 @@ def backward(cell, operands, state, Wh, dh, lanes):
         packed, products = [], []
         for first, last in reversed(cell.blocks()):
             packed.append(np.empty(packed_shape((last - first) * H, K, Wh.dtype), Wh.dtype))
-            pack(Wh[j0:j1, first * H:last * H].T, packed[-1])
+            block = (slice(j0, j1), slice(first * H, last * H))
+            pack(Wh[block].T, packed[-1], mask=None if weight_mask is None else weight_mask[block].T)
             products.append(np.zeros((N, K), dtype=dh.dtype))
         dh_lanes[j0, j1] = products[-1]
         edge = np.empty((TILE_ROWS, panel_width(Wh.dtype)), Wh.dtype)
@@ -127,6 +158,8 @@ def backward(cell, operands, state, Wh, dh, lanes):
     _run_lanes(lane, H, lanes)
     for (j0, j1), dh_k in dh_lanes.items():
         dh[:, j0:j1] = dh_k
+    if h_mask is not None and h_mask.shape[0] != 0:
+        multiply_into(dh.reshape(-1), h_mask.reshape(-1))
 
 
 def _check_rows(operands):

@@ -16,6 +16,9 @@ from fastlstm.checkpoint import LOG_FIELDS, is_view_of_earlier
 from fastlstm.files import atomic_write
 
 LOG, PLOT = "log.csv", "perplexity.png"
+# the settings a header names when they are on
+REGULARISERS = ("dropout", "input_dropout", "hidden_dropout", "recurrent_dropout", "embed_dropout", "weight_drop",
+                "alpha", "beta")
 
 
 class Reporter:
@@ -45,12 +48,15 @@ class Reporter:
         params = model.params
         n_params = sum(p.size for i, p in enumerate(params) if not is_view_of_earlier(params, i))
         clip = f"clip {c['max_grad']:g}" if c["max_grad"] else "no clipping"
-        drop = f", dropout {c['dropout']:g}" if c["model"] == "better" else ""
+        layers = f", {c['num_layers']} layers" if c.get("num_layers") else ""
+        drop = "".join(f", {key.replace('_', ' ')} {c[key]:g}" for key in REGULARISERS if c.get(key))
         print(f"{type(model).__name__}: vocabulary {params[0].shape[0]}, wordvec {c['wordvec_size']}, "
-              f"hidden {c['hidden_size']}{drop}, {c['dtype']}, {n_params:,} params")
+              f"hidden {c['hidden_size']}{layers}{drop}, {c['dtype']}, {n_params:,} params")
+        asgd = f", averaged (ASGD) after {c['asgd']} checks without gain" if c.get("asgd") else ""
+        decay = f", weight decay {c['weight_decay']:g}" if c.get("weight_decay") else ""
         print(f"{c['epochs']} epochs x {self.iters_per_epoch} iterations of batch {c['batch_size']} x time "
-              f"{c['time_size']}, lr {c['lr']:g}{' (/4 when validation does not improve)' if c['lr_decay'] else ''}, "
-              f"{clip}; output in {out}")
+              f"{c['time_size']}, lr {c['lr']:g}{' (/4 when validation does not improve)' if c['lr_decay'] else ''}"
+              f"{asgd}{decay}, {clip}; output in {out}")
         if resumed_from is not None:
             print(f"resuming {resumed_from}, lr {self.optimizer.lr:g}")
 

@@ -14,8 +14,8 @@ import numpy as np
 from fastlstm.np import *  # noqa: F401,F403  (the book's model files expect `np` from here)
 from fastlstm.layers import *  # noqa: F401,F403
 from fastlstm import backends, gpu
-from fastlstm.layers import (Affine, Embedding, SoftmaxWithLoss, _check_ratio, _dropout_backward, _dropout_mask_apply,
-                             _require_forward)
+from fastlstm.layers import (Affine, Embedding, SoftmaxWithLoss, _check_ratio, _draw_mask, _dropout_backward,
+                             _dropout_mask_apply, _require_forward)
 from fastlstm.checks import as_floats, as_token_ids, check_ndim, check_shape, weights_dtype
 from fastlstm.functions import sigmoid
 from fastlstm.lanes import default as default_lanes
@@ -23,13 +23,37 @@ from fastlstm.workspace import Workspace
 
 
 class TimeEmbedding(Embedding):
-    """Embedding of token ids xs (N, T) into (N, T, D)."""
+    """Embedding of token ids xs (N, T) into (N, T, D).
+
+    With `dropout` > 0 (embedding dropout), while `train_flg` is set, each forward call
+    drops whole words: row v of W is multiplied by word_mask[v], 0 or 1 / (1 - dropout),
+    for every position of the call; `word_mask` (V,) stays readable after forward.
+    """
 
     _ndim = 2
     _backend_for = staticmethod(backends.choose)
 
+    def __init__(self, W, dropout=0.0):
+        super().__init__(W)
+        self.dropout = _check_ratio(dropout, "dropout")
+        self.word_mask = None
+        self.train_flg = True
+
     def forward(self, xs):  # the book's parameter name
-        return super().forward(xs)
+        W, = self.params
+        drop = self.train_flg and self.dropout > 0
+        self.word_mask = _draw_mask(self._backend, (W.shape[0],), W.dtype, self.dropout) if drop else None
+        out, self.idx = self._gather(xs, self._backend.fresh, self.word_mask)
+        return out
+
+    def infer(self, xs):
+        """Evaluation: every word kept, nothing saved for backward."""
+        self.word_mask = None
+        return super().infer(xs)
+
+    def backward(self, dout):
+        self._scatter(dout, self.word_mask)
+        return None
 
 
 class TimeAffine(Affine):
@@ -52,13 +76,19 @@ class TimeSoftmaxWithLoss(SoftmaxWithLoss):
 
 
 class TimeDropout(gpu.HostPickled):
-    """Inverted dropout: kept entries are scaled by 1 / (1 - ratio) when `train_flg` is set."""
+    """Inverted dropout: kept entries are scaled by 1 / (1 - ratio) when `train_flg` is set.
 
-    def __init__(self, dropout_ratio=0.5):
+    Per element as in the book; with `locked=True` (variational, or locked, dropout) one mask
+    per sequence, `mask` (N, 1, D), drawn per forward call and shared by its T steps.
+    """
+
+    def __init__(self, dropout_ratio=0.5, locked=False):
         self.params, self.grads = [], []
         self.dropout_ratio = _check_ratio(dropout_ratio)
+        self.locked = bool(locked)
         self._backend = backends.choose()
         self.mask = None
+        self._steps = None  # T of the locked mask's call, which its gradient must have
         self.train_flg = True
 
     def infer(self, xs):
@@ -70,13 +100,24 @@ class TimeDropout(gpu.HostPickled):
         if not self.train_flg:
             return self.infer(xs)
         ratio = self.dropout_ratio
-        out, self.mask = _dropout_mask_apply(self._backend, xs, ratio, 1.0 / (1.0 - ratio))
-        return out
+        if not self.locked:
+            out, self.mask = _dropout_mask_apply(self._backend, xs, ratio, 1.0 / (1.0 - ratio))
+            return out
+        xs = self._backend.floats(xs, 3, None, "xs")
+        N, T, D = xs.shape
+        self.mask = _draw_mask(self._backend, (N, 1, D), xs.dtype, ratio)
+        self._steps = T
+        return self._backend.locked_dropout(xs, self.mask)
 
     def backward(self, dout):
         if self.mask is None:
             return dout
-        return _dropout_backward(self._backend, dout, self.mask)
+        if not self.locked:
+            return _dropout_backward(self._backend, dout, self.mask)
+        N, _, D = self.mask.shape
+        dout = self._backend.floats(dout, 3, self.mask.dtype, "dout")
+        check_shape(dout, (N, self._steps, D), "dout")
+        return self._backend.locked_dropout(dout, self.mask)
 
 
 class _TimeRecurrent(gpu.HostPickled):
@@ -87,12 +128,21 @@ class _TimeRecurrent(gpu.HostPickled):
     `{_cell}_backward` for the array work, and the `lanes` (fastlstm.lanes.Lanes) that
     split its CPU work over the cores: the process's default lanes unless replaced.
     After backward, `dh` holds the gradient w.r.t. the initial h.
+
+    Recurrent dropout and weight drop, applied inside the compiled recurrence
+    (fastlstm.recurrence.RecurrentMasks): while `train_flg` is set, each forward call draws
+    `h_mask` (N, H), by which every step's h_{t-1} is multiplied before its products with
+    Wh (recurrent_dropout > 0), and `weight_mask`, shaped like Wh, by which Wh is
+    multiplied (weight_drop > 0); both are 0 or 1 / (1 - ratio), stay readable after
+    forward and serve its backward. Evaluation (`infer`) draws none.
     """
 
     _cell, _gates, _states = None, None, ()
 
-    def __init__(self, *weights, stateful=False):
+    def __init__(self, *weights, stateful=False, recurrent_dropout=0.0, weight_drop=0.0):
         _check_weights(self._gates, *weights)
+        self.recurrent_dropout = _check_ratio(recurrent_dropout, "recurrent_dropout")
+        self.weight_drop = _check_ratio(weight_drop, "weight_drop")
         self._backend = backends.choose(*weights)
         self.params = self._backend.prepare_weights(*weights)
         # On the CPU, dWx and dWh are the two row blocks of one array, which one product fills
@@ -103,6 +153,8 @@ class _TimeRecurrent(gpu.HostPickled):
         self._saved = None
         self._workspace = Workspace(self._backend.alloc)
         self.lanes = default_lanes()
+        self.h_mask = self.weight_mask = None
+        self.train_flg = True
 
     def forward(self, xs):
         return self._run(xs, self._backend.fresh, save=True)
@@ -118,14 +170,28 @@ class _TimeRecurrent(gpu.HostPickled):
         N, T = xs.shape[:2]
         H = self.params[1].shape[0]
         start = tuple(self._carried(getattr(self, name), N, H, name) for name in self._states)
+        masks = self._draw_masks(N, train=save)
         run = getattr(backend, self._cell + "_forward")
-        out, last, saved = run(xs, self.params, start, empty, self._workspace, self.lanes)
+        out, last, saved = run(xs, self.params, start, empty, self._workspace, self.lanes, masks)
         for name, state in zip(self._states, last):
             kept = empty(name, (N, H), dtype)
             backend.copy(state, kept)
             setattr(self, name, kept)
         self._saved = ((N, T, H), saved) if save else None
         return out
+
+    def _draw_masks(self, N, train):
+        """(h_mask, weight_mask), None where off, or None for both when nothing drops (not
+        `train`, not train_flg, or both ratios 0): the argument `masks` of the backend's
+        forward. Keeps them on the layer."""
+        Wh = self.params[1]
+        train = train and self.train_flg
+        drop_h = train and self.recurrent_dropout > 0
+        drop_w = train and self.weight_drop > 0
+        backend = self._backend
+        self.h_mask = _draw_mask(backend, (N, Wh.shape[0]), Wh.dtype, self.recurrent_dropout) if drop_h else None
+        self.weight_mask = _draw_mask(backend, Wh.shape, Wh.dtype, self.weight_drop) if drop_w else None
+        return (self.h_mask, self.weight_mask) if drop_h or drop_w else None
 
     def _carried(self, state, N, H, name):
         """The state this call starts from: None (zeros) unless stateful with a state, which
@@ -158,13 +224,14 @@ class TimeLSTM(_TimeRecurrent):
     `reset_state()` clears them, `set_state(h, c)` sets them (host or device arrays).
     After backward, `dh` holds the gradient w.r.t. the initial h. `lanes`
     (fastlstm.lanes.Lanes) split its CPU work over the cores: the process's default lanes
-    unless replaced.
+    unless replaced. `recurrent_dropout` and `weight_drop` (off by default): see
+    _TimeRecurrent.
     """
 
     _cell, _gates, _states = "lstm", 4, ("h", "c")
 
-    def __init__(self, Wx, Wh, b, stateful=False):
-        super().__init__(Wx, Wh, b, stateful=stateful)
+    def __init__(self, Wx, Wh, b, stateful=False, recurrent_dropout=0.0, weight_drop=0.0):
+        super().__init__(Wx, Wh, b, stateful=stateful, recurrent_dropout=recurrent_dropout, weight_drop=weight_drop)
 
     def set_state(self, h, c=None):
         self.h, self.c = h, c
@@ -176,13 +243,13 @@ class TimeRNN(_TimeRecurrent):
 
     With `stateful=True` the last h carries over to the next forward call; `reset_state()`
     clears it, `set_state(h)` sets it. After backward, `dh` holds the gradient w.r.t. the
-    initial h. `lanes` as TimeLSTM's.
+    initial h. `lanes`, `recurrent_dropout` and `weight_drop` as TimeLSTM's.
     """
 
     _cell, _gates, _states = "rnn", 1, ("h",)
 
-    def __init__(self, Wx, Wh, b, stateful=False):
-        super().__init__(Wx, Wh, b, stateful=stateful)
+    def __init__(self, Wx, Wh, b, stateful=False, recurrent_dropout=0.0, weight_drop=0.0):
+        super().__init__(Wx, Wh, b, stateful=stateful, recurrent_dropout=recurrent_dropout, weight_drop=weight_drop)
 
     def set_state(self, h):
         self.h = h
@@ -195,16 +262,18 @@ class TimeGRU(_TimeRecurrent):
     `params` are [Wx, Wh] and `grads` [dWx, dWh], also readable as the book's attributes
     `Wx`, `Wh`, `dWx`, `dWh`. With `stateful=True` the last h carries over to the next
     forward call; `reset_state()` clears it, `set_state(h)` sets it. After backward, `dh`
-    holds the gradient w.r.t. the initial h. `lanes` as TimeLSTM's.
+    holds the gradient w.r.t. the initial h. `lanes`, `recurrent_dropout` and `weight_drop`
+    as TimeLSTM's: with recurrent dropout, both of a step's products read the masked h_{t-1}
+    (z and r from it, h~ from r times it), while (1 - z) * h_{t-1} keeps the unmasked one.
     """
 
     _cell, _gates, _states = "gru", 3, ("h",)
 
-    def __init__(self, Wx, Wh, stateful=False):
+    def __init__(self, Wx, Wh, stateful=False, recurrent_dropout=0.0, weight_drop=0.0):
         if isinstance(stateful, np.ndarray) or gpu.is_device_array(stateful):
             raise TypeError("TimeGRU(Wx, Wh, stateful=False) takes no bias, as the book's GRU: got an array for "
                             "stateful")
-        super().__init__(Wx, Wh, stateful=stateful)
+        super().__init__(Wx, Wh, stateful=stateful, recurrent_dropout=recurrent_dropout, weight_drop=weight_drop)
 
     Wx = property(lambda self: self.params[0])
     Wh = property(lambda self: self.params[1])

@@ -1,130 +1,64 @@
-"""`fastlstm train`: the book's chapter 6 recipes as a run that checkpoints, logs, plots and resumes exactly.
+"""`fastlstm train`: the recipes of fastlstm.settings as a run that checkpoints, logs, plots and resumes exactly,
+on PTB or on a text folder of one's own (fastlstm.run_data).
 
 Batches follow the stateful layout of `fastlstm.trainer`. As in the book's scripts, the
 rnnlm recipe runs its epochs as one `trainer.fit(..., max_epoch=4)`: the data position
-(time_idx) and the LSTM state carry on from epoch to epoch. The better recipe calls
-`trainer.fit(..., max_epoch=1)` per epoch: both start afresh every epoch. After every
-epoch comes validation with `eval_perplexity` (batch 10, time 35), from a cleared state. A better validation perplexity saves `best.pkl`; with lr decay on
-(the better recipe) a worse one divides the lr by 4. The run ends by testing the best weights.
+(time_idx) and the LSTM state carry on from epoch to epoch. The other recipes call
+`trainer.fit(..., max_epoch=1)` per epoch, as the better one does: both start afresh every
+epoch. After every epoch comes validation with `eval_perplexity` (batch 10, time 35), from
+a cleared state. A better validation perplexity saves `best.pkl`; with lr decay on (better,
+variational) a worse one divides the lr by 4; with ASGD (awd) the validation figures feed
+its non-monotone trigger, and once it averages, validation, best.pkl and the test take
+the averaged weights. The run ends by testing the best weights.
 
 The output folder holds:
   checkpoint.npz  everything a resumed run needs to continue bit for bit (fastlstm.checkpoint)
   best.pkl        the best-validated weights in the book's float16 format (model.save_params)
   log.csv         a row per progress interval ('train'), validation ('valid') and test ('test')
   perplexity.png  the curves, when matplotlib is installed (these two: fastlstm.reporter)
+  vocab.txt       the vocabulary, a word a line (fastlstm.dataset.vocabulary), which eval and generate read
   run.lock        held by the run for its whole life (fastlstm.run_lock): one run per folder
 
 A run checks its settings and reads its data before it writes anything. Files are written to
 a temporary file and renamed, so a killed run never leaves a broken one, and the temporary
 files of a killed write are removed when the next run takes the folder. A run stopped by
---max-iters in mid-epoch saves its checkpoint first and then validates and tests the weights
-as they are; that report stays out of the checkpoint, so a --resume continues exactly as if
-the run had never stopped. The log rows live in the checkpoint, so after any stop and a
---resume log.csv holds every row once.
+--max-iters or --time-budget in mid-epoch saves its checkpoint first and then validates and
+tests the weights as they are; that report stays out of the checkpoint, so a --resume
+continues exactly as if the run had never stopped. The log rows live in the checkpoint, so
+after any stop and a --resume log.csv holds every row once.
 """
 
 import os
 import shlex
 import signal
 import sys
+from contextlib import nullcontext
 
 import numpy as np
 
-from fastlstm import checkpoint, run_lock, safe_pickle, settings
+from fastlstm import checkpoint, run_data, run_lock, settings
 from fastlstm.checkpoint import Checkpoint, Position
-from fastlstm.dataset import ptb
+from fastlstm.dataset import vocabulary
 from fastlstm.errors import Diverged, UserError
 from fastlstm.files import remove_temporary_files
-from fastlstm.models import BetterRnnlm, Rnnlm
-from fastlstm.optimizer import SGD
+from fastlstm.optimizer import ASGD
+from fastlstm.recipes import build_model, build_optimizer, distinct_params
 from fastlstm.reporter import Reporter
-from fastlstm.settings import RECIPES
 from fastlstm.trainer import stateful_batch
 from fastlstm.training_step import train_step
 from fastlstm.util import eval_perplexity
 
-MODELS = {"rnnlm": Rnnlm, "better": BetterRnnlm}
 EVAL_BATCH, EVAL_TIME = 10, 35  # the book's eval_perplexity protocol
-CHECKPOINT, LEGACY_CHECKPOINT, BEST = checkpoint.FILE, checkpoint.LEGACY_FILE, "best.pkl"
+CHECKPOINT, LEGACY_CHECKPOINT, BEST, VOCAB = checkpoint.FILE, checkpoint.LEGACY_FILE, "best.pkl", vocabulary.FILE
 # the signals that stop a run after its current step, with a checkpoint; the exit status is 128 + the signal's number
 STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 
 
-def build_model(config, vocab_size):
-    """A fresh model of config's kind and sizes (weights drawn from NumPy's global RNG, as in the book)."""
-    kwargs = {"dtype": np.dtype(config["dtype"]).type}
-    if config["model"] == "better":
-        kwargs["dropout_ratio"] = config["dropout"]
-    return MODELS[config["model"]](vocab_size, config["wordvec_size"], config["hidden_size"], **kwargs)
-
-
-def infer_architecture(arrays, path):
-    """(model name, V, D, H) from the shapes of a book-format params list: 6 arrays are the
-    book's Rnnlm, 9 its BetterRnnlm (with the output weight tied to the embedding)."""
-    n = len(arrays)
-    if n not in (6, 9) or arrays[0].ndim != 2 or arrays[2].ndim != 2:
-        raise UserError(f"{path} holds {n} arrays of shapes {[a.shape for a in arrays]}: not the params of the "
-                        "book's Rnnlm (6 arrays) or BetterRnnlm (9 arrays)")
-    (V, D), H = arrays[0].shape, arrays[2].shape[0]
-    lstm = [(D, 4 * H), (H, 4 * H), (4 * H,)]
-    if n == 6:
-        name, expected = "rnnlm", [(V, D), *lstm, (H, V), (V,)]
-    else:
-        name, expected = "better", [(V, D), *lstm, (H, 4 * H), (H, 4 * H), (4 * H,), (D, V), (V,)]
-    shapes = [a.shape for a in arrays]
-    if shapes != expected:
-        raise UserError(f"{path}: shapes {shapes} do not fit the {MODELS[name].__name__} they would be "
-                        f"(expected {expected})")
-    return name, V, D, H
-
-
-def load_model(path, model=None, dtype=None):
-    """(model, description) of the weights in path: a book-format params pickle (float16 list, as written
-    by the book's save_params or by `fastlstm train` as best.pkl) or a fastlstm checkpoint, read as data
-    and checked whole. The kind and sizes come from the file; `model` ('rnnlm' or 'better'), when given,
-    must agree."""
-    if checkpoint.is_archive(path):
-        saved = Checkpoint.read(path)
-    else:
-        try:
-            obj = safe_pickle.load(path)
-            saved = Checkpoint.from_legacy(obj, path) if checkpoint.is_legacy(obj) else None
-            arrays = None if saved else safe_pickle.as_arrays(obj, path)
-        except safe_pickle.Unreadable as e:
-            raise UserError(f"{path} is not a readable pickle, nor a checkpoint archive ({e})") from None
-        except safe_pickle.UnsafePickle as e:
-            raise UserError(str(e)) from None
-    if saved is not None:
-        saved.check_settings(path)
-        config = dict(saved.config, dtype=dtype or saved.config["dtype"])
-        vocab_size = saved.params[0].shape[0]
-        source = "checkpoint"
-    else:
-        name, vocab_size, D, H = infer_architecture(arrays, path)
-        config = {"model": name, "wordvec_size": D, "hidden_size": H, "dropout": RECIPES["better"]["dropout"],
-                  "dtype": dtype or "float32"}
-        source = "book-format params"
-    if model is not None and model != config["model"]:
-        raise UserError(f"{path} holds a {MODELS[config['model']].__name__}, not the --model {model} "
-                        f"({MODELS[model].__name__})")
-    net = build_model(config, vocab_size)
-    if saved is not None:
-        checkpoint.load_params(net, saved.params, path)
-    else:
-        try:
-            net.load_params(path)
-        except (ValueError, FileNotFoundError) as e:
-            raise UserError(str(e)) from None
-    desc = (f"{type(net).__name__} (V={vocab_size}, D={config['wordvec_size']}, H={config['hidden_size']}, "
-            f"{config['dtype']}) from {source} {path}")
-    return net, desc
-
-
-def check_vocab(model, word_to_id, path):
-    """Refuse weights whose vocabulary size is not PTB's."""
-    V = model.params[0].shape[0]
-    if V != len(word_to_id):
-        raise UserError(f"{path} has a vocabulary of {V} words, but PTB has {len(word_to_id)}")
+def check_eval_split(ids, what):
+    """Refuse a split too short for one batch of the evaluation protocol; `what` names it."""
+    if len(ids) < EVAL_BATCH * EVAL_TIME + 1:
+        raise UserError(f"{what} holds {len(ids)} tokens; evaluating needs at least {EVAL_BATCH * EVAL_TIME + 1} "
+                        f"(a batch of {EVAL_BATCH} x {EVAL_TIME}, and one)")
 
 
 def eval_slice(corpus, eval_iters):
@@ -147,18 +81,33 @@ class Run:
 
     def __init__(self, out, data_dir, options, resume):
         self.out, self.data_dir, self.options, self.resume = out, data_dir, options, resume
-        self.path = {name: os.path.join(out, name) for name in (CHECKPOINT, LEGACY_CHECKPOINT, BEST)}
+        self.path = {name: os.path.join(out, name) for name in (CHECKPOINT, LEGACY_CHECKPOINT, BEST, VOCAB)}
         if os.path.exists(out) and not os.path.isdir(out):
             raise UserError(f"--out {out} is a file, not a folder")
+        if resume:  # the vocabulary's size is a setting of the run, kept in its checkpoint
+            path = self._checkpoint_to_resume()
+            saved = Checkpoint.read(path)
+            saved.check_settings(path)
+            vocab_size, self.config = settings.completed(saved.config)["vocab_size"], None
+        else:
+            self.config = settings.resolve(options)
+            vocab_size = self.config["vocab_size"]
+        self.data = run_data.load(data_dir, vocab_size)
+        train = self.data.splits["train"]
+        self.xs, self.ts, self.vocab_size = train[:-1], train[1:], len(self.data.vocab)
+        for split in ("valid", "test"):
+            check_eval_split(self.data.splits[split], f"the {split} split of {self.data.name}")
         if resume:
-            self._checkpoint_to_resume()
-        self.config = None if resume else settings.resolve(options)
-        corpus, word_to_id, _ = ptb.load_data("train", data_dir)
-        self.xs, self.ts, self.vocab_size = corpus[:-1], corpus[1:], len(word_to_id)
-        self.splits = {split: ptb.load_data(split, data_dir)[0] for split in ("valid", "test")}
-        if self.config is not None:
+            self._check_run_vocab()
+        else:
             self._check_sizes()
         self.stop_signal = None
+
+    def _check_run_vocab(self):
+        """Refuse to resume on data of another vocabulary than the run's vocab.txt (if it has one)."""
+        if os.path.isfile(self.path[VOCAB]) and vocabulary.read(self.path[VOCAB]).words != self.data.vocab.words:
+            raise UserError(f"{self.path[VOCAB]} is not the vocabulary of {self.data.name}: resume with the --data "
+                            "(and on the text) that the run started with")
 
     def _check_sizes(self):
         """Set iters_per_epoch; UserError when one batch does not fit in the training data."""
@@ -176,11 +125,12 @@ class Run:
             self.config = settings.resolve(self.options, saved.config)
             self._check_sizes()
         c = self.config
-        self.valid, self.test = (eval_slice(self.splits[split], c["eval_iters"]) for split in ("valid", "test"))
+        self.valid, self.test = (eval_slice(self.data.splits[split], c["eval_iters"]) for split in ("valid", "test"))
         if saved is None and c["seed"] is not None:
             np.random.seed(c["seed"])
         self.model = build_model(c, self.vocab_size)
-        self.optimizer = SGD(c["lr"])
+        self.optimizer = build_optimizer(c)
+        self.distinct_params = distinct_params(self.model.params)  # the list the optimizer updates
         if saved is None:
             self.pos, self.saved_at = Position(), None
         else:
@@ -189,8 +139,11 @@ class Run:
                 raise UserError(f"{self.saved_path} stands at iteration {self.pos.iteration} of an epoch of "
                                 f"{self.iters_per_epoch}: it is not a checkpoint of this data")
             self.saved_at = (self.pos.epoch, self.pos.iteration)
+        if saved is None or not os.path.isfile(self.path[VOCAB]):  # a run of an older fastlstm has none
+            vocabulary.write(self.path[VOCAB], self.data.vocab.words)
         self.report = Reporter(self.out, c, self.iters_per_epoch, self.pos, self.optimizer,
-                               f"{type(self.model).__name__} on PTB")
+                               f"{type(self.model).__name__} on {self.data.name}")
+        self.stopped_by = None  # the limit of this invocation that stopped the loop
 
     def _saved(self):
         """The checkpoint to resume (None for a new run); UserError where the folder disagrees."""
@@ -283,7 +236,8 @@ class Run:
         c, pos = self.config, self.pos
         while pos.epoch < c["epochs"]:
             while pos.iteration < self.iters_per_epoch:
-                if c["max_iters"] is not None and pos.total_iterations >= c["max_iters"]:
+                self.stopped_by = self._limit_reached()
+                if self.stopped_by:
                     self._save_checkpoint()
                     return
                 self._iteration()
@@ -294,6 +248,15 @@ class Run:
             self._end_epoch()
             if self.stop_signal is not None:
                 raise KeyboardInterrupt
+
+    def _limit_reached(self):
+        """The flag of the limit of this invocation that the run has reached, or None."""
+        c = self.config
+        if c["max_iters"] is not None and self.pos.total_iterations >= c["max_iters"]:
+            return "--max-iters"
+        if c["time_budget"] is not None and self.report.elapsed() >= 60 * c["time_budget"]:
+            return "--time-budget"
+        return None
 
     def _iteration(self):
         """One training step on the next stateful batch. A KeyboardInterrupt inside it puts the RNG and
@@ -315,7 +278,7 @@ class Run:
         pos.time_idx += c["time_size"]
         pos.iteration += 1
         pos.total_iterations += 1
-        self.report.step(loss)
+        self.report.step(loss - self.model.penalty)  # the cross-entropy: AR and TAR left out
         if pos.iteration % c["eval_interval"] == 0:
             self.report.progress()
 
@@ -326,7 +289,7 @@ class Run:
         ppl = self._validate()
         lr = self.optimizer.lr
         if ppl < pos.best_ppl:
-            self.model.save_params(self.path[BEST])
+            self._save_best()
             pos.best_ppl = ppl
             note = "improved: best.pkl saved"
         elif self.config["lr_decay"]:
@@ -334,6 +297,8 @@ class Run:
             note = f"not improved: lr {lr:g} -> {lr / 4.0:g}"
         else:
             note = "not improved"
+        if isinstance(self.optimizer, ASGD) and self.optimizer.observe(ppl):
+            note += "; ASGD averages from now on"
         self.report.result("valid", ppl, note)
         pos.epoch += 1
         pos.iteration = 0
@@ -347,21 +312,33 @@ class Run:
         training state carries on (continuous epochs) or is cleared, as the book's scripts do."""
         states = [(layer.h, layer.c) for layer in self.model.lstm_layers]
         self.model.reset_state()
-        ppl = float(eval_perplexity(self.model, self.valid, EVAL_BATCH, EVAL_TIME))
+        with self._averaged():
+            ppl = float(eval_perplexity(self.model, self.valid, EVAL_BATCH, EVAL_TIME))
         self.model.reset_state()
         if self.config["continuous_epochs"]:
             for layer, (h, c) in zip(self.model.lstm_layers, states):
                 layer.set_state(h, c)
         return ppl
 
+    def _averaged(self):
+        """A context in which the model holds the weights to evaluate and save: ASGD's averages once
+        it averages, else the weights as they are."""
+        if isinstance(self.optimizer, ASGD):
+            return self.optimizer.averaged(self.distinct_params)
+        return nullcontext()
+
+    def _save_best(self):
+        with self._averaged():
+            self.model.save_params(self.path[BEST])
+
     def _finish(self):
         """Report a run stopped in mid-epoch, then test the best weights."""
         if self.pos.iteration > 0:
             self.report.flush()
             ppl = self._validate()
-            note = "partial epoch (--max-iters)"
+            note = "partial epoch" + (f" ({self.stopped_by})" if self.stopped_by else "")
             if ppl < self.pos.best_ppl:
-                self.model.save_params(self.path[BEST])
+                self._save_best()
                 note += ": best.pkl saved"
             self.report.result("valid", ppl, note)
         if os.path.isfile(self.path[BEST]):
@@ -392,7 +369,7 @@ class Run:
         return f"epoch {pos.epoch + 1}, iteration {iteration}/{self.iters_per_epoch} ({total} in total)"
 
     def _diverged(self, error):
-        """Report a NaN or inf, keeping checkpoint.pkl and best.pkl as they are; returns the exit status."""
+        """Report a NaN or inf, keeping checkpoint.npz and best.pkl as they are; returns the exit status."""
         self.report.diverged(str(error))
         print(f"training stopped: {error}.\nThe last good checkpoint, {self.path[CHECKPOINT]} "
               f"({self._saved_where()}), and best.pkl are kept. Start again with a lower --lr or --max-grad, "

@@ -1,5 +1,11 @@
 """Inverted dropout with a counter-based generator: the mask depends on (seed, index)
-only, so it is the same whatever the thread count, and a seed is all a resumed run needs."""
+only, so it is the same whatever the thread count, and a seed is all a resumed run needs.
+
+Besides the book's per-element dropout (`dropout_forward`), the regularisers draw a mask
+alone (`dropout_mask`: a locked mask of one row per sequence, a recurrent mask on h, a
+weight mask on Wh, a word mask on the embedding's rows) and apply it by broadcasting
+(`locked_apply`) or in place (`multiply_into`).
+"""
 
 import numpy as np
 from numba import njit, prange
@@ -19,6 +25,12 @@ def _uniform(seed, i):
     return np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
+@njit(inline="always")
+def mask_value(seed, i, ratio, scale):
+    """Element i of the mask of `seed`: `scale` where its uniform draw exceeds `ratio`, else 0."""
+    return scale if _uniform(seed, i) > ratio else 0.0
+
+
 @njit(parallel=True, cache=True)
 def dropout_forward(x, seed, ratio, scale, mask, out):
     """Keep each element where its uniform draw exceeds `ratio`, multiplied by `scale`
@@ -27,7 +39,7 @@ def dropout_forward(x, seed, ratio, scale, mask, out):
     x (K,) flat input; seed uint64. Out: mask (K,) holding 0 or scale; out (K,) = x * mask.
     """
     for k in prange(x.shape[0]):
-        mask[k] = scale if _uniform(seed, k) > ratio else 0.0
+        mask[k] = mask_value(seed, k, ratio, scale)
         out[k] = x[k] * mask[k]
 
 
@@ -36,3 +48,29 @@ def dropout_backward(dout, mask, dx):
     """dx = dout * mask, with the mask that forward drew. dout, mask, dx (K,)."""
     for k in prange(dout.shape[0]):
         dx[k] = dout[k] * mask[k]
+
+
+@njit(parallel=True, cache=True)
+def dropout_mask(seed, ratio, scale, mask):
+    """mask (K,) = the mask of `seed`: 0 or `scale`, element k as dropout_forward draws it."""
+    for k in prange(mask.shape[0]):
+        mask[k] = mask_value(seed, k, ratio, scale)
+
+
+@njit(parallel=True, cache=True)
+def locked_apply(x, mask, out):
+    """out[n, t] = x[n, t] * mask[n] for every step t: one mask per sequence, shared by its
+    steps (locked, or variational, dropout). x, out (N, T, D); mask (N, D)."""
+    N, T, D = x.shape
+    for r in prange(N * T):
+        n, t = r // T, r % T
+        row, m, o = x[n, t], mask[n], out[n, t]
+        for d in range(D):
+            o[d] = row[d] * m[d]
+
+
+@njit(parallel=True, cache=True)
+def multiply_into(x, mask):
+    """x *= mask in place, element by element. x, mask (K,)."""
+    for k in prange(x.shape[0]):
+        x[k] *= mask[k]

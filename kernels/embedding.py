@@ -1,4 +1,5 @@
-"""Embedding gather and its race-free scatter-add backward."""
+"""Embedding gather and its race-free scatter-add backward, and their forms with a scale per
+word (embedding dropout: a word's row times 0 or 1 / (1 - ratio) for a whole call)."""
 
 from numba import njit, prange
 
@@ -39,3 +40,32 @@ def embedding_backward(ids, dout, dW):
             src = dout[m, d0:d1]
             for d in range(d1 - d0):
                 row[d] += src[d]
+
+
+@njit(parallel=True, cache=True)
+def embedding_forward_scaled(W, ids, scale, out):
+    """out[m] = W[ids[m]] * scale[ids[m]]: the rows of W * scale[:, None], read where they lie.
+
+    W (V, D) any layout; ids (M,) in [0, V), checked by the caller; scale (V,); out (M, D).
+    """
+    M, D = out.shape
+    for m in prange(M):
+        r = ids[m]
+        s = scale[r]
+        for d in range(D):
+            out[m, d] = W[r, d] * s
+
+
+@njit(parallel=True, cache=True)
+def scale_rows(dW, rows, scale):
+    """dW[r] *= scale[r] for each r in rows (distinct): after embedding_backward, the gradient
+    of W through W * scale[:, None]; the rows no id reached hold zeros and stay so.
+
+    dW (V, D); rows (R,) distinct, in [0, V); scale (V,).
+    """
+    D = dW.shape[1]
+    for i in prange(rows.shape[0]):
+        r = rows[i]
+        s = scale[r]
+        for d in range(D):
+            dW[r, d] *= s

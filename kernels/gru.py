@@ -13,6 +13,11 @@ of the first with the h~ rows of Wh gives the gradient of r * h_prev, from which
 of Wh gives what the step hands back to h_prev through the gates. What reaches h_prev
 directly, (1 - z) and r * h_prev, the kernels keep in `dh_direct`.
 
+With recurrent dropout (a mask m per sequence, kernels/recurrence.py) both products read
+the masked h: z and r from (m * h_prev) Wh, h~ from (r * m * h_prev) Wh_h, while
+h = (1 - z) * h_prev + z * h~ keeps the unmasked h_prev; the lane kernels pass the masked
+h where the products' operands are made and the unmasked one elsewhere.
+
 As for the LSTM (kernels/lstm.py), a call computes one block of hidden units, j0 to
 j0 + K, and the loops index slices from 0 so that they vectorise. `gru_lane_forward` and
 `gru_lane_backward` are the step kernels as the recurrence's lanes call them, and
@@ -21,7 +26,7 @@ j0 + K, and the loops index slices from 0 so that they vectorise. `gru_lane_forw
 
 from numba import njit
 
-from fastlstm.kernels.recurrence import keep_h, lane_loops
+from fastlstm.kernels.recurrence import keep_h, lane_loops, mask_units
 from fastlstm.kernels.vecmath import STEP_OPTIONS, one_like, sigmoid, tanh
 
 
@@ -122,19 +127,21 @@ def gru_step_backward_gates(gates, h_prev, drh, dh_direct, dA, j0):
 def gru_lane_forward(phase, t, state, products, j0):
     """Step t's phase forward at a lane's units (kernels/recurrence.py's step_forward).
 
-    state = (gates, hs, rhs, out, hs_inputs): gates (T, N, 3H) the input projections,
-    made z, r, h~; hs (T + 1, N, H) the states (hs[0] given); rhs (T, N, H) r * h_prev,
-    the operand of phase 1; out (N, T, H) the layer's output; hs_inputs (T, N, H, any
-    strides) the h each step multiplies (fastlstm.backends.cpu.gru_forward). products[0]
-    (N, 2K): h_t @ the lane's z and r columns of Wh; products[1] (N, K): rhs[t] @ its h~
-    columns.
+    state = (gates, hs, rhs, out, hs_inputs, hm, mask): gates (T, N, 3H) the input
+    projections, made z, r, h~; hs (T + 1, N, H) the states (hs[0] given); rhs (T, N, H)
+    r * hm[t], the operand of phase 1; out (N, T, H) the layer's output; hs_inputs
+    (T, N, H, any strides) the h each step multiplies (fastlstm.backends.cpu.gru_forward);
+    hm and mask as kernels/recurrence.py's keep_h takes them (the masked h, and the
+    recurrent mask or no rows): with recurrent dropout both products read the masked h,
+    (1 - z) * h_prev the unmasked. products[0] (N, 2K): hm[t] @ the lane's z and r columns
+    of Wh; products[1] (N, K): rhs[t] @ its h~ columns.
     """
-    gates, hs, rhs, out, hs_inputs = state
+    gates, hs, rhs, out, hs_inputs, hm, mask = state
     if phase == 0:
-        gru_step_gates(gates[t], products[0], hs[t], rhs[t], j0)
+        gru_step_gates(gates[t], products[0], hm[t], rhs[t], j0)
     else:
         gru_step_hidden(gates[t], products[1], hs[t], hs[t + 1], j0)
-        keep_h(hs, out, hs_inputs, t, j0, products[1].shape[1])
+        keep_h(hs, hm, mask, out, hs_inputs, t, j0, products[1].shape[1])
 
 
 @njit(cache=True, nogil=True)
@@ -144,15 +151,20 @@ def gru_lane_backward(phase, t, state, products, j0):
     rows of Wh; phase 1 its r block, after which its z and r blocks are the operand of the
     product with their rows.
 
-    state = (gates, hs, dhs, dA, dh_direct): as forward left gates and hs; dhs (N, T, H)
-    the outputs' gradients; dA (T, N, 3H); dh_direct (N, H) zero before the last step.
-    products[0] (N, K): dA[t]'s h~ block @ Wh_h.T; products[1] (N, K): dA[t + 1]'s z and r
-    blocks @ their rows of Wh, transposed (zero before the last step), at the lane's units.
+    state = (gates, hs, dhs, dA, dh_direct, mask): as forward left gates and hs; dhs
+    (N, T, H) the outputs' gradients; dA (T, N, 3H); dh_direct (N, H) zero before the last
+    step; mask the recurrent mask or no rows. products[0] (N, K): dA[t]'s h~ block @
+    Wh_h.T; products[1] (N, K): dA[t + 1]'s z and r blocks @ their rows of Wh, transposed
+    (zero before the last step), at the lane's units. Both are gradients of what the
+    masked h made, so each is multiplied by the mask before its kernel reads it; then
+    d(r * h_prev) = r * products[0] * mask, and d r = products[0] * mask * h_prev.
     """
-    gates, hs, dhs, dA, dh_direct = state
+    gates, hs, dhs, dA, dh_direct, mask = state
     if phase == 0:
+        mask_units(products[1], mask, j0)
         gru_step_backward_hidden(gates[t], hs[t], dhs, t, products[1], dh_direct, dA[t], j0)
     else:
+        mask_units(products[0], mask, j0)
         gru_step_backward_gates(gates[t], hs[t], products[0], dh_direct, dA[t], j0)
 
 

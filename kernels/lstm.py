@@ -19,7 +19,7 @@ passes blocks that fit (0 <= j0 and j0 + K <= H).
 
 from numba import njit
 
-from fastlstm.kernels.recurrence import keep_h, lane_loops
+from fastlstm.kernels.recurrence import keep_h, lane_loops, mask_units
 from fastlstm.kernels.vecmath import STEP_OPTIONS, one_like, sigmoid, tanh
 
 
@@ -111,13 +111,15 @@ def lstm_step_backward(gates, c_prev, tanh_c, dh_outs, t, dh_next, dc, dA, db, j
 def lstm_lane_forward(phase, t, state, products, j0):
     """Step t forward at a lane's units (kernels/recurrence.py's step_forward; one phase).
 
-    state = (gates, hs, cs, tanh_cs, out, hs_inputs, b) as fastlstm.recurrence.forward_steps
-    takes them; products[0] (N, 4K): h_t @ the lane's f, g, i, o columns of Wh.
+    state = (gates, hs, cs, tanh_cs, out, hs_inputs, b, hm, mask) as
+    fastlstm.recurrence.forward_steps takes them: with recurrent dropout, mask (N, H) and
+    hm (T + 1, N, H) the masked h that the products read; without, mask has no rows (and
+    hm is hs). products[0] (N, 4K): the operand h_t @ the lane's f, g, i, o columns of Wh.
     """
-    gates, hs, cs, tanh_cs, out, hs_inputs, b = state
+    gates, hs, cs, tanh_cs, out, hs_inputs, b, hm, mask = state
     hA = products[0]
     lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1], j0)
-    keep_h(hs, out, hs_inputs, t, j0, hA.shape[1] // 4)
+    keep_h(hs, hm, mask, out, hs_inputs, t, j0, hA.shape[1] // 4)
 
 
 @njit(cache=True, nogil=True)
@@ -125,11 +127,13 @@ def lstm_lane_backward(phase, t, state, products, j0):
     """Step t backward at a lane's units (kernels/recurrence.py's step_backward; one phase),
     writing dA[t], the operand of the product that follows.
 
-    state = (gates, cs, tanh_cs, dhs, dA, db, dc) as fastlstm.recurrence.backward_steps
-    takes them, dc (N, H) the cell gradient; products[0] (N, K): dA[t + 1] @ Wh.T at the
-    lane's units (zero before the last step).
+    state = (gates, cs, tanh_cs, dhs, dA, db, dc, mask) as fastlstm.recurrence.backward_steps
+    takes them, dc (N, H) the cell gradient, mask (N, H) the recurrent mask or no rows;
+    products[0] (N, K): dA[t + 1] @ Wh.T at the lane's units (zero before the last step),
+    the gradient of the (masked) h_t that step t + 1 multiplied.
     """
-    gates, cs, tanh_cs, dhs, dA, db, dc = state
+    gates, cs, tanh_cs, dhs, dA, db, dc, mask = state
+    mask_units(products[0], mask, j0)
     lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs, t, products[0], dc, dA[t], db, j0)
 
 

@@ -8,7 +8,7 @@ Callers pass 1-D views of contiguous parameters and gradients of equal size and 
 import numpy as np
 from numba import njit, prange
 
-from fastlstm.kernels.vecmath import interleaved_sum
+from fastlstm.kernels.vecmath import LANES, interleaved_sum
 
 # Elements per block of the sum of squares: blocks are fixed by the size alone, so the
 # result does not depend on the number of threads.
@@ -24,7 +24,7 @@ def sum_squares(x):
     n_blocks = (n + _BLOCK - 1) // _BLOCK
     partial = np.empty(n_blocks, dtype=np.float64)
     for b in prange(n_blocks):
-        partial[b] = interleaved_sum(x[b * _BLOCK:min(n, (b + 1) * _BLOCK)], 0.0, True)
+        partial[b] = interleaved_sum(x[b * _BLOCK:min(n, (b + 1) * _BLOCK)], np.empty(LANES), True)
     total = 0.0
     for b in range(n_blocks):
         total += partial[b]
@@ -56,6 +56,21 @@ def sgd_scaled(p, g, lr, s):
     # p: (n,)  g: (n,)
     for i in prange(p.shape[0]):
         p[i] -= lr * (g[i] * s)
+
+
+@njit(["void(float32[::1], float32[::1], float32, float32, float32, float32[::1], float32)",
+       "void(float64[::1], float64[::1], float64, float64, float64, float64[::1], float64)"],
+      parallel=True, cache=True)
+def asgd(p, g, lr, s, decay, ax, mu):
+    """p -= lr * (g * s + decay * p) in place (SGD with clipping's factor s and weight decay),
+    then, where ax has elements, the running average ax += (p - ax) * mu, or ax = p for mu = 1
+    (the first averaged step), in the same pass."""
+    # p: (n,)  g: (n,)  ax: (n,) or (0,)
+    averaging = ax.shape[0] != 0
+    for i in prange(p.shape[0]):
+        p[i] -= lr * (g[i] * s + decay * p[i])
+        if averaging:
+            ax[i] = p[i] if mu == 1 else ax[i] + (p[i] - ax[i]) * mu
 
 
 @njit(["void(float32[::1], float32[::1], float32[::1], float32[::1], float32, float32, float32, float64)",

@@ -25,23 +25,32 @@ def _sum_squares_kernel(threads):
     @cuda.jit
     def sum_squares(x, total):
         buf = cuda.shared.array(threads, float64)
-        tid = cuda.threadIdx.x
         s = 0.0
         for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
             v = float64(x[i])
             s += v * v
-        buf[tid] = s
-        cuda.syncthreads()
-        half = threads // 2
-        while half > 0:
-            if tid < half:
-                buf[tid] += buf[tid + half]
-            cuda.syncthreads()
-            half //= 2
-        if tid == 0:
-            cuda.atomic.add(total, 0, buf[0])
+        add_block_sum(buf, s, total)
 
     return sum_squares
+
+
+# Inlined into each kernel before typing: a call to a device function would ask the driver
+# for the device, and the kernels must compile to PTX without one (tests/test_cuda_kernels.py).
+@cuda.jit(device=True, inline="always")
+def add_block_sum(buf, s, total):
+    """total[0] += the sum of every thread's s over the block: buf, the block's shared float64
+    array of one cell per thread (a power of two), sums them in a tree; one atomic add."""
+    tid = cuda.threadIdx.x
+    buf[tid] = s
+    cuda.syncthreads()
+    half = buf.shape[0] // 2
+    while half > 0:
+        if tid < half:
+            buf[tid] += buf[tid + half]
+        cuda.syncthreads()
+        half //= 2
+    if tid == 0:
+        cuda.atomic.add(total, 0, buf[0])
 
 
 def add_sum_squares(x, total):

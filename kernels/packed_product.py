@@ -37,11 +37,13 @@ def packed_shape(rows, columns, dtype):
     return (-(-columns // width), rows, width)
 
 
-def pack(b, p, starts=None, width=None):
+def pack(b, p, starts=None, width=None, mask=None):
     """Lay B (K, n) out in p: p[q, k, w] = B[k, q * W + w], 0 past its last column, with
     W = p.shape[2] and p of packed_shape(K, n). B is b itself (any layout), or with `starts`
     the blocks b[:, s:s + width] for s in starts, side by side: a lane's f, g, i, o columns
-    of Wh, packed without copying them out first."""
+    of Wh, packed without copying them out first. With `mask` (shaped as b, any layout,
+    of its dtype), B is b * mask, multiplied as it is packed (weight drop on Wh, with no
+    masked copy of Wh)."""
     K = b.shape[0]
     if starts is None:
         starts, width = [0], b.shape[1]
@@ -51,17 +53,34 @@ def pack(b, p, starts=None, width=None):
     if p.shape != packed_shape(K, starts.size * width, p.dtype) or p.dtype != b.dtype:
         raise ValueError(f"p must be {b.dtype} of shape {packed_shape(K, starts.size * width, p.dtype)}, "
                          f"got {p.dtype} {p.shape}")
+    if mask is not None and (mask.shape != b.shape or mask.dtype != b.dtype):
+        raise ValueError(f"mask must be {b.dtype} of shape {b.shape}, got {mask.dtype} {mask.shape}")
     if b.strides[1] == b.itemsize or starts.size > 1:
-        _pack_rows(b, starts, width, p)
+        _pack_rows(b, _NO_MASK[b.dtype] if mask is None else mask, starts, width, p)
         return
     # Columns apart in memory: NumPy's strided copy reads each one in order.
-    b = b[:, starts[0]:starts[0] + width]
     W = p.shape[2]
     full = width // W
-    p[:full] = b[:, :full * W].reshape(K, full, W).transpose(1, 0, 2)
+
+    def panels(a):  # a's columns in full panels, and the rest
+        a = a[:, starts[0]:starts[0] + width]
+        return a[:, :full * W].reshape(K, full, W).transpose(1, 0, 2), a[:, full * W:]
+
+    b_full, b_rest = panels(b)
+    if mask is None:
+        p[:full] = b_full
+        rest = b_rest
+    else:
+        m_full, m_rest = panels(mask)
+        np.multiply(b_full, m_full, out=p[:full])
+        rest = b_rest * m_rest
     if full < p.shape[0]:
-        p[full, :, :width - full * W] = b[:, full * W:]
+        p[full, :, :width - full * W] = rest
         p[full, :, width - full * W:] = 0
+
+
+# The mask argument of _pack_rows when there is none: no rows (one compiled form serves both).
+_NO_MASK = {np.dtype(t): np.zeros((0, 0), dtype=t) for t in (np.float32, np.float64)}
 
 
 # Rows of B staged per block in _pack_rows: each panel then receives PACK_ROWS rows in one
@@ -70,11 +89,13 @@ PACK_ROWS = 16
 
 
 @njit(cache=True, nogil=True)
-def _pack_rows(b, starts, width, p):
+def _pack_rows(b, mask, starts, width, p):
     """pack PACK_ROWS rows of B at a time, staged with their zero padding, so that each
     panel receives its share of a block in one run (a row at a time scatters one short write
-    over every panel; a panel at a time reads a few columns of each of K rows)."""
+    over every panel; a panel at a time reads a few columns of each of K rows). B is b, or
+    b * mask where mask has rows."""
     panels, K, W = p.shape
+    masked = mask.shape[0] != 0
     rows = np.zeros((PACK_ROWS, panels * W), dtype=p.dtype)
     for k0 in range(0, K, PACK_ROWS):
         n_rows = min(PACK_ROWS, K - k0)
@@ -82,8 +103,13 @@ def _pack_rows(b, starts, width, p):
             for g in range(starts.size):
                 source = b[k0 + r, starts[g]:starts[g] + width]
                 staged = rows[r, g * width:(g + 1) * width]
-                for j in range(width):
-                    staged[j] = source[j]
+                if masked:
+                    scale = mask[k0 + r, starts[g]:starts[g] + width]
+                    for j in range(width):
+                        staged[j] = source[j] * scale[j]
+                else:
+                    for j in range(width):
+                        staged[j] = source[j]
         for q in range(panels):
             block = p[q, k0:k0 + n_rows]
             for r in range(n_rows):

@@ -14,6 +14,15 @@ the lane's units, `state` being a tuple of its arrays, and gets its loops from
 `lane_loops(name, step_forward, step_backward)`; fastlstm/recurrence.py's `Cell` says
 how its Wh is cut into blocks and phases. Nothing of the lanes, the packing or the
 barrier is written again.
+
+Recurrent dropout (one mask per sequence on h_{t-1}, for all steps of a call) and weight
+drop (a mask on Wh) need nothing of the loops either: fastlstm/recurrence.py packs Wh
+times its mask, and the masked h is just another operand. A cell's state holds the
+mask (N, H) and the masked h hm (T + 1, N, H); its forward step writes its new h at its
+units with `keep_h` (h as output, h * mask as the next products' operand), and its
+backward step first turns each product it reads that came through a masked h into the
+gradient of h with `mask_units`. Without recurrent dropout the mask has no rows, hm is
+hs, and both keep the bits of the unmasked cell.
 - LSTM (kernels/lstm.py): one phase. Forward multiplies h_t by the lane's f, g, i, o
   columns of Wh; backward multiplies dA_t by the lane's rows of Wh, transposed.
 - RNN (kernels/rnn.py), h = tanh(x Wx + h_prev Wh + b): one phase, one block, as the
@@ -112,17 +121,39 @@ def _bind(template, name, module, kernels, cache):
 
 
 @njit(cache=True, nogil=True)
-def keep_h(hs, out, hs_inputs, t, j0, K):
+def keep_h(hs, hm, mask, out, hs_inputs, t, j0, K):
     """Copy the lane's units of the new h, hs[t + 1] (N, H), into the layer's output out[:, t]
     (out: (N, T, H)) and, but for the last step, into hs_inputs[t + 1] (T, N, H, any
     strides), the h that the weight gradients' product reads, while it is in this core's
-    cache."""
+    cache. With recurrent dropout (mask (N, H) has rows), h times the mask goes into
+    hm[t + 1] (T + 1, N, H), the operand of the next step's products, and into
+    hs_inputs[t + 1], so that the weight gradients' product reads the h that Wh
+    multiplied; without (no rows), hm is hs and the unmasked h goes on as it is."""
     T = out.shape[1]
+    masked = mask.shape[0] != 0
     for n in range(hs.shape[1]):
         h, h_out = hs[t + 1, n, j0:j0 + K], out[n, t, j0:j0 + K]
         for j in range(K):
             h_out[j] = h[j]
+        if masked:
+            m, h = mask[n, j0:j0 + K], hm[t + 1, n, j0:j0 + K]
+            for j in range(K):
+                h[j] = h_out[j] * m[j]
         if t + 1 < T:
             h_in = hs_inputs[t + 1, n, j0:j0 + K]
             for j in range(K):
                 h_in[j] = h[j]
+
+
+@njit(cache=True, nogil=True)
+def mask_units(dh, mask, j0):
+    """dh (N, K) *= the lane's units of the recurrent mask (N, H), j0 .. j0 + K - 1: the
+    product's gradient of the masked h made the gradient of h. Nothing where the mask has
+    no rows (no recurrent dropout)."""
+    if mask.shape[0] == 0:
+        return
+    N, K = dh.shape
+    for n in range(N):
+        d, m = dh[n], mask[n, j0:j0 + K]
+        for j in range(K):
+            d[j] *= m[j]

@@ -11,7 +11,7 @@ kernels as the recurrence's lanes call them (one phase of one block), and
 
 from numba import njit
 
-from fastlstm.kernels.recurrence import keep_h, lane_loops
+from fastlstm.kernels.recurrence import keep_h, lane_loops, mask_units
 from fastlstm.kernels.vecmath import STEP_OPTIONS, one_like, tanh
 
 
@@ -58,15 +58,17 @@ def rnn_step_backward(h, dh_outs, t, dh_next, dA, db, j0):
 def rnn_lane_forward(phase, t, state, products, j0):
     """Step t forward at a lane's units (kernels/recurrence.py's step_forward; one phase).
 
-    state = (pre, hs, out, hs_inputs, b): pre (T, N, H) the input projections, hs
-    (T + 1, N, H) the states (hs[0] given), out (N, T, H) the layer's output, hs_inputs
-    (T, N, H, any strides) the h each step multiplies (fastlstm.backends.cpu.rnn_forward);
-    products[0] (N, K): h_t @ the lane's columns of Wh.
+    state = (pre, hs, out, hs_inputs, b, hm, mask): pre (T, N, H) the input projections,
+    hs (T + 1, N, H) the states (hs[0] given), out (N, T, H) the layer's output, hs_inputs
+    (T, N, H, any strides) the h each step multiplies (fastlstm.backends.cpu.rnn_forward),
+    hm and mask as kernels/recurrence.py's keep_h takes them (the masked h the products
+    read, and the recurrent mask or no rows); products[0] (N, K): hm[t] @ the lane's
+    columns of Wh.
     """
-    pre, hs, out, hs_inputs, b = state
+    pre, hs, out, hs_inputs, b, hm, mask = state
     hA = products[0]
     rnn_step_forward(pre[t], hA, b, hs[t + 1], j0)
-    keep_h(hs, out, hs_inputs, t, j0, hA.shape[1])
+    keep_h(hs, hm, mask, out, hs_inputs, t, j0, hA.shape[1])
 
 
 @njit(cache=True, nogil=True)
@@ -74,11 +76,13 @@ def rnn_lane_backward(phase, t, state, products, j0):
     """Step t backward at a lane's units (kernels/recurrence.py's step_backward; one phase),
     writing dA[t], the operand of the product that follows.
 
-    state = (hs, dhs, dA, db): hs (T + 1, N, H) as forward left them, dhs (N, T, H) the
-    outputs' gradients, dA (T, N, H), db (H,); products[0] (N, K): dA[t + 1] @ Wh.T at the
-    lane's units (zero before the last step).
+    state = (hs, dhs, dA, db, mask): hs (T + 1, N, H) as forward left them, dhs (N, T, H)
+    the outputs' gradients, dA (T, N, H), db (H,), mask the recurrent mask or no rows;
+    products[0] (N, K): dA[t + 1] @ Wh.T at the lane's units (zero before the last step),
+    the gradient of the (masked) h_t that step t + 1 multiplied.
     """
-    hs, dhs, dA, db = state
+    hs, dhs, dA, db, mask = state
+    mask_units(products[0], mask, j0)
     rnn_step_backward(hs[t + 1], dhs, t, products[0], dA[t], db, j0)
 
 

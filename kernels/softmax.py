@@ -1,17 +1,34 @@
-"""Fused softmax cross-entropy: per row a pass for the max, one that writes exp(x - max)
-and sums it, and, for the gradient, one that scales those exps in place (in the cache),
+"""Fused softmax cross-entropy: per row a pass for the max, one that writes exp(x - max),
+one that sums those, and, for the gradient, one that scales those exps in place (in the cache),
 so no probability matrix is kept and each score goes through exp once. A training step's
 forward can write the gradient too, while each row is in the cache."""
 
 import numpy as np
 from numba import njit, prange
 
-from fastlstm.kernels.vecmath import KERNEL_OPTIONS, exp, interleaved_sum
+from fastlstm.kernels.vecmath import KERNEL_OPTIONS, LANES, exp, interleaved_sum
 
 
-# Terms summed in x's dtype before they join a row's float64 sum: float32 sums vectorise
-# twice as wide, and a block this short loses no accuracy measurably.
-SUM_BLOCK = 256
+@njit(cache=True, **KERNEL_OPTIONS)
+def _row_max(row, lanes):
+    """max(row), through LANES interleaved maxima (in `lanes`, a scratch of LANES in row's dtype)
+    so that the comparisons run as SIMD vectors; NaN after row[0] is passed over, as by `>`."""
+    V = row.size
+    body = V - V % LANES
+    mx = row[0]
+    if body > 0:
+        for j in range(LANES):
+            lanes[j] = row[j]
+        for v in range(LANES, body, LANES):
+            for j in range(LANES):
+                lanes[j] = row[v + j] if row[v + j] > lanes[j] else lanes[j]
+        for j in range(LANES):
+            if lanes[j] > mx:
+                mx = lanes[j]
+    for v in range(body, V):
+        if row[v] > mx:
+            mx = row[v]
+    return mx
 
 
 @njit(cache=True, **KERNEL_OPTIONS)
@@ -20,17 +37,10 @@ def _row_exps(x, ts, m, e, row_loss):
     ignored). Returns the sum of e, in float64. Every path to a row's loss or gradient
     comes through here, so that they round alike."""
     row = x[m]
-    V = row.size
-    mx = row[0]
-    for v in range(1, V):
-        if row[v] > mx:
-            mx = row[v]
-    s = 0.0
-    for v0 in range(0, V, SUM_BLOCK):
-        hi = min(v0 + SUM_BLOCK, V)
-        for v in range(v0, hi):
-            e[v] = exp(row[v] - mx)
-        s += interleaved_sum(e[v0:hi], mx - mx, False)  # mx - mx: zero in x's dtype
+    mx = _row_max(row, np.empty(LANES, row.dtype))
+    for v in range(row.size):
+        e[v] = exp(row[v] - mx)
+    s = interleaved_sum(e, np.empty(LANES), False)
     t = ts[m]
     row_loss[m] = mx + np.log(s) - row[t] if t >= 0 else 0.0
     return s
@@ -56,7 +66,6 @@ def softmax_cross_entropy_forward(x, ts, row_loss, exps):
 
     x (M, V) logits; ts (M,) targets in [0, V) or -1; exps (P, V) scratch, one row per
     parallel task (each takes a contiguous block of rows). Out: row_loss (M,) float64.
-    Each row's sum adds blocks of SUM_BLOCK terms in float64.
     """
     M = x.shape[0]
     P = exps.shape[0]

@@ -30,23 +30,31 @@ KERNEL_OPTIONS = {"fastmath": FASTMATH, "error_model": "numpy"}
 STEP_OPTIONS = dict(KERNEL_OPTIONS, fastmath=FASTMATH - {"contract"})
 
 
+LANES = 16  # partial sums of interleaved_sum, a SIMD vector's worth or two
+
+
 @njit(cache=True, **KERNEL_OPTIONS)
-def interleaved_sum(a, zero, square):
-    """The sum of a's elements (of their squares when `square`) in zero's dtype, in an order
-    that a's length alone fixes: eight interleaved partial sums, added pairwise, then the tail.
-    Eight independent sums can run as one SIMD vector without 'reassoc'."""
+def interleaved_sum(a, lanes, square):
+    """The sum of a's elements (of their squares when `square`) in float64, in an order that
+    a's length alone fixes: LANES interleaved partial sums (in `lanes`, a float64 scratch of
+    LANES), added pairwise, then the tail. The partial sums run as SIMD vectors without
+    'reassoc', since each lane is a sum of its own."""
+    for j in range(LANES):
+        lanes[j] = 0.0
     n = a.size
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
-    n8 = n - n % 8
-    for v in range(0, n8, 8):
-        t0, t1, t2, t3 = zero + a[v], zero + a[v + 1], zero + a[v + 2], zero + a[v + 3]
-        t4, t5, t6, t7 = zero + a[v + 4], zero + a[v + 5], zero + a[v + 6], zero + a[v + 7]
-        if square:
-            t0, t1, t2, t3, t4, t5, t6, t7 = t0 * t0, t1 * t1, t2 * t2, t3 * t3, t4 * t4, t5 * t5, t6 * t6, t7 * t7
-        s0, s1, s2, s3, s4, s5, s6, s7 = s0 + t0, s1 + t1, s2 + t2, s3 + t3, s4 + t4, s5 + t5, s6 + t6, s7 + t7
-    total = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-    for v in range(n8, n):
-        t = zero + a[v]
+    body = n - n % LANES
+    for v in range(0, body, LANES):
+        for j in range(LANES):
+            t = np.float64(a[v + j])
+            lanes[j] += t * t if square else t
+    width = LANES // 2
+    while width >= 1:
+        for j in range(width):
+            lanes[j] += lanes[j + width]
+        width //= 2
+    total = lanes[0]
+    for v in range(body, n):
+        t = np.float64(a[v])
         total += t * t if square else t
     return total
 

@@ -14,7 +14,7 @@ import pytest
 from fastlstm.checkpoint import Checkpoint, Position
 from fastlstm.errors import UserError
 from fastlstm.models import BetterRnnlm
-from fastlstm.optimizer import SGD
+from fastlstm.optimizer import ASGD, SGD
 from fastlstm.training_step import train_step
 
 # the keys of checkpoint.pkl as fastlstm wrote them before checkpoint.npz (format version 2)
@@ -196,8 +196,12 @@ NAN_PARAM = np.full((6, 24), np.nan)
     (_array("lstm_states.1.1", np.full((2, 6), np.inf)), r"lstm_states\[1\]\[1\] holds NaN or inf"),
 ])
 def test_read_refuses_a_malformed_archive(tmp_path, change, message):
-    model, optimizer = trained(7)
-    path = tmp_path / "checkpoint.npz"
+    assert_read_refuses(*trained(7), tmp_path / "checkpoint.npz", change, message)
+
+
+def assert_read_refuses(model, optimizer, path, change, message):
+    """Write the checkpoint of model and optimizer to path, apply change(record, arrays) to the
+    archive, and check that reading it raises UserError matching message."""
     Checkpoint.capture({}, model, optimizer, Position()).write(path)
     record, arrays = read_archive(path)
     change(record, arrays)
@@ -262,3 +266,62 @@ def test_restore_checks_the_arrays_against_the_model(tmp_path):
     saved.write(path)
     with pytest.raises(UserError, match="holds 8 arrays, but BetterRnnlm has 9 params"):
         Checkpoint.read(path).restore(model, optimizer, path)
+
+
+# ------------------------------------------------------------------------------------ ASGD's state
+
+def averaging(seed):
+    """A small BetterRnnlm and its ASGD after three steps, the last two averaged."""
+    np.random.seed(seed)
+    model = BetterRnnlm(20, 6, 6, dtype=np.float64)
+    optimizer = ASGD(1.0, nonmono=1, weight_decay=1e-3)
+    xs = np.random.randint(0, 20, size=(2, 3))
+    train_step(model, optimizer, xs, xs, 0.25)
+    for figure in (2.0, 1.0, 1.5, 1.6):  # 1.6 is worse than the best but the last: averaging starts
+        optimizer.observe(figure)
+    for _ in range(2):
+        train_step(model, optimizer, xs, xs, 0.25)
+    return model, optimizer
+
+
+def test_asgds_averages_go_through_the_archive(tmp_path):
+    model, optimizer = averaging(10)
+    assert optimizer.averaged_steps == 2 and len(optimizer.ax) == 8  # the tied weight's view is not averaged
+    Checkpoint.capture({}, model, optimizer, Position()).write(tmp_path / "checkpoint.npz")
+    other, other_optimizer = averaging(11)
+    Checkpoint.read(tmp_path / "checkpoint.npz").restore(other, other_optimizer, "checkpoint.npz")
+    a, b = optimizer.state_dict(), other_optimizer.state_dict()
+    assert {k: v for k, v in a.items() if k != "ax"} == {k: v for k, v in b.items() if k != "ax"}
+    assert a["history"] == [2.0, 1.0, 1.5, 1.6] and b["nonmono"] == 1 and b["weight_decay"] == 1e-3
+    for p, q in zip(a["ax"], b["ax"]):
+        np.testing.assert_array_equal(p, q)
+
+
+@pytest.mark.parametrize("change,message", [
+    (_set(["optimizer", "nonmono"], -1), "optimizer nonmono must be an integer >= 0, got -1"),
+    (_set(["optimizer", "weight_decay"], math.inf), "optimizer weight_decay must be a finite number >= 0"),
+    (_set(["optimizer", "history"], [3.0, "low"]), "optimizer history must be a list of validation perplexities"),
+    (_set(["optimizer", "history"], [math.nan]), "optimizer history must be a list of validation perplexities"),
+    (_set(["optimizer", "ax"], {"<array>": "params.1"}), "optimizer ax must be unset or a list of float arrays"),
+    (_set(["optimizer", "averaged_steps"], 0), "averaged_steps must count the updates that ax averages, got 0 for 8"),
+    (_set(["optimizer", "ax"], None), "averaged_steps must count the updates that ax averages, got 2 for 0"),
+    (_array("optimizer.ax.1", np.zeros((24, 6))), r"optimizer ax holds .*, not one average of each weight"),
+    (_set(["optimizer", "ax", 7], _DELETE), "not one average of each weight"),
+    (_array("optimizer.ax.0", np.zeros((20, 6), np.float32)), "not one average of each weight"),
+    (_array("optimizer.ax.3", np.full(24, np.inf)), r"optimizer.ax\[3\] holds NaN or inf"),
+])
+def test_read_refuses_a_malformed_asgd_state(tmp_path, change, message):
+    assert_read_refuses(*averaging(12), tmp_path / "checkpoint.npz", change, message)
+
+
+def test_restore_checks_the_averages_against_the_model(tmp_path):
+    model, optimizer = averaging(13)
+    path = tmp_path / "checkpoint.npz"
+    saved = Checkpoint.capture({}, model, optimizer, Position())
+    saved.lstm_states = [(None, None)] * 2
+    saved.write(path)
+    np.random.seed(13)
+    small = BetterRnnlm(20, 6, 6)  # float32: the float64 averages do not fit its weights
+    with pytest.raises(UserError, match=r"optimizer ax holds .*float64.*, not one average of each weight .*float32.* "
+                                        "of the model"):
+        Checkpoint.read(path).restore(small, ASGD(1.0), path)

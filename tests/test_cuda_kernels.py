@@ -39,8 +39,8 @@ def _ptx_cases(dtype):
     """(name, python function, argument types) of every CUDA kernel, for one float dtype."""
     from numba import from_dtype, types
 
-    from fastlstm.kernels import (dropout_cuda, embedding_cuda, gru_cuda, linalg_cuda, lstm_cuda, optim_cuda, rnn_cuda,
-                                  softmax_cuda)
+    from fastlstm.kernels import (dropout_cuda, embedding_cuda, gru_cuda, linalg_cuda, lstm_cuda, optim_cuda,
+                                  regularisers_cuda, rnn_cuda, softmax_cuda)
 
     f = from_dtype(np.dtype(dtype))
     v, m = f[:], f[:, :]  # any layout: the kernels take views
@@ -69,6 +69,14 @@ def _ptx_cases(dtype):
         ("embedding_scatter_add", embedding_cuda._scatter_add, (ids, m, m)),
         ("dropout_forward", dropout_cuda._forward, (v, types.uint64, types.float64, types.float64, v, v)),
         ("dropout_backward", dropout_cuda._backward, (v, v, v)),
+        ("dropout_mask", dropout_cuda._mask, (types.uint64, types.float64, types.float64, v)),
+        ("locked_apply", dropout_cuda._locked, (f[:, :, :], m, f[:, :, :])),
+        ("multiply", dropout_cuda._multiply, (m, m, m)),
+        ("embedding_forward_scaled", embedding_cuda._forward_scaled, (m, ids, v, m)),
+        ("embedding_scale_rows", embedding_cuda._scale_rows, (m, v)),
+        ("temporal_sum_squares", regularisers_cuda._temporal_kernel(256), (f[:, :, :], types.float64[:])),
+        ("add_scaled", regularisers_cuda._add_scaled, (v, v, f)),
+        ("add_temporal_gradient", regularisers_cuda._add_temporal, (f[:, :, :], f[:, :, :], f)),
         ("sum_squares", optim_cuda._sum_squares_kernel(256), (v, types.float64[:])),
         ("scale", optim_cuda._scale, (v, f)),
         ("sgd", optim_cuda._sgd, (v, v, f)),

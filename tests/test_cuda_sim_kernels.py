@@ -15,9 +15,9 @@ from numba import cuda  # noqa: E402  (numba-cuda may be missing: imported after
 
 from cuda_compositions import affine_cpu, affine_gpu, lstm_cpu, lstm_gpu, softmax_cross_entropy_cpu  # noqa: E402
 from fastlstm.blas import dots, tn_product  # noqa: E402
-from fastlstm.kernels import dropout, embedding, gru, linalg, lstm, optim, rnn  # noqa: E402
+from fastlstm.kernels import dropout, embedding, gru, linalg, lstm, optim, regularisers, rnn  # noqa: E402
 from fastlstm.kernels import (dropout_cuda, embedding_cuda, gru_cuda, linalg_cuda, lstm_cuda, optim_cuda,  # noqa: E402
-                              rnn_cuda, softmax_cuda)
+                              regularisers_cuda, rnn_cuda, softmax_cuda)
 
 pytestmark = pytest.mark.usefixtures("tiny_blocks")
 
@@ -346,6 +346,93 @@ def test_dropout_bit_identical(dtype, K, ratio, scale):
     np.testing.assert_array_equal(host(d_mask), mask)
     np.testing.assert_array_equal(host(d_out), out)
     np.testing.assert_array_equal(host(d_dx), dx)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N,T,D", [(1, 1, 1), (3, 4, 5), (2, 7, 13)])
+def test_masks_bit_identical(dtype, N, T, D):
+    """A mask drawn alone (the regularisers'), the locked mask applied over the steps, and a
+    mask multiplied in (2-D, any layout on the device)."""
+    rng = np.random.default_rng(N * T * D)
+    seed = np.uint64(rng.integers(0, 2**63 - 1))
+    mask = np.empty(N * D, dtype)
+    dropout.dropout_mask(seed, 0.3, 1 / 0.7, mask)
+    d_mask = dev_empty(N * D, dtype)
+    dropout_cuda.dropout_mask(seed, 0.3, 1 / 0.7, d_mask)
+    np.testing.assert_array_equal(host(d_mask), mask)
+    forward_mask, out = np.empty(N * D, dtype), np.empty(N * D, dtype)  # the same draws as dropout_forward's
+    dropout.dropout_forward(np.ones(N * D, dtype), seed, 0.3, 1 / 0.7, forward_mask, out)
+    np.testing.assert_array_equal(forward_mask, mask)
+
+    x = rand(rng, (N, T, D), dtype)
+    out = np.empty_like(x)
+    dropout.locked_apply(x, mask.reshape(N, D), out)
+    np.testing.assert_array_equal(out, x * mask.reshape(N, 1, D))
+    d_out = dev_empty((N, T, D), dtype)
+    dropout_cuda.locked_apply(dev(x), d_mask.reshape(N, D), d_out)
+    np.testing.assert_array_equal(host(d_out), out)
+
+    a, b = rand(rng, (N, D), dtype), rand(rng, (N, D), dtype)
+    flat = a.copy().reshape(-1)
+    dropout.multiply_into(flat, b.reshape(-1))
+    np.testing.assert_array_equal(flat, (a * b).reshape(-1))
+    d_f = dev_f_order((N, D), dtype)
+    dropout_cuda.multiply(dev(a), dev(b), d_f)
+    np.testing.assert_array_equal(host(d_f), a * b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("f_order", [False, True])
+def test_embedding_scaled(dtype, f_order):
+    """Embedding dropout: rows gathered times their word's scale; the scatter-add's rows times theirs."""
+    rng = np.random.default_rng(3)
+    V, D, M = 9, 4, 23
+    W, dout = rand(rng, (V, D), dtype), rand(rng, (M, D), dtype)
+    ids = rng.integers(0, 5, M).astype(np.intp)
+    scale = np.where(rng.random(V) > 0.4, 1 / 0.6, 0).astype(dtype)
+    out = np.empty((M, D), dtype)
+    embedding.embedding_forward_scaled(W, ids, scale, out)
+    np.testing.assert_array_equal(out, (W * scale[:, None])[ids])
+    dW = np.empty((V, D), dtype)
+    embedding.embedding_backward(ids, dout, dW)
+    embedding.scale_rows(dW, np.unique(ids), scale)
+    want = np.zeros((V, D))
+    np.add.at(want, ids, dout.astype(np.float64))
+    np.testing.assert_allclose(dW, want * scale[:, None], **tol(dtype))
+
+    d_out = dev_empty((M, D), dtype)
+    embedding_cuda.embedding_forward_scaled(dev(W), dev(ids), dev(scale), d_out)
+    np.testing.assert_array_equal(host(d_out), out)
+    d_dW = dev_f_order((V, D), dtype) if f_order else dev(np.full((V, D), np.nan, dtype))
+    embedding_cuda.embedding_backward(dev(ids), dev(dout), d_dW)
+    embedding_cuda.scale_rows(d_dW, dev(scale))
+    np.testing.assert_allclose(host(d_dW), dW, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N,T,H", [(1, 1, 1), (2, 3, 5), (3, 9, 4)])
+def test_ar_and_tar_kernels(dtype, N, T, H):
+    rng = np.random.default_rng(N + T + H)
+    h, dh = rand(rng, (N, T, H), dtype), rand(rng, (N, T, H), dtype)
+    diff = np.diff(h.astype(np.float64), axis=1)
+    np.testing.assert_allclose(regularisers.temporal_sum_squares(h), np.sum(diff ** 2), rtol=1e-12)
+    np.testing.assert_allclose(regularisers_cuda.temporal_sum_squares(dev(h)), np.sum(diff ** 2), rtol=1e-12)
+    coef = dtype(0.7)
+    want = dh.copy()
+    want[:, 1:] += coef * np.diff(h, axis=1)
+    want[:, :-1] -= coef * np.diff(h, axis=1)
+    got = dh.copy()
+    regularisers.add_temporal_gradient(got, h, coef)
+    np.testing.assert_allclose(got, want, **tol(dtype))
+    d_got = dev(dh)
+    regularisers_cuda.add_temporal_gradient(d_got, dev(h), coef)
+    np.testing.assert_array_equal(host(d_got), got)
+    flat = dh.reshape(-1).copy()
+    regularisers.add_scaled(flat, h.reshape(-1), coef)
+    np.testing.assert_array_equal(flat, dh.reshape(-1) + coef * h.reshape(-1))
+    d_flat = dev(dh.reshape(-1))
+    regularisers_cuda.add_scaled(d_flat, dev(h.reshape(-1)), coef)
+    np.testing.assert_array_equal(host(d_flat), flat)
 
 
 # --- optimizer and clipping ------------------------------------------------------------------

@@ -20,7 +20,7 @@ from numba import cuda  # noqa: E402  (numba-cuda may be missing: imported after
 
 from cuda_compositions import train_steps  # noqa: E402
 from fastlstm import backends, config, time_layers  # noqa: E402
-from fastlstm.models import BetterRnnlm, Rnnlm  # noqa: E402
+from fastlstm.models import AwdRnnlm, BetterRnnlm, Rnnlm, VariationalRnnlm  # noqa: E402
 from fastlstm.optimizer import SGD, Adam  # noqa: E402
 from fastlstm.util import clip_grads, eval_perplexity, remove_duplicate  # noqa: E402
 
@@ -35,11 +35,11 @@ def same(got, want, dtype):
     np.testing.assert_allclose(host(got), want, **tol(dtype))
 
 
-def on_gpu(cls, *args):
-    """cls(*args) built with config.GPU = True: the layer on the CUDA backend."""
+def on_gpu(cls, *args, **kwargs):
+    """cls(*args, **kwargs) built with config.GPU = True: the layer on the CUDA backend."""
     saved, config.GPU = config.GPU, True
     try:
-        layer = cls(*args)
+        layer = cls(*args, **kwargs)
     finally:
         config.GPU = saved
     assert type(layer) is cls and layer._backend is backends.CUDA
@@ -229,6 +229,63 @@ def test_lstm(dtype, stateful):
             gpu_layer.forward(xs)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cls", [time_layers.TimeLSTM, time_layers.TimeRNN, time_layers.TimeGRU])
+def test_recurrent_layers_draw_the_cpus_masks(cls, dtype):
+    """Recurrent dropout and weight drop in each cell: the masks bit-identical to the CPU's
+    for the same seed, the results as the CPU's, none drawn without train_flg."""
+    rng = np.random.default_rng(12)
+    gates = {time_layers.TimeLSTM: 4, time_layers.TimeRNN: 1, time_layers.TimeGRU: 3}[cls]
+    weights = [rand(rng, (D, gates * H), dtype, 0.5), rand(rng, (H, gates * H), dtype, 0.5)]
+    weights += [] if cls is time_layers.TimeGRU else [rand(rng, gates * H, dtype)]
+    options = dict(stateful=True, recurrent_dropout=0.4, weight_drop=0.3)
+    cpu, gpu_layer = cls(*weights, **options), on_gpu(cls, *weights, **options)
+    for _ in range(2):
+        xs, dhs = rand(rng, (N, T, D), dtype), rand(rng, (N, T, H), dtype)
+        np.random.seed(3)
+        want = cpu.forward(xs)
+        np.random.seed(3)
+        same(gpu_layer.forward(xs), want, dtype)
+        assert 0 < np.count_nonzero(cpu.h_mask) < cpu.h_mask.size
+        np.testing.assert_array_equal(host(gpu_layer.h_mask), cpu.h_mask)
+        np.testing.assert_array_equal(host(gpu_layer.weight_mask), cpu.weight_mask)
+        same(gpu_layer.backward(cuda.to_device(dhs)), cpu.backward(dhs), dtype)
+        same(gpu_layer.dh, cpu.dh, dtype)
+        for g, w in zip(gpu_layer.grads, cpu.grads, strict=True):
+            same(g, w, dtype)
+    gpu_layer.train_flg = False
+    gpu_layer.forward(xs)
+    assert gpu_layer.h_mask is None and gpu_layer.weight_mask is None
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_embedding_and_locked_dropout_draw_the_cpus_masks(dtype):
+    """Embedding dropout and locked dropout: the masks bit-identical to the CPU's for the same
+    seed, the results as the CPU's."""
+    rng = np.random.default_rng(12)
+    W = rand(rng, (V, D), dtype)
+    ids = rng.integers(0, 4, (N, T))
+    cpu, gpu_layer = time_layers.TimeEmbedding(W, dropout=0.5), on_gpu(time_layers.TimeEmbedding, W, dropout=0.5)
+    np.random.seed(4)
+    want = cpu.forward(ids)
+    np.random.seed(4)
+    np.testing.assert_array_equal(host(gpu_layer.forward(ids)), want)
+    np.testing.assert_array_equal(host(gpu_layer.word_mask), cpu.word_mask)
+    dout = rand(rng, (N, T, D), dtype)
+    cpu.backward(dout)
+    gpu_layer.backward(cuda.to_device(dout))
+    same(gpu_layer.grads[0], cpu.grads[0], dtype)
+
+    cpu, gpu_layer = time_layers.TimeDropout(0.4, locked=True), on_gpu(time_layers.TimeDropout, 0.4, locked=True)
+    x = rand(rng, (N, T, H), dtype)
+    np.random.seed(5)
+    want = cpu.forward(x)
+    np.random.seed(5)
+    np.testing.assert_array_equal(host(gpu_layer.forward(cuda.to_device(x))), want)
+    np.testing.assert_array_equal(host(gpu_layer.mask), cpu.mask)
+    np.testing.assert_array_equal(host(gpu_layer.backward(x)), cpu.backward(x))
+
+
 def test_lstm_refuses_bad_weights(gpu_flag):
     with pytest.raises(ValueError, match=r"Wh must have shape \(H, 4H\)"):
         time_layers.TimeLSTM(np.zeros((D, 4 * H)), np.zeros((H, 3 * H)), np.zeros(4 * H))
@@ -317,10 +374,13 @@ def build(cls, gpu_on, monkeypatch, **sizes):
 
 # Tiny: the simulator runs every GPU thread as a Python thread.
 MODELS = [(Rnnlm, dict(vocab_size=20, wordvec_size=4, hidden_size=4, dtype=np.float64)),
-          (BetterRnnlm, dict(vocab_size=20, wordvec_size=4, hidden_size=4, dtype=np.float64))]
+          (BetterRnnlm, dict(vocab_size=20, wordvec_size=4, hidden_size=4, dtype=np.float64)),
+          (VariationalRnnlm, dict(vocab_size=20, wordvec_size=4, hidden_size=4, weight_drop=0.3, alpha=2.0, beta=1.0,
+                                  dtype=np.float64)),
+          (AwdRnnlm, dict(vocab_size=20, wordvec_size=4, hidden_size=5, dtype=np.float64))]
 
 
-@pytest.mark.parametrize("cls,sizes", MODELS, ids=["Rnnlm", "BetterRnnlm"])
+@pytest.mark.parametrize("cls,sizes", MODELS, ids=["Rnnlm", "BetterRnnlm", "VariationalRnnlm", "AwdRnnlm"])
 def test_models_train_and_evaluate_as_on_the_cpu(cls, sizes, monkeypatch, tmp_path, quick_simulator):
     corpus = np.random.default_rng(9).integers(0, sizes["vocab_size"], 14)  # 2 batches to evaluate
     cpu_model = build(cls, False, monkeypatch, **sizes)
@@ -343,7 +403,7 @@ def test_models_train_and_evaluate_as_on_the_cpu(cls, sizes, monkeypatch, tmp_pa
     for c, g, c2, g2 in zip(cpu_model.params, gpu_model.params, cpu_loaded.params, gpu_loaded.params):
         np.testing.assert_array_equal(c2, host(g).astype(np.float16))
         np.testing.assert_array_equal(host(g2), c.astype(np.float16))
-    if cls is BetterRnnlm:  # still tied after loading
+    if cls is not Rnnlm:  # still tied after loading
         assert gpu.address(gpu_loaded.params[0]) == gpu.address(gpu_loaded.params[-2])
 
 

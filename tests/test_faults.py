@@ -165,6 +165,11 @@ def test_a_nan_checkpoint_is_refused(run, tmp_path, command, capsys):
     ("lr", "abc", "--lr must be a finite number > 0, got 'abc'"),
     ("batch_size", 0, "--batch-size must be an integer > 0, got 0"),
     ("seed", 2**40, "--seed must be an integer in [0, 4294967296), or unset"),
+    ("weight_drop", 0.3, "--weight-drop applies to --model variational only (and to awd): BetterRnnlm has no such "
+                         "setting"),
+    ("time_budget", -1.0, "--time-budget must be a finite number > 0 (minutes), or unset, got -1.0"),
+    ("vocab_size", 1, "--vocab-size must be an integer > 1, or unset, got 1"),
+    ("dropout", None, "--dropout must be a number in [0, 1), got None"),
 ])
 def test_a_checkpoints_settings_are_checked(tmp_path, key, value, message, capsys):
     out = tmp_path / "better"
@@ -173,6 +178,19 @@ def test_a_checkpoints_settings_are_checked(tmp_path, key, value, message, capsy
     for argv in (["eval", "--params", str(out / "checkpoint.npz")], ["train", "--out", str(out), "--resume"]):
         assert cli.main(argv) == 1
         one_line_error(capsys, message)
+
+
+@pytest.mark.parametrize("key", ["time_budget", "vocab_size"])
+def test_a_checkpoint_without_a_newer_setting_resumes(tmp_path, key, capsys):
+    """A checkpoint written before --time-budget or --vocab-size existed lacks that setting: it
+    evaluates and resumes, as a run without it."""
+    out = tmp_path / "run"
+    assert train(out, "--max-iters", "2") == 0
+    _rewrite_checkpoint(out, lambda saved: saved.config.pop(key))
+    assert cli.main(["eval", "--params", str(out / "checkpoint.npz"), "--eval-iters", "1"]) == 0
+    assert cli.main(["train", "--out", str(out), "--resume", "--max-iters", "3"]) == 0
+    saved = Checkpoint.read(out / "checkpoint.npz")
+    assert saved.position.total_iterations == 3 and saved.config[key] is None
 
 
 def test_an_older_checkpoint_pkl_resumes_and_becomes_npz(tmp_path, capsys):
@@ -210,6 +228,17 @@ def test_an_older_checkpoint_pkl_resumes_and_becomes_npz(tmp_path, capsys):
     (["--batch-size", "0"], 2, "--batch-size: must be > 0, got 0"),
     (["--hidden-size", "abc"], 2, "--hidden-size: not an integer: 'abc'"),
     (["--epochs", "1.5"], 2, "--epochs: not an integer: '1.5'"),
+    (["--time-budget", "0"], 2, "--time-budget: must be > 0, got 0"),
+    (["--time-budget", "inf"], 2, "--time-budget: must be a finite number, got inf"),
+    (["--model", "variational", "--recurrent-dropout", "1"], 2, "--recurrent-dropout: must be >= 0 and < 1, got 1"),
+    (["--model", "awd", "--weight-drop", "-0.1"], 2, "--weight-drop: must be >= 0 and < 1, got -0.1"),
+    (["--model", "awd", "--alpha", "nan"], 2, "--alpha: must be a finite number, got nan"),
+    (["--model", "awd", "--asgd", "-1"], 2, "--asgd: must be >= 0, got -1"),
+    (["--model", "awd", "--num-layers", "0"], 2, "--num-layers: must be > 0, got 0"),
+    (["--model", "awd", "--recurrent-dropout", "0.2"], 1,
+     "--recurrent-dropout applies to --model variational only: AwdRnnlm has no such setting"),
+    (["--model", "variational", "--hidden-size", "32"], 1,
+     "--model variational ties the output weight to the embedding, so it needs --wordvec-size = --hidden-size"),
     (["--model", "better", "--hidden-size", "32"], 1,
      "--model better ties the output weight to the embedding, so it needs --wordvec-size = --hidden-size"),
     (["--batch-size", "100000", "--time-size", "100"], 1, "batch 100000 x time 100 is larger than the training data"),
@@ -278,7 +307,7 @@ def test_disk_full_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
     assert train(out, "--max-iters", "20", "--save-every", "2") == 1
     one_line_error(capsys, "No space left on device")
     assert Checkpoint.read(out / "checkpoint.npz").position.total_iterations == 2
-    assert sorted(os.listdir(out)) == ["checkpoint.npz", "run.lock"]  # no temporary file left
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "run.lock", "vocab.txt"]  # no temporary file left
     monkeypatch.setattr("fastlstm.checkpoint.atomic_write", write)
     assert cli.main(["train", "--out", str(out), "--resume", "--max-iters", "4"]) == 0
 

@@ -86,3 +86,26 @@ def test_pack_refuses_blocks_or_a_target_that_do_not_fit():
         pack(b, np.zeros((1, 4, 7)))
     with pytest.raises(ValueError, match="float64"):
         pack(b, np.zeros(packed_shape(4, 20, np.float32), np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["blocks", "rows", "transposed"])
+def test_a_mask_packs_as_the_masked_operand(dtype, case):
+    """Weight drop: pack(b, mask=m) lays out b * m, on every path (a lane's column blocks, a
+    row-contiguous operand, the transposed rows of backward), without a masked copy."""
+    H, j0, K = PACK_ROWS + 7, 2, 19
+    rng = np.random.default_rng(4)
+    Wh = rng.standard_normal((H, 4 * H)).astype(dtype)
+    mask = ((rng.random(Wh.shape) > 0.5) * 2).astype(dtype)
+    kwargs, b, m = {}, Wh, mask
+    if case == "blocks":
+        kwargs = dict(starts=[g * H + j0 for g in range(4)], width=K)
+    elif case == "transposed":
+        b, m = Wh[j0:j0 + K].T, mask[j0:j0 + K].T
+    columns = 4 * K if case == "blocks" else b.shape[1]
+    p, expected = (np.full(packed_shape(b.shape[0], columns, dtype), np.nan, dtype) for _ in range(2))
+    pack(b, p, mask=m, **kwargs)
+    pack(np.ascontiguousarray(b * m), expected, **{k: v for k, v in kwargs.items()})
+    np.testing.assert_array_equal(p, expected)
+    with pytest.raises(ValueError, match="mask must be"):
+        pack(b, p, mask=m[:-1], **kwargs)

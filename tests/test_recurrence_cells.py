@@ -3,13 +3,15 @@ kernels/recurrence.py): a cell of two dependent products per step, as a GRU's, b
 its step kernels and its phases, and runs on the lanes with NumPy's results, the same bits
 on any number of lanes."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from numba import njit
 
 from fastlstm.kernels.recurrence import lane_loops
 from fastlstm.lanes import Lanes
-from fastlstm.recurrence import LSTM, Cell, backward, forward
+from fastlstm.recurrence import LSTM, Cell, RecurrentMasks, backward, forward
 from fastlstm.workspace import fresh
 
 
@@ -86,3 +88,24 @@ def test_the_lstm_is_one_phase_of_its_four_gate_blocks():
     assert LSTM.phases == (4,) and LSTM.blocks() == [(0, 4)]
     assert TWO_PRODUCTS.blocks() == [(0, 1), (1, 2)]
     assert Cell(None, None, phases=(2, 1)).blocks() == [(0, 2), (2, 3)]  # a GRU's: z and r, then h~
+
+
+@pytest.mark.parametrize("n_lanes", [1, 3])
+def test_weight_drop_on_any_cell_is_its_wh_times_the_mask_to_the_bit(n_lanes):
+    """forward and backward pack Wh times a weight mask as they pack Wh: a two-phase cell (a
+    GRU's shape) gets weight drop with nothing of its own, with the bits of a masked copy."""
+    N, T, H = 3, 4, 11
+    rng = np.random.default_rng(5)
+    xs, Wh = rng.standard_normal((T, N, 2 * H)), rng.standard_normal((H, 2 * H)) / np.sqrt(H)
+    h0, dhs = rng.standard_normal((N, H)), rng.standard_normal((T, N, H))
+    mask = (rng.random(Wh.shape) > 0.4) / 0.6
+    lanes = Lanes(threads=n_lanes, min_units=1, speeds=[1.0, 0.5, 2.0][:n_lanes])
+    want = _run(xs, Wh * mask, h0, dhs, lanes)
+    hs, ss = np.zeros((T + 1, N, H)), np.full((T, N, H), np.nan)
+    hs[0] = h0
+    masks = replace(RecurrentMasks.none(hs), weight=mask)
+    forward(TWO_PRODUCTS, (hs, ss), (xs, hs, ss), Wh, lanes, fresh, masks)
+    da1, da0, dh = np.full((T, N, H), np.nan), np.full((T, N, H), np.nan), np.full((N, H), np.nan)
+    backward(TWO_PRODUCTS, (da1, da0), (hs, ss, dhs, da1, da0), Wh, dh, lanes, masks)
+    for name, w, got in zip(["hs", "ss", "da1", "da0", "dh"], want, (hs, ss, da1, da0, dh)):
+        np.testing.assert_array_equal(got, w, err_msg=name)

@@ -109,10 +109,54 @@ def _train_and_evaluate(model, dtype):
     return losses, [p.copy() for p in net.params]
 
 
+@pytest.mark.parametrize("model", ["variational", "awd"])
+def test_regularised_training_gives_the_same_bits_on_one_thread_and_on_two(model):
+    """Every regulariser on (locked, recurrent and embedding dropout, weight drop, AR, TAR)
+    and ASGD averaging: the masks come from the counter-based generator, the recurrence is
+    cut by units, the penalties sum in fixed blocks; the thread count changes no bit."""
+    from fastlstm.models import AwdRnnlm, VariationalRnnlm
+    from fastlstm.optimizer import ASGD
+    from fastlstm.training_step import train_step
+
+    def run():
+        np.random.seed(0)
+        if model == "variational":
+            net = VariationalRnnlm(1000, 300, 300, weight_drop=0.3, alpha=2.0, beta=1.0)
+        else:
+            net = AwdRnnlm(1000, 100, 300)
+        xs, ts = np.random.default_rng(0).integers(0, 1000, size=(2, 20, 35))
+        optimizer, losses = ASGD(20.0, nonmono=1, weight_decay=1e-4), []
+        for figure in (3.0, 2.0, 2.5, 2.6):  # 2.6: worse than the best before the last check: averaging starts
+            optimizer.observe(figure)
+        for _ in range(3):
+            losses.append(train_step(net, optimizer, xs, ts, 0.25)[0])
+        net.reset_state()
+        losses.append(net.forward(xs[:10], ts[:10], train_flg=False))
+        return losses, [p.copy() for p in net.params] + optimizer.ax
+
+    runs = []
+    before = fastlstm.get_num_threads()
+    try:
+        for n in (1, 2):
+            fastlstm.set_num_threads(n)
+            runs.append(run())
+    finally:
+        fastlstm.set_num_threads(before)
+    (losses1, arrays1), (losses2, arrays2) = runs
+    if blas.row_quantum(np.dtype(np.float32)) is None:
+        np.testing.assert_allclose(losses1, losses2, rtol=1e-4)
+        return
+    assert losses1 == losses2
+    for a1, a2 in zip(arrays1, arrays2):
+        np.testing.assert_array_equal(a1, a2)
+
+
+@pytest.mark.parametrize("options", [{}, dict(recurrent_dropout=0.3, weight_drop=0.4)])
 @pytest.mark.parametrize("cls", [TimeRNN, TimeGRU])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_rnn_and_gru_give_the_same_bits_on_one_thread_and_on_two(cls, dtype):
-    """300 units: two lanes for the recurrence, and products large enough to split."""
+def test_rnn_and_gru_give_the_same_bits_on_one_thread_and_on_two(cls, dtype, options):
+    """300 units: two lanes for the recurrence, and products large enough to split; with
+    recurrent dropout and weight drop too."""
     rng = np.random.default_rng(1)
     N, T, D, H = 20, 35, 300, 300
     gates = 3 if cls is TimeGRU else 1
@@ -124,7 +168,8 @@ def test_rnn_and_gru_give_the_same_bits_on_one_thread_and_on_two(cls, dtype):
     try:
         for n in (1, 2):
             fastlstm.set_num_threads(n)
-            layer = cls(*weights)
+            layer = cls(*weights, **options)
+            np.random.seed(0)
             runs.append([layer.forward(xs), layer.backward(dhs), layer.dh] + [g.copy() for g in layer.grads])
     finally:
         fastlstm.set_num_threads(before)

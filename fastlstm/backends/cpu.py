@@ -7,24 +7,29 @@ defines the same functions (`__all__`) on device arrays. Dimension letters as in
 N batch, T time steps, D input width, H hidden width, V vocabulary, M rows.
 """
 
+from dataclasses import replace
+
 import numba
 import numpy as np
 
 from fastlstm.blas import dot, dots, tn_product
 from fastlstm.checks import as_floats
-from fastlstm.kernels.dropout import dropout_backward, dropout_forward
-from fastlstm.kernels.embedding import embedding_backward, embedding_forward
+from fastlstm.kernels import regularisers
+from fastlstm.kernels.dropout import dropout_backward, dropout_forward, dropout_mask, locked_apply, multiply_into
+from fastlstm.kernels.embedding import embedding_backward, embedding_forward, embedding_forward_scaled, scale_rows
 from fastlstm.kernels.linalg import column_sums
 from fastlstm.kernels.one_row import PARTIALS, lstm_row_forward, row_times_columns, row_times_rows
+from fastlstm.kernels.optim import sum_squares
 from fastlstm.kernels.softmax import softmax_cross_entropy_forward, softmax_cross_entropy_forward_backward
 from fastlstm.lanes import default as default_lanes
-from fastlstm.recurrence import GRU, RNN, backward, backward_steps, forward, forward_steps
+from fastlstm.recurrence import GRU, RNN, RecurrentMasks, backward, backward_steps, forward, forward_steps
 from fastlstm.workspace import fresh
 
 __all__ = ["alloc", "fresh", "zeros_like", "prepare_weights", "floats", "copy", "affine_forward",
            "affine_backward", "gather_rows", "scatter_add_rows", "cross_entropy", "cross_entropy_gradient",
-           "dropout_apply", "dropout_gradient", "recurrent_grads", "lstm_forward", "lstm_backward", "rnn_forward",
-           "rnn_backward", "gru_forward", "gru_backward", "time_copy"]
+           "dropout_apply", "dropout_gradient", "draw_mask", "locked_dropout", "activation_penalty",
+           "temporal_penalty", "add_activation_gradient", "add_temporal_gradient", "recurrent_grads", "lstm_forward",
+           "lstm_backward", "rnn_forward", "rnn_backward", "gru_forward", "gru_backward", "time_copy"]
 
 alloc = np.empty  # alloc(shape, dtype): new arrays, as a workspace makes them
 zeros_like = np.zeros_like
@@ -83,19 +88,25 @@ def affine_backward(x2, dout2, W, dW, db, dx2):
     column_sums(dout2, db)
 
 
-def gather_rows(W, ids, out, empty):
-    """out (..., D) = the rows of W picked by the checked host ids; returns the ids as backward reads them.
-    One id (generation) is a row's copy, with no parallel loop to start."""
-    if ids.size == 1:
+def gather_rows(W, ids, out, empty, scale=None):
+    """out (..., D) = the rows of W picked by the checked host ids, each times scale[id]
+    when a scale (V,) is given; returns the ids as backward reads them. One id without a
+    scale (generation) is a row's copy, with no parallel loop to start."""
+    if scale is not None:
+        embedding_forward_scaled(W, ids.reshape(-1), scale, out.reshape(-1, W.shape[1]))
+    elif ids.size == 1:
         out.reshape(-1)[...] = W[ids.reshape(-1)[0]]
     else:
         embedding_forward(W, ids.reshape(-1), out.reshape(-1, W.shape[1]))
     return ids
 
 
-def scatter_add_rows(ids, dout, dW):
-    """dW = 0, then dW[ids[m]] += dout[m] for every position m."""
+def scatter_add_rows(ids, dout, dW, scale=None):
+    """dW = 0, then dW[ids[m]] += dout[m] for every position m; with a scale (V,), the rows
+    reached are then multiplied by theirs (the gradient of W * scale[:, None])."""
     embedding_backward(ids.reshape(-1), dout.reshape(-1, dW.shape[1]), dW)
+    if scale is not None:
+        scale_rows(dW, np.unique(ids), scale)
 
 
 def cross_entropy(x2, ts, count, empty, with_gradient):
@@ -135,6 +146,41 @@ def dropout_gradient(dout, mask):
     return dx
 
 
+def draw_mask(shape, dtype, seed, ratio, scale):
+    """A fresh mask of shape and dtype from `seed`: 0 or `scale`, drawn as dropout_apply draws."""
+    mask = np.empty(shape, dtype)
+    dropout_mask(seed, ratio, scale, mask.reshape(-1))
+    return mask
+
+
+def locked_dropout(x, mask):
+    """x (N, T, D) times mask (N, 1, D): one mask per sequence for all its steps (also the
+    gradient, with dout for x)."""
+    out = np.empty_like(x)
+    locked_apply(x, mask.reshape(mask.shape[0], mask.shape[2]), out)
+    return out
+
+
+def activation_penalty(h):
+    """The sum of h**2 over all elements, in float64 (AR)."""
+    return sum_squares(h.reshape(-1))
+
+
+def temporal_penalty(h):
+    """The sum of (h[:, t] - h[:, t - 1])**2 over t >= 1 and the rest, in float64 (TAR). h (N, T, H)."""
+    return regularisers.temporal_sum_squares(h)
+
+
+def add_activation_gradient(dh, h, coef):
+    """dh += coef * h in place."""
+    regularisers.add_scaled(dh.reshape(-1), h.reshape(-1), h.dtype.type(coef))
+
+
+def add_temporal_gradient(dh, h, coef):
+    """dh += coef * (h_t - h_{t-1}) at t, and minus that at t - 1, in place. dh, h (N, T, H)."""
+    regularisers.add_temporal_gradient(dh, h, h.dtype.type(coef))
+
+
 def recurrent_grads(Wx, Wh, *bias):
     """(grads, joined): zeros for dWx, dWh and the bias's gradient (where the cell has a
     bias), where dWx and dWh are the two row blocks of `joined` (D + H, G), which one
@@ -144,43 +190,59 @@ def recurrent_grads(Wx, Wh, *bias):
     return [joined[:D], joined[D:]] + [np.zeros_like(b) for b in bias], joined
 
 
-def _sequence(xs, Wx, Wh, h0, empty, lanes, bias=None):
-    """(hs, inputs, pre, out): what every cell's forward over xs (N, T, D) starts from, made
-    by `empty`. Time-major, so that every step's slice is C-contiguous: hs (T + 1, N, H),
+def _sequence(xs, Wx, Wh, h0, masks, empty, lanes, bias=None):
+    """(hs, inputs, pre, out, masks): what every cell's forward over xs (N, T, D) starts from,
+    made by `empty`. Time-major, so that every step's slice is C-contiguous: hs (T + 1, N, H),
     hs[0] the initial state h0 (zeros where None), hs[t + 1] the state after step t;
     inputs (T, N, D + H), each step's input x_t and the h it multiplies side by side, the
     left operand of the weight gradients' one product, x and h_0 filled in; pre (T, N, G)
-    = x_t @ Wx (+ bias) for all steps in one product. out (N, T, H) the layer's output."""
+    = x_t @ Wx (+ bias) for all steps in one product. out (N, T, H) the layer's output.
+    masks: the RecurrentMasks of the layer's (h_mask or None, weight_mask or None), or
+    none where it passed None, with the masked initial h."""
     N, T, D = xs.shape
     H, G = Wh.shape
     dtype = Wh.dtype
     hs = empty("hs", (T + 1, N, H), dtype)
     hs[0] = 0 if h0 is None else h0
+    masks = _recurrent_masks(masks, hs, empty)
     inputs = empty("inputs", (T, N, D + H), dtype)
     xs_t = inputs[:, :, :D]
     np.copyto(xs_t, xs.transpose(1, 0, 2))
-    inputs[0, :, D:] = hs[0]
+    inputs[0, :, D:] = masks.hm[0]
     pre = empty("gates", (T, N, G), dtype)
     dot(xs_t.reshape(T * N, D), Wx, out=pre.reshape(T * N, G), bias=bias, lanes=lanes)
-    return hs, inputs, pre, empty("out", (N, T, H), dtype)
+    return hs, inputs, pre, empty("out", (N, T, H), dtype), masks
 
 
-def lstm_forward(xs, params, state, empty, workspace, lanes):
+def _recurrent_masks(masks, hs, empty):
+    """The RecurrentMasks of a call from the layer's (h_mask or None, weight_mask or None), or
+    None for no masks: with an h_mask, the masked operand hm (T + 1, N, H), hm[0] = hs[0] * h_mask."""
+    h_mask, weight_mask = masks or (None, None)
+    if h_mask is None:
+        return replace(RecurrentMasks.none(hs), weight=weight_mask)
+    hm = empty("hm", hs.shape, hs.dtype)
+    np.multiply(hs[0], h_mask, out=hm[0])
+    return RecurrentMasks(h_mask, weight_mask, hm)
+
+
+def lstm_forward(xs, params, state, empty, workspace, lanes, masks=None):
     """(out (N, T, H), (last h, last c), saved for lstm_backward) of the LSTM over xs (N, T, D)
     from state = (h0, c0) (N, H), zeros where None. `empty` makes the arrays (fresh ones, or
     a workspace's), `workspace` holds the lanes' scratch, `lanes` (fastlstm.lanes.Lanes) run
-    the products and the recurrence."""
+    the products and the recurrence. `masks` (h_mask (N, H) or None, weight_mask like Wh or
+    None), when given: recurrent dropout on every step's h_{t-1} and weight drop on Wh."""
     Wx, Wh, b = params
     h0, c0 = state
-    if xs.shape[0] * xs.shape[1] == 1 and Wx.flags.c_contiguous and Wh.flags.c_contiguous and b.flags.c_contiguous:
+    if (xs.shape[0] * xs.shape[1] == 1 and masks is None
+            and Wx.flags.c_contiguous and Wh.flags.c_contiguous and b.flags.c_contiguous):
         return _lstm_one_row(xs, params, state, empty, lanes)
-    hs, inputs, gates, out = _sequence(xs, Wx, Wh, h0, empty, lanes)
+    hs, inputs, gates, out, masks = _sequence(xs, Wx, Wh, h0, masks, empty, lanes)
     T, N, H = len(gates), xs.shape[0], Wh.shape[0]
     cs = empty("cs", (T + 1, N, H), Wh.dtype)
     cs[0] = 0 if c0 is None else c0
     tanh_cs = empty("tanh_cs", (T, N, H), Wh.dtype)
-    forward_steps(gates, hs, cs, tanh_cs, out, inputs[:, :, xs.shape[2]:], Wh, b, lanes, workspace.empty)
-    return out, (hs[T], cs[T]), (inputs, cs, tanh_cs, gates)
+    forward_steps(gates, hs, cs, tanh_cs, out, inputs[:, :, xs.shape[2]:], Wh, b, lanes, workspace.empty, masks)
+    return out, (hs[T], cs[T]), (inputs, cs, tanh_cs, gates, masks)
 
 
 def _lstm_one_row(xs, params, state, empty, lanes):
@@ -201,81 +263,99 @@ def _lstm_one_row(xs, params, state, empty, lanes):
         lstm_row_forward(xs, Wx, Wh, b, hs, cs, inputs, gates, tanh_cs, j0, j1)
 
     _run_row(lane, H, (D + H) * G, lanes)
-    return hs[1:], (hs[1], cs[1]), (inputs, cs, tanh_cs, gates)
+    return hs[1:], (hs[1], cs[1]), (inputs, cs, tanh_cs, gates, RecurrentMasks.none(hs))
 
 
 def lstm_backward(saved, dhs, params, grads, joined, lanes):
     """(dxs (N, T, D), dh (N, H)) from the outputs' gradients dhs (N, T, H, C-contiguous) on
     `lanes`; fills grads, whose dWx and dWh are `joined`'s row blocks unless arrays were put
-    in their place."""
-    inputs, cs, tanh_cs, gates = saved
+    in their place. Through the masks forward drew: dWh is the gradient of Wh * weight_mask
+    times the mask."""
+    inputs, cs, tanh_cs, gates, masks = saved
     Wx, Wh, b = params
     dA = np.empty_like(gates)
     dh = np.empty(cs.shape[1:], dtype=gates.dtype)
-    backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, grads[2], lanes)
-    return _input_and_weight_grads(inputs, dA, Wx, grads, joined, lanes), dh
+    backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, grads[2], lanes, masks)
+    return _input_and_weight_grads(inputs, dA, Wx, grads, joined, lanes, masks), dh
 
 
-def rnn_forward(xs, params, state, empty, workspace, lanes):
+def rnn_forward(xs, params, state, empty, workspace, lanes, masks=None):
     """As lstm_forward, for the RNN from state = (h0,): h_t+1 = tanh(x_t Wx + h_t Wh + b)."""
     Wx, Wh, b = params
-    hs, inputs, pre, out = _sequence(xs, Wx, Wh, state[0], empty, lanes)
-    forward(RNN, (hs,), (pre, hs, out, inputs[:, :, xs.shape[2]:], b), Wh, lanes, workspace.empty)
-    return out, (hs[len(pre)],), (inputs, hs)
+    hs, inputs, pre, out, masks = _sequence(xs, Wx, Wh, state[0], masks, empty, lanes)
+    step_state = (pre, hs, out, inputs[:, :, xs.shape[2]:], b, masks.hm, masks.h)
+    forward(RNN, (masks.hm,), step_state, Wh, lanes, workspace.empty, masks)
+    return out, (hs[len(pre)],), (inputs, hs, masks)
 
 
 def rnn_backward(saved, dhs, params, grads, joined, lanes):
     """As lstm_backward, for the RNN."""
-    inputs, hs = saved
+    inputs, hs, masks = saved
     Wx, Wh, b = params
     dA = np.empty(inputs.shape[:2] + Wh.shape[:1], dtype=Wh.dtype)
     dh = np.empty(hs.shape[1:], dtype=Wh.dtype)
     grads[2][...] = 0  # each step's rows of dA are added to it
-    backward(RNN, (dA,), (hs, dhs, dA, grads[2]), Wh, dh, lanes)
-    return _input_and_weight_grads(inputs, dA, Wx, grads, joined, lanes), dh
+    backward(RNN, (dA,), (hs, dhs, dA, grads[2], masks.h), Wh, dh, lanes, masks)
+    return _input_and_weight_grads(inputs, dA, Wx, grads, joined, lanes, masks), dh
 
 
-def gru_forward(xs, params, state, empty, workspace, lanes):
+def gru_forward(xs, params, state, empty, workspace, lanes, masks=None):
     """As lstm_forward, for the book's GRU (kernels/gru.py) from state = (h0,)."""
     Wx, Wh = params
-    hs, inputs, gates, out = _sequence(xs, Wx, Wh, state[0], empty, lanes)
+    hs, inputs, gates, out, masks = _sequence(xs, Wx, Wh, state[0], masks, empty, lanes)
     rhs = empty("rhs", hs[1:].shape, Wh.dtype)  # r * h_t, the operand of each step's second product
-    forward(GRU, (hs, rhs), (gates, hs, rhs, out, inputs[:, :, xs.shape[2]:]), Wh, lanes, workspace.empty)
-    return out, (hs[len(gates)],), (inputs, hs, rhs, gates)
+    step_state = (gates, hs, rhs, out, inputs[:, :, xs.shape[2]:], masks.hm, masks.h)
+    forward(GRU, (masks.hm, rhs), step_state, Wh, lanes, workspace.empty, masks)
+    return out, (hs[len(gates)],), (inputs, hs, rhs, gates, masks)
 
 
 def gru_backward(saved, dhs, params, grads, joined, lanes):
     """As lstm_backward, for the book's GRU. Its h~ block of dWh takes r * h_t where the
     others take h_t, so its weight gradients are three products, not one."""
-    inputs, hs, rhs, gates = saved
+    inputs, hs, rhs, gates, masks = saved
     Wx, Wh = params
     T, N, G = gates.shape
     D, H = Wx.shape[0], Wh.shape[0]
     dA = np.empty_like(gates)
     dh = np.empty((N, H), dtype=Wh.dtype)
     dh_direct = np.zeros((N, H), dtype=Wh.dtype)
-    backward(GRU, (dA[:, :, 2 * H:], dA[:, :, :2 * H]), (gates, hs, dhs, dA, dh_direct), Wh, dh, lanes)
+    step_state = (gates, hs, dhs, dA, dh_direct, masks.h)
+    backward(GRU, (dA[:, :, 2 * H:], dA[:, :, :2 * H]), step_state, Wh, dh, lanes, masks)
     dh += dh_direct
     dA2, inputs2 = dA.reshape(T * N, G), inputs.reshape(T * N, D + H)
     dWx, dWh = grads
     dxs = np.empty((T * N, D), dtype=Wh.dtype)
     dots(tn_product(inputs2[:, :D], dA2, dWx), (inputs2[:, D:].T, dA2[:, :2 * H], dWh[:, :2 * H]),
          (rhs.reshape(T * N, H).T, dA2[:, 2 * H:], dWh[:, 2 * H:]), (dA2, Wx.T, dxs), lanes=lanes)
+    _drop_weight_gradient(dWh, masks)
     return _batch_major(dxs, T, N), dh
 
 
-def _input_and_weight_grads(inputs, dA, Wx, grads, joined, lanes):
+def _input_and_weight_grads(inputs, dA, Wx, grads, joined, lanes, masks):
     """dxs (N, T, D) = dA @ Wx.T from dA (T, N, G), beside [dWx; dWh] = [x_t, h_t].T @ dA in
-    one product into `joined`, whose blocks a gradient array put in their place receives."""
+    one product into `joined`, whose blocks a gradient array put in their place receives;
+    dWh through the weight mask of `masks`."""
     T, N, G = dA.shape
     D = Wx.shape[0]
     dA2 = dA.reshape(T * N, G)
     dxs = np.empty((T * N, D), dtype=dA.dtype)
     dots(tn_product(inputs.reshape(T * N, inputs.shape[2]), dA2, joined), (dA2, Wx.T, dxs), lanes=lanes)
+    _drop_weight_gradient(joined[D:], masks)
     for grad, block in zip(grads[:2], (joined[:D], joined[D:])):
         if grad.base is not joined:  # a gradient array put in its place
             grad[...] = block
     return _batch_major(dxs, T, N)
+
+
+def _drop_weight_gradient(dWh, masks):
+    """dWh *= the weight mask where weight drop is on: the gradient of Wh from that of
+    Wh * mask, zero where dropped (a gradient array put in dWh's place may have any layout)."""
+    if masks.weight is None:
+        return
+    if dWh.flags.c_contiguous:
+        multiply_into(dWh.reshape(-1), masks.weight.reshape(-1))
+    else:
+        np.multiply(dWh, masks.weight, out=dWh)
 
 
 def _batch_major(a2, T, N):

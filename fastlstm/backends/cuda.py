@@ -22,8 +22,9 @@ from fastlstm.checks import as_floats
 
 __all__ = ["alloc", "fresh", "zeros_like", "prepare_weights", "floats", "copy", "affine_forward",
            "affine_backward", "gather_rows", "scatter_add_rows", "cross_entropy", "cross_entropy_gradient",
-           "dropout_apply", "dropout_gradient", "recurrent_grads", "lstm_forward", "lstm_backward", "rnn_forward",
-           "rnn_backward", "gru_forward", "gru_backward", "time_copy"]
+           "dropout_apply", "dropout_gradient", "draw_mask", "locked_dropout", "activation_penalty",
+           "temporal_penalty", "add_activation_gradient", "add_temporal_gradient", "recurrent_grads", "lstm_forward",
+           "lstm_backward", "rnn_forward", "rnn_backward", "gru_forward", "gru_backward", "time_copy"]
 
 
 @functools.cache
@@ -31,11 +32,12 @@ def _k():
     """numba.cuda and the CUDA kernel modules, imported on first use (numba-cuda is optional)."""
     from numba import cuda
 
-    from fastlstm.kernels import (dropout_cuda, embedding_cuda, gru_cuda, linalg_cuda, lstm_cuda, rnn_cuda,
-                                  softmax_cuda)
+    from fastlstm.kernels import (dropout_cuda, embedding_cuda, gru_cuda, linalg_cuda, lstm_cuda, optim_cuda,
+                                  regularisers_cuda, rnn_cuda, softmax_cuda)
 
     return SimpleNamespace(cuda=cuda, linalg=linalg_cuda, lstm=lstm_cuda, rnn=rnn_cuda, gru=gru_cuda,
-                           softmax=softmax_cuda, embedding=embedding_cuda, dropout=dropout_cuda)
+                           softmax=softmax_cuda, embedding=embedding_cuda, dropout=dropout_cuda, optim=optim_cuda,
+                           regularisers=regularisers_cuda)
 
 
 def alloc(shape, dtype):
@@ -126,16 +128,21 @@ def affine_backward(x2, dout2, W, dW, db, dx2):
     linalg.matmul(dout2, linalg.transpose_view(W), dx2)
 
 
-def gather_rows(W, ids, out, empty):
+def gather_rows(W, ids, out, empty, scale=None):
     M, D = ids.size, W.shape[1]
     d_ids = _upload(empty, "ids", ids)
-    _k().embedding.embedding_forward(W, d_ids.reshape(M), out.reshape(M, D))
+    if scale is None:
+        _k().embedding.embedding_forward(W, d_ids.reshape(M), out.reshape(M, D))
+    else:
+        _k().embedding.embedding_forward_scaled(W, d_ids.reshape(M), scale, out.reshape(M, D))
     return d_ids
 
 
-def scatter_add_rows(ids, dout, dW):
+def scatter_add_rows(ids, dout, dW, scale=None):
     M, D = ids.size, dW.shape[1]
     _k().embedding.embedding_backward(ids.reshape(M), dout.reshape(M, D), dW)
+    if scale is not None:
+        _k().embedding.scale_rows(dW, scale)
 
 
 def cross_entropy(x2, ts, count, empty, with_gradient):
@@ -171,6 +178,35 @@ def dropout_gradient(dout, mask):
     return dx
 
 
+def draw_mask(shape, dtype, seed, ratio, scale):
+    mask = alloc(shape, dtype)
+    _k().dropout.dropout_mask(seed, ratio, scale, mask.reshape(mask.size))
+    return mask
+
+
+def locked_dropout(x, mask):
+    N, T, D = x.shape
+    out = alloc(x.shape, x.dtype)
+    _k().dropout.locked_apply(x, mask.reshape(N, D), out)
+    return out
+
+
+def activation_penalty(h):
+    return _k().optim.sum_squares(h.reshape(h.size))
+
+
+def temporal_penalty(h):
+    return _k().regularisers.temporal_sum_squares(h)
+
+
+def add_activation_gradient(dh, h, coef):
+    _k().regularisers.add_scaled(dh.reshape(dh.size), h.reshape(h.size), h.dtype.type(coef))
+
+
+def add_temporal_gradient(dh, h, coef):
+    _k().regularisers.add_temporal_gradient(dh, h, h.dtype.type(coef))
+
+
 def recurrent_grads(Wx, Wh, *bias):
     """(grads, None): device zeros laid out like each weight; no joined block here."""
     return [zeros_like(w) for w in (Wx, Wh, *bias)], None
@@ -186,10 +222,11 @@ def _start(first, state, dtype):
         first.copy_to_device(np.ascontiguousarray(gpu.to_host(state), dtype=dtype))
 
 
-def _sequence(xs, Wx, Wh, h0, empty):
-    """(hs, xs_t, pre): what every cell's forward over xs (N, T, D) starts from, time-major
-    as on the CPU: hs (T + 1, N, H), hs[0] the initial state h0 (zeros where None), hs[t + 1]
-    the state after step t; xs_t (T, N, D); pre (T, N, G) = xs_t @ Wx in one product."""
+def _sequence(xs, Wx, Wh, h0, masks, empty):
+    """(hs, xs_t, pre, masks): what every cell's forward over xs (N, T, D) starts from,
+    time-major as on the CPU: hs (T + 1, N, H), hs[0] the initial state h0 (zeros where
+    None), hs[t + 1] the state after step t; xs_t (T, N, D); pre (T, N, G) = xs_t @ Wx in
+    one product; masks: the _Masks of the layer's (h_mask or None, weight_mask or None) or None."""
     N, T, D = xs.shape
     H, G = Wh.shape
     dtype = Wh.dtype
@@ -200,7 +237,38 @@ def _sequence(xs, Wx, Wh, h0, empty):
     linalg.swap_01(xs, xs_t)
     pre = empty("gates", (T, N, G), dtype)
     linalg.matmul(xs_t.reshape(T * N, D), Wx, pre.reshape(T * N, G))
-    return hs, xs_t, pre
+    return hs, xs_t, pre, _Masks(masks, hs, Wh, empty)
+
+
+class _Masks(gpu.HostPickled):
+    """A call's recurrent dropout and weight drop on the device, applied per step (cuBLAS
+    reads no mask): `Wh` is what the products take, Wh or a copy of it times the weight
+    mask; `operand(hs, t)` the h step t multiplies, hs[t] or hs[t] times the h mask, kept
+    in `hm` (T, N, H) for the weight gradients. Backward multiplies the products' gradients
+    of the masked h by the mask (`to_h`) and dWh by the weight mask (`weight_gradient`).
+    Saved for backward, it is copied and pickled with its layer, through the host."""
+
+    def __init__(self, masks, hs, Wh, empty):
+        self.h, self.weight = masks or (None, None)
+        self.Wh = Wh if self.weight is None else alloc(Wh.shape, Wh.dtype)
+        if self.weight is not None:
+            _k().dropout.multiply(Wh, self.weight, self.Wh)
+        self.hm = hs if self.h is None else empty("hm", (hs.shape[0] - 1,) + hs.shape[1:], hs.dtype)
+
+    def operand(self, hs, t):
+        if self.h is not None:
+            _k().dropout.multiply(hs[t], self.h, self.hm[t])
+        return self.hm[t]
+
+    def to_h(self, dh):
+        """dh (N, H) *= the h mask, in place: the gradient of the masked h made that of h."""
+        if self.h is not None:
+            _k().dropout.multiply(dh, self.h, dh)
+
+    def weight_gradient(self, dWh):
+        """dWh *= the weight mask, in place: the gradient of Wh * mask made that of Wh."""
+        if self.weight is not None:
+            _k().dropout.multiply(dWh, self.weight, dWh)
 
 
 def _batch_major(a, empty=fresh):
@@ -228,23 +296,25 @@ def _input_grads(dA, Wx):
     return _batch_major(dxs_t)
 
 
-def _input_and_weight_grads(xs_t, hs, dA, params, grads):
-    """dxs (N, T, D) from dA (T, N, G), and grads = x.T @ dA, h.T @ dA and dA's column sums."""
+def _input_and_weight_grads(xs_t, masks, dA, params, grads):
+    """dxs (N, T, D) from dA (T, N, G), and grads = x.T @ dA, h.T @ dA (the h each step
+    multiplied, through the weight mask) and dA's column sums."""
     T, N, G = dA.shape
     dA2 = dA.reshape(T * N, G)
     linalg = _k().linalg
     linalg.matmul_tn_into(xs_t.reshape(T * N, xs_t.shape[2]), dA2, grads[0])
-    linalg.matmul_tn_into(hs[:T].reshape(T * N, hs.shape[2]), dA2, grads[1])
+    linalg.matmul_tn_into(masks.hm[:T].reshape(T * N, masks.hm.shape[2]), dA2, grads[1])
+    masks.weight_gradient(grads[1])
     linalg.column_sums(dA2, grads[2])
     return _input_grads(dA, params[0])
 
 
-def lstm_forward(xs, params, state, empty, workspace, lanes):
+def lstm_forward(xs, params, state, empty, workspace, lanes, masks=None):
     """As the CPU's (`lanes` serve the CPU alone): one product for the inputs of all steps,
     then per step one product with Wh and the step kernel."""
     Wx, Wh, b = params
     h0, c0 = state
-    hs, xs_t, gates = _sequence(xs, Wx, Wh, h0, empty)
+    hs, xs_t, gates, masks = _sequence(xs, Wx, Wh, h0, masks, empty)
     T, N, H = gates.shape[0], xs.shape[0], Wh.shape[0]
     dtype = Wh.dtype
     k = _k()
@@ -253,73 +323,75 @@ def lstm_forward(xs, params, state, empty, workspace, lanes):
     tanh_cs = empty("tanh_cs", (T, N, H), dtype)
     hA = empty("hA", (N, 4 * H), dtype)
     for t in range(T):
-        k.linalg.matmul(hs[t], Wh, hA)
+        k.linalg.matmul(masks.operand(hs, t), masks.Wh, hA)
         k.lstm.lstm_step_forward(gates[t], hA, b, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
-    return _batch_major(hs[1:], empty), (hs[T], cs[T]), (xs_t, hs, cs, tanh_cs, gates)
+    return _batch_major(hs[1:], empty), (hs[T], cs[T]), (xs_t, cs, tanh_cs, gates, masks)
 
 
 def lstm_backward(saved, dhs, params, grads, joined, lanes):
-    xs_t, hs, cs, tanh_cs, gates = saved
-    Wh = params[1]
-    T, N, H = gates.shape[0], hs.shape[1], Wh.shape[0]
+    xs_t, cs, tanh_cs, gates, masks = saved
+    T, N, H = gates.shape[0], cs.shape[1], cs.shape[2]
     k = _k()
     dhs_t = _time_major(dhs)
     dA = alloc(gates.shape, gates.dtype)
     dh = _zeros((N, H), gates.dtype)
     dc = _zeros((N, H), gates.dtype)
-    WhT = k.linalg.transpose_view(Wh)
+    WhT = k.linalg.transpose_view(masks.Wh)
     for t in range(T - 1, -1, -1):
         k.lstm.lstm_step_backward(gates[t], cs[t], tanh_cs[t], dhs_t[t], dh, dc, dA[t])
         k.linalg.matmul(dA[t], WhT, dh)
-    return _input_and_weight_grads(xs_t, hs, dA, params, grads), dh
+        masks.to_h(dh)
+    return _input_and_weight_grads(xs_t, masks, dA, params, grads), dh
 
 
-def rnn_forward(xs, params, state, empty, workspace, lanes):
+def rnn_forward(xs, params, state, empty, workspace, lanes, masks=None):
     Wx, Wh, b = params
-    hs, xs_t, pre = _sequence(xs, Wx, Wh, state[0], empty)
+    hs, xs_t, pre, masks = _sequence(xs, Wx, Wh, state[0], masks, empty)
     k = _k()
     hA = empty("hA", hs.shape[1:], Wh.dtype)
     for t in range(pre.shape[0]):
-        k.linalg.matmul(hs[t], Wh, hA)
+        k.linalg.matmul(masks.operand(hs, t), masks.Wh, hA)
         k.rnn.rnn_step_forward(pre[t], hA, b, hs[t + 1])
-    return _batch_major(hs[1:], empty), (hs[pre.shape[0]],), (xs_t, hs)
+    return _batch_major(hs[1:], empty), (hs[pre.shape[0]],), (xs_t, hs, masks)
 
 
 def rnn_backward(saved, dhs, params, grads, joined, lanes):
-    xs_t, hs = saved
-    Wh = params[1]
+    xs_t, hs, masks = saved
     k = _k()
     dhs_t = _time_major(dhs)
-    dA = alloc(dhs_t.shape, Wh.dtype)
-    dh = _zeros(hs.shape[1:], Wh.dtype)
-    WhT = k.linalg.transpose_view(Wh)
+    dA = alloc(dhs_t.shape, dhs_t.dtype)
+    dh = _zeros(hs.shape[1:], dhs_t.dtype)
+    WhT = k.linalg.transpose_view(masks.Wh)
     for t in range(dA.shape[0] - 1, -1, -1):
         k.rnn.rnn_step_backward(hs[t + 1], dhs_t[t], dh, dA[t])
         k.linalg.matmul(dA[t], WhT, dh)
-    return _input_and_weight_grads(xs_t, hs, dA, params, grads), dh
+        masks.to_h(dh)
+    return _input_and_weight_grads(xs_t, masks, dA, params, grads), dh
 
 
-def gru_forward(xs, params, state, empty, workspace, lanes):
+def gru_forward(xs, params, state, empty, workspace, lanes, masks=None):
     """As the CPU's: per step, the product with Wh's z and r columns, the gates' kernel, the
-    product of r * h with its h~ columns, the hidden state's kernel."""
+    product of r * h with its h~ columns, the hidden state's kernel; with recurrent
+    dropout both products read the masked h, (1 - z) * h_prev the unmasked."""
     Wx, Wh = params
-    hs, xs_t, gates = _sequence(xs, Wx, Wh, state[0], empty)
+    hs, xs_t, gates, masks = _sequence(xs, Wx, Wh, state[0], masks, empty)
     T, (N, H) = gates.shape[0], hs.shape[1:]
     k = _k()
     rhs = empty("rhs", (T, N, H), Wh.dtype)
     hA_zr, hA_h = empty("hA", (N, 2 * H), Wh.dtype), empty("hA_h", (N, H), Wh.dtype)
-    Wh_zr, Wh_h = Wh[:, :2 * H], Wh[:, 2 * H:]
+    Wh_zr, Wh_h = masks.Wh[:, :2 * H], masks.Wh[:, 2 * H:]
     for t in range(T):
-        k.linalg.matmul(hs[t], Wh_zr, hA_zr)
-        k.gru.gru_step_gates(gates[t], hA_zr, hs[t], rhs[t])
+        h = masks.operand(hs, t)
+        k.linalg.matmul(h, Wh_zr, hA_zr)
+        k.gru.gru_step_gates(gates[t], hA_zr, h, rhs[t])
         k.linalg.matmul(rhs[t], Wh_h, hA_h)
         k.gru.gru_step_hidden(gates[t], hA_h, hs[t], hs[t + 1])
-    return _batch_major(hs[1:], empty), (hs[T],), (xs_t, hs, rhs, gates)
+    return _batch_major(hs[1:], empty), (hs[T],), (xs_t, hs, rhs, gates, masks)
 
 
 def gru_backward(saved, dhs, params, grads, joined, lanes):
-    xs_t, hs, rhs, gates = saved
-    Wx, Wh = params
+    xs_t, hs, rhs, gates, masks = saved
+    Wx = params[0]
     T, N, G = gates.shape
     H = G // 3
     k = _k()
@@ -327,18 +399,21 @@ def gru_backward(saved, dhs, params, grads, joined, lanes):
     dhs_t = _time_major(dhs)
     dA = alloc(gates.shape, gates.dtype)
     dh, dh_direct, drh = _zeros((N, H), gates.dtype), _zeros((N, H), gates.dtype), alloc((N, H), gates.dtype)
-    Wh_zrT, Wh_hT = linalg.transpose_view(Wh[:, :2 * H]), linalg.transpose_view(Wh[:, 2 * H:])
+    Wh_zrT, Wh_hT = linalg.transpose_view(masks.Wh[:, :2 * H]), linalg.transpose_view(masks.Wh[:, 2 * H:])
     for t in range(T - 1, -1, -1):
         k.gru.gru_step_backward_hidden(gates[t], hs[t], dhs_t[t], dh, dh_direct, dA[t])
         linalg.matmul(dA[t][:, 2 * H:], Wh_hT, drh)
+        masks.to_h(drh)
         k.gru.gru_step_backward_gates(gates[t], hs[t], drh, dh_direct, dA[t])
         linalg.matmul(dA[t][:, :2 * H], Wh_zrT, dh)
+        masks.to_h(dh)
     linalg.time_copy(dh_direct.reshape(1, N, H), dh.reshape(1, N, H), add=True)  # dh += dh_direct
     dA2 = dA.reshape(T * N, G)
     dWx, dWh = grads
     linalg.matmul_tn_into(xs_t.reshape(T * N, xs_t.shape[2]), dA2, dWx)
-    linalg.matmul_tn_into(hs[:T].reshape(T * N, H), dA2[:, :2 * H], dWh[:, :2 * H])
+    linalg.matmul_tn_into(masks.hm[:T].reshape(T * N, H), dA2[:, :2 * H], dWh[:, :2 * H])
     linalg.matmul_tn_into(rhs.reshape(T * N, H), dA2[:, 2 * H:], dWh[:, 2 * H:])
+    masks.weight_gradient(dWh)
     return _input_grads(dA, Wx), dh
 
 

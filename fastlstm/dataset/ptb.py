@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastlstm.files import atomic_write
+from fastlstm.files import atomic_write, sha256_of, user_cache_dir
 
 __all__ = ["load_data", "load_vocab", "cache_dir", "ChecksumError", "DataNotFoundError", "URL_BASE"]
 
@@ -30,6 +30,8 @@ SHA256 = {
     "ptb.valid.txt": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
     "ptb.test.txt": "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
 }
+# of PTB's vocabulary written as a vocab.txt (fastlstm.dataset.vocabulary): how a run's vocab.txt is known as PTB's
+VOCAB_SHA256 = "643ed39b30b86d8d866d211f553d6efbb1bca21703bf1ae464e5430c6e5f91fc"
 
 _CHUNK = 1 << 16
 _verified = {}  # resolved file path -> (size, mtime_ns) of the copy whose SHA-256 matched
@@ -47,8 +49,7 @@ class DataNotFoundError(FileNotFoundError):
 
 def cache_dir():
     """The user cache folder for PTB: ``$XDG_CACHE_HOME/fastlstm/ptb``, else ``~/.cache/fastlstm/ptb``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "fastlstm" / "ptb"
+    return user_cache_dir() / "ptb"
 
 
 def load_vocab(data_dir=None):
@@ -122,11 +123,7 @@ def _verify(path):
     key, stamp = str(path.resolve()), (stat.st_size, stat.st_mtime_ns)
     if _verified.get(key) == stamp:
         return
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(chunk)
-    _check_sum(path.name, digest.hexdigest(), str(path))
+    _check_sum(path.name, sha256_of(path), str(path))
     _verified[key] = stamp
 
 

@@ -1,5 +1,4 @@
-"""The book's SimpleRnnlm, Rnnlm and BetterRnnlm built from the plain-NumPy reference layers, for tests and
-benchmarks only."""
+"""fastlstm's models built from the plain-NumPy reference layers, for tests and benchmarks only."""
 
 from fastlstm import models
 from fastlstm.reference import numpy_layers
@@ -15,3 +14,11 @@ class Rnnlm(models.Rnnlm):
 
 class BetterRnnlm(models.BetterRnnlm):
     layer_kit = numpy_layers
+
+
+class VariationalRnnlm(models.VariationalRnnlm):
+    layer_kit = penalty_kit = numpy_layers
+
+
+class AwdRnnlm(models.AwdRnnlm):
+    layer_kit = penalty_kit = numpy_layers
