@@ -69,8 +69,9 @@ def as_token_ids(ids, vocab_size, name, ignore_label=None):
         raise TypeError(f"{name} must hold integer token ids, got {ids.dtype}")
     if ids.size == 0:
         return ids
-    if ids.max() < vocab_size:
-        lo = ids.min()
+    one = ids.size == 1  # one token (generation): its value, with no reductions to start
+    if (ids.reshape(-1)[0] if one else ids.max()) < vocab_size:
+        lo = ids.reshape(-1)[0] if one else ids.min()
         if lo >= 0 or (lo == ignore_label and not ((ids < 0) & (ids != ignore_label)).any()):
             return ids
     flat = ids.reshape(-1)

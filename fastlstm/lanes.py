@@ -73,6 +73,9 @@ class Lanes:
     # worker costs more than the lane saves.
     min_rows: int = 16
     min_work: int = 1 << 21
+    # A lane's share of a one-row product (text generation), in multiply-adds: bound by reading the
+    # weights, each multiply-add costs a weight's load, so a smaller share than min_work pays.
+    min_row_work: int = 1 << 20
     _pool: "_Pool" = field(default_factory=lambda: _Pool(), init=False, repr=False)
     _cheap_left: int = field(default=0, init=False, repr=False)  # rests left to come after min_spins
 

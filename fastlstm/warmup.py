@@ -10,16 +10,17 @@ import time
 import numpy as np
 
 from fastlstm import kernels
-from fastlstm.kernels import (dropout, embedding, gru, linalg, lstm, optim, packed_product, recurrence, regularisers,
-                              rnn, softmax, spin, word_counts)
+from fastlstm.generate import generate
+from fastlstm.kernels import (dropout, embedding, gru, linalg, lstm, one_row, optim, packed_product, recurrence,
+                              regularisers, rnn, sampling, softmax, spin, word_counts)
 from fastlstm.models import BetterRnnlm, Rnnlm, SimpleRnnlm, VariationalRnnlm
 from fastlstm.optimizer import ASGD, SGD
 from fastlstm.time_layers import TimeGRU
 from fastlstm.training_step import train_step
 from fastlstm.util import clip_grads, create_co_matrix, ppmi, preprocess, remove_duplicate
 
-KERNEL_MODULES = (dropout, embedding, gru, linalg, lstm, optim, packed_product, recurrence, regularisers, rnn, softmax,
-                  spin, word_counts)
+KERNEL_MODULES = (dropout, embedding, gru, linalg, lstm, one_row, optim, packed_product, recurrence, regularisers, rnn,
+                  sampling, softmax, spin, word_counts)
 
 
 def dispatchers():
@@ -34,9 +35,10 @@ def dispatchers():
 
 def warm_up(dtypes=(np.float32,)):
     """Run two training steps (train_step), the book's clip_grads and update, and one evaluation
-    step of tiny SimpleRnnlm, Rnnlm and BetterRnnlm models per dtype: the second step's forward
-    also writes the softmax gradient (fastlstm.layers.SoftmaxWithLoss); then two steps of a
-    tiny VariationalRnnlm with every regulariser on, under averaging ASGD; a TimeGRU's forward,
+    step of tiny SimpleRnnlm, Rnnlm and BetterRnnlm models per dtype, and a generated token
+    (fastlstm.generate): the second step's forward also writes the softmax gradient
+    (fastlstm.layers.SoftmaxWithLoss); then two steps of a tiny VariationalRnnlm with every
+    regulariser on, under averaging ASGD; a TimeGRU's forward,
     backward and evaluation; and chapter 2's co-occurrence counts and PPMI of a sentence (the
     book's int64 ids, int32 counts)."""
     state = np.random.get_state()
@@ -56,6 +58,8 @@ def warm_up(dtypes=(np.float32,)):
                 optimizer.update(params, grads)
                 model.reset_state()
                 model.predict(xs)
+                model.reset_state()
+                generate(model, 0, sample_size=2)  # one token at a time: the one-row path and the sampling
             regularised = VariationalRnnlm(13, 5, 5, weight_drop=0.3, alpha=1.0, beta=1.0, dtype=dtype)
             asgd = ASGD(0.1, nonmono=1, weight_decay=1e-6)
             for figure in (2.0, 1.0, 1.5, 1.6):  # the last one starts the averaging

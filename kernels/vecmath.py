@@ -60,6 +60,19 @@ def interleaved_sum(a, lanes, square):
 
 
 @intrinsic
+def fma(typingctx, a, b, c):
+    """a * b + c rounded once (LLVM's fma), in the vectorised loop and its remainder alike:
+    'contract' lets LLVM fuse one way in the one and another in the other."""
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return a(a, b, c), codegen
+
+
+@intrinsic
 def _pow2_float32(typingctx, j):
     """2 ** (j - 128) as a float32, for an int32 j in [1, 255), built from its exponent bits
     in int32 arithmetic: Numba's own int32 arithmetic widens to int64, whose conversions

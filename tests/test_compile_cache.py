@@ -72,10 +72,16 @@ print(sorted(name for name, d in warmup.dispatchers().items() if len(d.signature
 FRESH_OR_CACHED = """
 import hashlib
 import numpy as np
-from fastlstm.kernels import optim, softmax
+from fastlstm.kernels import one_row, optim, softmax
 rng = np.random.default_rng(0)
 digest = hashlib.sha256()
 for dtype in (np.float32, np.float64):
+    row, W, b = (rng.standard_normal(s).astype(dtype) for s in (37, (37, 301), 301))
+    for j0, out in ((0, np.empty(301, dtype)), (11, np.empty(290, dtype))):
+        one_row.row_times_rows(row, W, b, j0, out)
+        digest.update(out.tobytes())
+        one_row.row_times_columns(row, np.ascontiguousarray(W.T), b, j0, out, np.empty(one_row.PARTIALS, dtype))
+        digest.update(out.tobytes())
     x = (rng.standard_normal((7, 1001)) * 3).astype(dtype)
     ts = rng.integers(-1, 1001, 7)
     ts[0] = 5
@@ -91,7 +97,8 @@ print(digest.hexdigest())
 
 
 def test_kernels_loaded_from_the_cache_compute_the_bits_of_fresh_ones(tmp_path):
-    """The first process compiles the kernels that sum (softmax's rows, the gradient norm) into
+    """The first process compiles the kernels that sum (softmax's rows, the gradient norm, the
+    one-row products) into
     an empty cache, the second loads them: their results agree to the bit."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
     runs = [subprocess.run([sys.executable, "-c", FRESH_OR_CACHED], env=env, capture_output=True, text=True,

@@ -1,5 +1,6 @@
 """The CPU backend: the layers' array work on NumPy arrays, with the CPU kernels, the lanes'
-products (fastlstm.blas) and the recurrent cells' recurrence (fastlstm.recurrence).
+products (fastlstm.blas) and the recurrent cells' recurrence (fastlstm.recurrence); one row
+(N * T = 1, text generation) with the one-row kernels (kernels/one_row.py).
 
 The layers check their inputs and call these for the rest; fastlstm/backends/cuda.py
 defines the same functions (`__all__`) on device arrays. Dimension letters as in kernels/:
@@ -17,8 +18,10 @@ from fastlstm.kernels import regularisers
 from fastlstm.kernels.dropout import dropout_backward, dropout_forward, dropout_mask, locked_apply, multiply_into
 from fastlstm.kernels.embedding import embedding_backward, embedding_forward, embedding_forward_scaled, scale_rows
 from fastlstm.kernels.linalg import column_sums
+from fastlstm.kernels.one_row import PARTIALS, lstm_row_forward, row_times_columns, row_times_rows
 from fastlstm.kernels.optim import sum_squares
 from fastlstm.kernels.softmax import softmax_cross_entropy_forward, softmax_cross_entropy_forward_backward
+from fastlstm.lanes import default as default_lanes
 from fastlstm.recurrence import GRU, RNN, RecurrentMasks, backward, backward_steps, forward, forward_steps
 from fastlstm.workspace import fresh
 
@@ -47,8 +50,36 @@ def copy(src, dst):
 
 
 def affine_forward(x2, W, b, out2):
-    """out2 (M, V) = x2 (M, D) @ W + b."""
-    dot(x2, W, out=out2, bias=b)
+    """out2 (M, V) = x2 (M, D) @ W + b; one row (generation) by the one-row kernels."""
+    if x2.shape[0] == 1 and (W.flags.c_contiguous or W.T.flags.c_contiguous):
+        _row_affine(x2[0], W, b, out2[0], default_lanes())
+    else:
+        dot(x2, W, out=out2, bias=b)
+
+
+def _row_affine(x, W, b, out, lanes):
+    """out (V,) = x (D,) @ W + b, W read where it lies: by its rows, or by the rows of W.T
+    (a tied weight), C-contiguous either way."""
+    def lane(k, j0, j1):
+        if W.flags.c_contiguous:
+            row_times_rows(x, W, b, j0, out[j0:j1])
+        else:
+            row_times_columns(x, W.T, b, j0, out[j0:j1], np.empty(PARTIALS, W.dtype))
+
+    _run_row(lane, out.shape[0], W.size, lanes)
+
+
+def _run_row(lane, columns, work, lanes):
+    """lane(k, j0, j1) over the blocks of `columns` outputs of a one-row product of `work`
+    multiply-adds, cut by the lanes' speeds (any cut gives the same bits); on this thread
+    alone, with no hand-off, where the work is too small to share."""
+    n = work // lanes.min_row_work
+    if n > 1:  # the thread count's look-up takes a lock: only where there is work to share
+        n = min(n, lanes.count(columns, lanes.min_rows))
+    if n <= 1:
+        lane(0, 0, columns)
+    else:
+        lanes.run(lane, columns, n, quantum=1, follow=True, learn=True)
 
 
 def affine_backward(x2, dout2, W, dW, db, dx2):
@@ -59,11 +90,14 @@ def affine_backward(x2, dout2, W, dW, db, dx2):
 
 def gather_rows(W, ids, out, empty, scale=None):
     """out (..., D) = the rows of W picked by the checked host ids, each times scale[id]
-    when a scale (V,) is given; returns the ids as backward reads them."""
-    if scale is None:
-        embedding_forward(W, ids.reshape(-1), out.reshape(-1, W.shape[1]))
-    else:
+    when a scale (V,) is given; returns the ids as backward reads them. One id without a
+    scale (generation) is a row's copy, with no parallel loop to start."""
+    if scale is not None:
         embedding_forward_scaled(W, ids.reshape(-1), scale, out.reshape(-1, W.shape[1]))
+    elif ids.size == 1:
+        out.reshape(-1)[...] = W[ids.reshape(-1)[0]]
+    else:
+        embedding_forward(W, ids.reshape(-1), out.reshape(-1, W.shape[1]))
     return ids
 
 
@@ -199,6 +233,9 @@ def lstm_forward(xs, params, state, empty, workspace, lanes, masks=None):
     None), when given: recurrent dropout on every step's h_{t-1} and weight drop on Wh."""
     Wx, Wh, b = params
     h0, c0 = state
+    if (xs.shape[0] * xs.shape[1] == 1 and masks is None
+            and Wx.flags.c_contiguous and Wh.flags.c_contiguous and b.flags.c_contiguous):
+        return _lstm_one_row(xs, params, state, empty, lanes)
     hs, inputs, gates, out, masks = _sequence(xs, Wx, Wh, h0, masks, empty, lanes)
     T, N, H = len(gates), xs.shape[0], Wh.shape[0]
     cs = empty("cs", (T + 1, N, H), Wh.dtype)
@@ -206,6 +243,27 @@ def lstm_forward(xs, params, state, empty, workspace, lanes, masks=None):
     tanh_cs = empty("tanh_cs", (T, N, H), Wh.dtype)
     forward_steps(gates, hs, cs, tanh_cs, out, inputs[:, :, xs.shape[2]:], Wh, b, lanes, workspace.empty, masks)
     return out, (hs[T], cs[T]), (inputs, cs, tanh_cs, gates, masks)
+
+
+def _lstm_one_row(xs, params, state, empty, lanes):
+    """lstm_forward of one row, one step (generation): the same arrays, each lane computing
+    its hidden units' products and step (kernels/one_row.py) with no BLAS call; any cut of
+    the units gives the same bits."""
+    Wx, Wh, b = params
+    h0, c0 = state
+    D, (H, G) = Wx.shape[0], Wh.shape
+    dtype = Wh.dtype
+    hs, cs = empty("hs", (2, 1, H), dtype), empty("cs", (2, 1, H), dtype)
+    hs[0] = 0 if h0 is None else h0
+    cs[0] = 0 if c0 is None else c0
+    inputs, gates = empty("inputs", (1, 1, D + H), dtype), empty("gates", (1, 1, G), dtype)
+    tanh_cs = empty("tanh_cs", (1, 1, H), dtype)
+
+    def lane(k, j0, j1):
+        lstm_row_forward(xs, Wx, Wh, b, hs, cs, inputs, gates, tanh_cs, j0, j1)
+
+    _run_row(lane, H, (D + H) * G, lanes)
+    return hs[1:], (hs[1], cs[1]), (inputs, cs, tanh_cs, gates, RecurrentMasks.none(hs))
 
 
 def lstm_backward(saved, dhs, params, grads, joined, lanes):
