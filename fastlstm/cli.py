@@ -64,6 +64,31 @@ TRAIN_SETTINGS = ("model", "epochs", "max_iters", "time_budget", "batch_size", "
                   "eval_interval", "eval_iters", "save_every", "seed", "dtype", "vocab_size")
 
 
+def _add_regulariser_flags(p):
+    """The regularisers' flags of `fastlstm train`, in a group of their own in --help."""
+    g = p.add_argument_group("regularisers (--model variational and awd)")
+    g.add_argument("--input-dropout", type=dropout_ratio, metavar="RATIO",
+                   help=f"locked dropout on the embedding's output, awd only {_recipe('input_dropout')}")
+    g.add_argument("--hidden-dropout", type=dropout_ratio, metavar="RATIO",
+                   help=f"locked dropout between the LSTMs, awd only {_recipe('hidden_dropout')}")
+    g.add_argument("--recurrent-dropout", type=dropout_ratio, metavar="RATIO",
+                   help="dropout on every step's h_{t-1}, one mask per sequence, variational only "
+                        f"{_recipe('recurrent_dropout')}")
+    g.add_argument("--embed-dropout", type=dropout_ratio, metavar="RATIO",
+                   help=f"drop whole words of the embedding per batch {_recipe('embed_dropout')}")
+    g.add_argument("--weight-drop", type=dropout_ratio, metavar="RATIO",
+                   help=f"DropConnect on each LSTM's Wh, one mask per batch {_recipe('weight_drop')}")
+    g.add_argument("--alpha", type=nonneg_float,
+                   help=f"activation regularisation (AR) of the last LSTM's dropped output {_recipe('alpha')}")
+    g.add_argument("--beta", type=nonneg_float,
+                   help=f"temporal activation regularisation (TAR) of the last LSTM's output {_recipe('beta')}")
+    g.add_argument("--asgd", type=nonneg_int, metavar="N",
+                   help="switch to averaged SGD once a validation is worse than the best before the last N "
+                        f"(NT-ASGD); 0 never {_recipe('asgd')}")
+    g.add_argument("--weight-decay", type=nonneg_float, metavar="DECAY",
+                   help=f"L2 weight decay in the SGD update {_recipe('weight_decay')}")
+
+
 def add_train(subparsers, common):
     p = subparsers.add_parser(
         "train", parents=[common], help="train a language model on PTB or your own text with its recipe",
@@ -102,26 +127,7 @@ def add_train(subparsers, common):
     p.add_argument("--dropout", type=dropout_ratio, metavar="RATIO",
                    help="dropout ratio: better, between all layers; variational, of its locked dropout between all "
                         f"layers; awd, of the last LSTM's output {_recipe('dropout')}")
-    p.add_argument("--input-dropout", type=dropout_ratio, metavar="RATIO",
-                   help=f"locked dropout on the embedding's output, awd only {_recipe('input_dropout')}")
-    p.add_argument("--hidden-dropout", type=dropout_ratio, metavar="RATIO",
-                   help=f"locked dropout between the LSTMs, awd only {_recipe('hidden_dropout')}")
-    p.add_argument("--recurrent-dropout", type=dropout_ratio, metavar="RATIO",
-                   help="dropout on every step's h_{t-1}, one mask per sequence, variational only "
-                        f"{_recipe('recurrent_dropout')}")
-    p.add_argument("--embed-dropout", type=dropout_ratio, metavar="RATIO",
-                   help=f"drop whole words of the embedding per batch {_recipe('embed_dropout')}")
-    p.add_argument("--weight-drop", type=dropout_ratio, metavar="RATIO",
-                   help=f"DropConnect on each LSTM's Wh, one mask per batch {_recipe('weight_drop')}")
-    p.add_argument("--alpha", type=nonneg_float,
-                   help=f"activation regularisation (AR) of the last LSTM's dropped output {_recipe('alpha')}")
-    p.add_argument("--beta", type=nonneg_float,
-                   help=f"temporal activation regularisation (TAR) of the last LSTM's output {_recipe('beta')}")
-    p.add_argument("--asgd", type=nonneg_int, metavar="N",
-                   help="switch to averaged SGD once a validation is worse than the best before the last N "
-                        f"(NT-ASGD); 0 never {_recipe('asgd')}")
-    p.add_argument("--weight-decay", type=nonneg_float, metavar="DECAY",
-                   help=f"L2 weight decay in the SGD update {_recipe('weight_decay')}")
+    _add_regulariser_flags(p)
     p.add_argument("--wordvec-size", type=positive_int, metavar="D",
                    help=f"embedding width {_recipe('wordvec_size')}")
     p.add_argument("--hidden-size", type=positive_int, metavar="H",
