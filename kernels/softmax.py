@@ -32,15 +32,16 @@ def _row_max(row, lanes):
 
 
 @njit(cache=True, **KERNEL_OPTIONS)
-def _row_exps(x, ts, m, e, row_loss):
+def _row_exps(x, ts, m, e, row_loss, maxes, sums):
     """e = exp(x[m] - max(x[m])); row m's loss -log softmax(x[m])[t] into row_loss[m] (0 when
-    ignored). Returns the sum of e, in float64. Every path to a row's loss or gradient
-    comes through here, so that they round alike."""
+    ignored). Returns the sum of e, in float64. maxes (LANES, x's dtype) and sums (LANES,
+    float64) are scratch. Every path to a row's loss or gradient comes through here, so that
+    they round alike."""
     row = x[m]
-    mx = _row_max(row, np.empty(LANES, row.dtype))
+    mx = _row_max(row, maxes)
     for v in range(row.size):
         e[v] = exp(row[v] - mx)
-    s = interleaved_sum(e, np.empty(LANES), False)
+    s = interleaved_sum(e, sums, False)
     t = ts[m]
     row_loss[m] = mx + np.log(s) - row[t] if t >= 0 else 0.0
     return s
@@ -70,8 +71,9 @@ def softmax_cross_entropy_forward(x, ts, row_loss, exps):
     M = x.shape[0]
     P = exps.shape[0]
     for p in prange(P):
+        maxes, sums = np.empty(LANES, x.dtype), np.empty(LANES)
         for m in range(p * M // P, (p + 1) * M // P):
-            _row_exps(x, ts, m, exps[p], row_loss)
+            _row_exps(x, ts, m, exps[p], row_loss, maxes, sums)
 
 
 @njit(parallel=True, cache=True, **KERNEL_OPTIONS)
@@ -85,5 +87,5 @@ def softmax_cross_entropy_forward_backward(x, ts, row_loss, scale, dx):
     then becomes the gradient in place.
     """
     for m in prange(x.shape[0]):
-        s = _row_exps(x, ts, m, dx[m], row_loss)
+        s = _row_exps(x, ts, m, dx[m], row_loss, np.empty(LANES, x.dtype), np.empty(LANES))
         _gradient_from_exps(dx[m], ts[m], s, scale)
