@@ -57,7 +57,9 @@ def _split_over_lanes(products, lanes):
     to the same fractions."""
     rows = [a.shape[0] for a, _, _, _ in products]
     works = [a.shape[0] * a.shape[1] * b.shape[1] for a, b, _, _ in products]
-    n = min(min(lanes.count(M, lanes.min_rows) for M in rows), max(1, sum(works) // lanes.min_work))
+    n = max(1, sum(works) // lanes.min_work)
+    if n > 1:  # the thread count's look-up takes a lock: only where there is work to share
+        n = min(n, *(lanes.count(M, lanes.min_rows) for M in rows))
     quantum = row_quantum(products[0][2].dtype) if n > 1 else None
     lead = max(rows)
 

@@ -61,6 +61,8 @@ def require():
 def is_device_array(x):
     """True for an array in GPU memory: a numba.cuda device array (also a simulated one), or any
     object with __cuda_array_interface__ (a CuPy array)."""
+    if type(x) is np.ndarray:  # the common case, asked many times a step
+        return False
     if hasattr(x, "__cuda_array_interface__"):
         return True
     sim = sys.modules.get("numba.cuda.simulator.cudadrv.devicearray")

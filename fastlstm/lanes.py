@@ -76,6 +76,10 @@ class Lanes:
     # A lane's share of a one-row product (text generation), in multiply-adds: bound by reading the
     # weights, each multiply-add costs a weight's load, so a smaller share than min_work pays.
     min_row_work: int = 1 << 20
+    # Fewest items (the elements a call reads or writes) that a kernel's parallel loops share over Numba's
+    # threads; below, its serial twin runs on the caller's thread, since a hand-off to the other threads
+    # (waking them) costs more than they save (scripts/parallel_threshold.py measures where they start to pay).
+    min_parallel_items: int = 1 << 16
     _pool: "_Pool" = field(default_factory=lambda: _Pool(), init=False, repr=False)
     _cheap_left: int = field(default=0, init=False, repr=False)  # rests left to come after min_spins
 
@@ -94,6 +98,13 @@ class Lanes:
         """Lanes for `items` units of work (rows, hidden units), each with at least `min_items`."""
         threads = get_num_threads() if self.threads is None else self.threads
         return max(1, min(threads, items // min_items))
+
+    def loop(self, kernel, items):
+        """`kernel` (kernels/parallel.py) for a call on `items` items: its parallel loops where they
+        are enough to share and Numba has threads to share them, else its serial twin."""
+        if items < self.min_parallel_items or get_num_threads() == 1:
+            return kernel.serial
+        return kernel
 
     def blocks(self, items, lanes, quantum=None, follow=False):
         """[(i0, i1), ...]: `lanes` contiguous blocks of range(items), as even as can be, or with
@@ -268,3 +279,9 @@ _DEFAULT = Lanes()
 def default():
     """The process's lanes, which the layers use unless given others."""
     return _DEFAULT
+
+
+def loop(kernel, items):
+    """default().loop(kernel, items): the build of a kernel with parallel loops that a call on
+    `items` items runs on the process's lanes."""
+    return _DEFAULT.loop(kernel, items)

@@ -14,6 +14,7 @@ import numpy as np
 
 from fastlstm import gpu
 from fastlstm.kernels import optim as _k
+from fastlstm.lanes import loop
 from fastlstm.util import _check_params_grads, _device_flat_views, _flat_views, clip_rate, scale_grads
 
 
@@ -126,9 +127,9 @@ class SGD(_Optimizer):
             if flat is None:
                 p -= self.lr * (g if scale == 1 else g * scale)
             elif scale == 1:
-                _k.sgd(flat[0], flat[1], p.dtype.type(self.lr))
+                loop(_k.sgd, p.size)(flat[0], flat[1], p.dtype.type(self.lr))
             else:
-                _k.sgd_scaled(flat[0], flat[1], p.dtype.type(self.lr), p.dtype.type(scale))
+                loop(_k.sgd_scaled, p.size)(flat[0], flat[1], p.dtype.type(self.lr), p.dtype.type(scale))
 
 
 class ASGD(SGD):
@@ -190,7 +191,7 @@ class ASGD(SGD):
                 if self.averaging:
                     ax[...] = p if mu == 1 else ax + (p - ax) * t(mu)
                 continue
-            _k.asgd(flat[0], flat[1], t(self.lr), t(scale), t(self.weight_decay),
+            loop(_k.asgd, p.size)(flat[0], flat[1], t(self.lr), t(scale), t(self.weight_decay),
                     flat[2] if self.averaging else ax, t(mu))
 
     def _check_averages(self, params):
@@ -366,7 +367,7 @@ class Adam(_Optimizer):
             flat = _flat_views(p, g, m, v) if weak else None
             if flat is not None:
                 dtype = p.dtype.type
-                _k.adam(*flat, dtype(1 - self.beta1), dtype(1 - self.beta2), dtype(1e-7), float(lr_t))
+                loop(_k.adam, p.size)(*flat, dtype(1 - self.beta1), dtype(1 - self.beta2), dtype(1e-7), float(lr_t))
                 continue
             m += (1 - self.beta1) * (g - m)
             v += (1 - self.beta2) * (g**2 - v)

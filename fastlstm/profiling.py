@@ -116,6 +116,8 @@ def _wrap(fn, label, flops, in_blas, record):
         entry.setdefault("replay", []).append((fn, args, kwargs))
         entry["in_blas"] = in_blas(*args, **kwargs) if in_blas else None
         return result
+    if hasattr(fn, "serial"):  # a kernel with parallel loops and its serial twin (fastlstm.lanes.Lanes.loop)
+        timed.serial = _wrap(fn.serial, label, flops, in_blas, record)
     return timed
 
 

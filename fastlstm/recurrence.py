@@ -159,7 +159,7 @@ def backward(cell, operands, state, Wh, dh, lanes, masks=None):
     for (j0, j1), dh_k in dh_lanes.items():
         dh[:, j0:j1] = dh_k
     if h_mask is not None and h_mask.shape[0] != 0:
-        multiply_into(dh.reshape(-1), h_mask.reshape(-1))
+        lanes.loop(multiply_into, dh.size)(dh.reshape(-1), h_mask.reshape(-1))
 
 
 def _check_rows(operands):

@@ -17,6 +17,7 @@ import numpy as np
 
 from fastlstm import gpu
 from fastlstm.kernels import optim as _k
+from fastlstm.lanes import loop
 from fastlstm.similarity import analogy, cos_similarity, most_similar, normalize  # noqa: F401 (the book's util)
 from fastlstm.word_counts import (convert_one_hot, create_co_matrix, create_contexts_target, ppmi,  # noqa: F401
                                   preprocess)
@@ -96,7 +97,7 @@ def _add_into(dst, src):
     if flat is None:  # NumPy's own add, which also handles overlapping arrays
         dst += src
     else:
-        _k.sgd(flat[0], flat[1], dst.dtype.type(-1))
+        loop(_k.sgd, dst.size)(flat[0], flat[1], dst.dtype.type(-1))
 
 
 def _sum_squares(grads):
@@ -113,7 +114,7 @@ def _sum_squares(grads):
         if flat is None:
             total += float(np.sum(np.square(g, dtype=np.float64)))
         else:
-            total += _k.sum_squares(flat[0])
+            total += loop(_k.sum_squares, g.size)(flat[0])
     return total
 
 
@@ -128,7 +129,7 @@ def scale_grads(grads, rate):
         if flat is None:
             g *= rate
         else:
-            _k.scale(flat[0], g.dtype.type(rate))
+            loop(_k.scale, g.size)(flat[0], g.dtype.type(rate))
 
 
 def clip_rate(grads, max_norm):

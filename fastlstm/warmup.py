@@ -11,6 +11,7 @@ import numpy as np
 
 from fastlstm import kernels
 from fastlstm.generate import generate
+from fastlstm.lanes import default as default_lanes
 from fastlstm.kernels import (dropout, embedding, gru, linalg, lstm, one_row, optim, packed_product, recurrence,
                               regularisers, rnn, sampling, softmax, spin, word_counts)
 from fastlstm.models import BetterRnnlm, Rnnlm, SimpleRnnlm, VariationalRnnlm
@@ -30,10 +31,25 @@ def dispatchers():
         for name, obj in vars(module).items():
             if hasattr(obj, "stats") and hasattr(obj, "py_func") and obj.py_func.__module__ == module.__name__:
                 found[f"{module.__name__.rsplit('.', 1)[-1]}.{name}"] = obj
+                if hasattr(obj, "serial"):  # kernels/parallel.py
+                    found[f"{module.__name__.rsplit('.', 1)[-1]}.{name}.serial"] = obj.serial
     return found
 
 
 def warm_up(dtypes=(np.float32,)):
+    """`_run_models` twice: with the kernels' serial twins, which the tiny models' calls pick, and
+    with their parallel builds, which larger calls pick when there are threads to share them
+    (fastlstm.lanes.Lanes.loop)."""
+    lanes = default_lanes()
+    _run_models(dtypes)
+    saved, lanes.min_parallel_items = lanes.min_parallel_items, 0
+    try:
+        _run_models(dtypes)
+    finally:
+        lanes.min_parallel_items = saved
+
+
+def _run_models(dtypes):
     """Run two training steps (train_step), the book's clip_grads and update, and one evaluation
     step of tiny SimpleRnnlm, Rnnlm and BetterRnnlm models per dtype, and a generated token
     (fastlstm.generate): the second step's forward also writes the softmax gradient

@@ -10,6 +10,8 @@ weight mask on Wh, a word mask on the embedding's rows) and apply it by broadcas
 import numpy as np
 from numba import njit, prange
 
+from fastlstm.kernels.parallel import parallel_kernel
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
@@ -31,7 +33,7 @@ def mask_value(seed, i, ratio, scale):
     return scale if _uniform(seed, i) > ratio else 0.0
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel()
 def dropout_forward(x, seed, ratio, scale, mask, out):
     """Keep each element where its uniform draw exceeds `ratio`, multiplied by `scale`
     (1 / (1 - ratio) for inverted dropout, 1 for the book's plain Dropout).
@@ -43,21 +45,21 @@ def dropout_forward(x, seed, ratio, scale, mask, out):
         out[k] = x[k] * mask[k]
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel()
 def dropout_backward(dout, mask, dx):
     """dx = dout * mask, with the mask that forward drew. dout, mask, dx (K,)."""
     for k in prange(dout.shape[0]):
         dx[k] = dout[k] * mask[k]
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel()
 def dropout_mask(seed, ratio, scale, mask):
     """mask (K,) = the mask of `seed`: 0 or `scale`, element k as dropout_forward draws it."""
     for k in prange(mask.shape[0]):
         mask[k] = mask_value(seed, k, ratio, scale)
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel()
 def locked_apply(x, mask, out):
     """out[n, t] = x[n, t] * mask[n] for every step t: one mask per sequence, shared by its
     steps (locked, or variational, dropout). x, out (N, T, D); mask (N, D)."""
@@ -69,7 +71,7 @@ def locked_apply(x, mask, out):
             o[d] = row[d] * m[d]
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel()
 def multiply_into(x, mask):
     """x *= mask in place, element by element. x, mask (K,)."""
     for k in prange(x.shape[0]):

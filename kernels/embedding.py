@@ -1,12 +1,14 @@
 """Embedding gather and its race-free scatter-add backward, and their forms with a scale per
 word (embedding dropout: a word's row times 0 or 1 / (1 - ratio) for a whole call)."""
 
-from numba import njit, prange
+from numba import prange
+
+from fastlstm.kernels.parallel import parallel_kernel
 
 from fastlstm.kernels.linalg import COLUMN_BLOCK
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel()
 def embedding_forward(W, ids, out):
     """out[m] = W[ids[m]].
 
@@ -19,7 +21,7 @@ def embedding_forward(W, ids, out):
             out[m, d] = W[r, d]
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel()
 def embedding_backward(ids, dout, dW):
     """dW = 0, then dW[ids[m]] += dout[m] for every m.
 
@@ -42,7 +44,7 @@ def embedding_backward(ids, dout, dW):
                 row[d] += src[d]
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel()
 def embedding_forward_scaled(W, ids, scale, out):
     """out[m] = W[ids[m]] * scale[ids[m]]: the rows of W * scale[:, None], read where they lie.
 
@@ -56,7 +58,7 @@ def embedding_forward_scaled(W, ids, scale, out):
             out[m, d] = W[r, d] * s
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel()
 def scale_rows(dW, rows, scale):
     """dW[r] *= scale[r] for each r in rows (distinct): after embedding_backward, the gradient
     of W through W * scale[:, None]; the rows no id reached hold zeros and stay so.

@@ -4,6 +4,8 @@ bias gradients' column sums."""
 import numpy as np
 from numba import njit, prange
 
+from fastlstm.kernels.parallel import parallel_kernel
+
 # Columns per parallel task in the column-block loops (the embedding's scatter-add, column_sums
 # adding up its row blocks' sums): a row's slice of 1 KiB in float32.
 COLUMN_BLOCK = 256
@@ -26,7 +28,7 @@ def add_to_rows(a, b):
             row[j] += b[j]
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel()
 def column_sums(a, out):
     """out[j] = sum_i a[i, j]: each parallel task sums a block of SUM_ROWS rows, reading
     them in order (blocks of columns would read every row in short strided pieces), then each task adds up the blocks' sums for a

@@ -6,7 +6,9 @@ Callers pass 1-D views of contiguous parameters and gradients of equal size and 
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from fastlstm.kernels.parallel import parallel_kernel
 
 from fastlstm.kernels.vecmath import LANES, interleaved_sum
 
@@ -15,7 +17,7 @@ from fastlstm.kernels.vecmath import LANES, interleaved_sum
 _BLOCK = 1 << 14
 
 
-@njit(["float64(float32[::1])", "float64(float64[::1])"], parallel=True, cache=True)
+@parallel_kernel(["float64(float32[::1])", "float64(float64[::1])"])
 def sum_squares(x):
     """Sum of x**2 accumulated in float64: per-block partial sums in parallel, added serially;
     each block's sum in interleaved_sum's fixed order. NaN and inf propagate."""
@@ -31,7 +33,7 @@ def sum_squares(x):
     return total
 
 
-@njit(["void(float32[::1], float32)", "void(float64[::1], float64)"], parallel=True, cache=True)
+@parallel_kernel(["void(float32[::1], float32)", "void(float64[::1], float64)"])
 def scale(x, s):
     """x *= s in place (gradient clipping)."""
     # x: (n,)
@@ -39,8 +41,7 @@ def scale(x, s):
         x[i] *= s
 
 
-@njit(["void(float32[::1], float32[::1], float32)", "void(float64[::1], float64[::1], float64)"],
-      parallel=True, cache=True)
+@parallel_kernel(["void(float32[::1], float32[::1], float32)", "void(float64[::1], float64[::1], float64)"])
 def sgd(p, g, lr):
     """p -= lr * g in place (the book's SGD update)."""
     # p: (n,)  g: (n,)
@@ -48,8 +49,7 @@ def sgd(p, g, lr):
         p[i] -= lr * g[i]
 
 
-@njit(["void(float32[::1], float32[::1], float32, float32)", "void(float64[::1], float64[::1], float64, float64)"],
-      parallel=True, cache=True)
+@parallel_kernel(["void(float32[::1], float32[::1], float32, float32)", "void(float64[::1], float64[::1], float64, float64)"])
 def sgd_scaled(p, g, lr, s):
     """p -= lr * (g * s) in place, g unchanged: gradient clipping's scaling and the SGD update
     in one pass, rounding as `scale` then `sgd` do."""
@@ -58,9 +58,8 @@ def sgd_scaled(p, g, lr, s):
         p[i] -= lr * (g[i] * s)
 
 
-@njit(["void(float32[::1], float32[::1], float32, float32, float32, float32[::1], float32)",
-       "void(float64[::1], float64[::1], float64, float64, float64, float64[::1], float64)"],
-      parallel=True, cache=True)
+@parallel_kernel(["void(float32[::1], float32[::1], float32, float32, float32, float32[::1], float32)",
+       "void(float64[::1], float64[::1], float64, float64, float64, float64[::1], float64)"])
 def asgd(p, g, lr, s, decay, ax, mu):
     """p -= lr * (g * s + decay * p) in place (SGD with clipping's factor s and weight decay),
     then, where ax has elements, the running average ax += (p - ax) * mu, or ax = p for mu = 1
@@ -73,9 +72,9 @@ def asgd(p, g, lr, s, decay, ax, mu):
             ax[i] = p[i] if mu == 1 else ax[i] + (p[i] - ax[i]) * mu
 
 
-@njit(["void(float32[::1], float32[::1], float32[::1], float32[::1], float32, float32, float32, float64)",
+@parallel_kernel(["void(float32[::1], float32[::1], float32[::1], float32[::1], float32, float32, float32, float64)",
        "void(float64[::1], float64[::1], float64[::1], float64[::1], float64, float64, float64, float64)"],
-      parallel=True, cache=True)
+                 error_model="numpy")  # no zero check on the division (sqrt(v) + eps > 0): it would keep the loop scalar
 def adam(p, g, m, v, one_minus_beta1, one_minus_beta2, eps, lr_t):
     """The book's Adam step in one pass: m += (1 - beta1) * (g - m); v += (1 - beta2) * (g**2 - v);
     p -= lr_t * m / (sqrt(v) + eps).

@@ -6,10 +6,12 @@ squares of AR is kernels/optim.py's `sum_squares`.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from fastlstm.kernels.parallel import parallel_kernel
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel()
 def temporal_sum_squares(h):
     """Sum over n, t >= 1 and j of (h[n, t, j] - h[n, t - 1, j])**2, in float64. h (N, T, H)."""
     N, T, H = h.shape
@@ -28,14 +30,14 @@ def temporal_sum_squares(h):
     return total
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel()
 def add_scaled(dh, h, coef):
     """dh += coef * h in place (the gradient of AR's coef / 2 * sum of h**2). dh, h (K,)."""
     for k in prange(dh.shape[0]):
         dh[k] += coef * h[k]
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel()
 def add_temporal_gradient(dh, h, coef):
     """dh += the gradient of coef / 2 * sum over t >= 1 of (h[:, t] - h[:, t - 1])**2, in
     place: coef * (h_t - h_{t-1}) added at t and taken away at t - 1. dh, h (N, T, H)."""

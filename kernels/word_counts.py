@@ -4,6 +4,8 @@ counts of a corpus and its positive pointwise mutual information (PPMI)."""
 import numpy as np
 from numba import njit, prange
 
+from fastlstm.kernels.parallel import parallel_kernel
+
 
 @njit(cache=True)
 def co_occurrence_add(corpus, window_size, C):
@@ -23,7 +25,7 @@ def co_occurrence_add(corpus, window_size, C):
                 C[w, corpus[idx + i]] += 1
 
 
-@njit(parallel=True, cache=True, error_model="numpy")  # NumPy's division by zero: inf or NaN, never an exception
+@parallel_kernel(error_model="numpy")  # NumPy's division by zero: inf or NaN, never an exception
 def ppmi_rows(C, total, S, eps, row0, row1, M):
     """M[i, j] = max(0, log2(C[i, j] * total / (S[j] * S[i]) + eps)) for rows i in [row0, row1).
 

@@ -1,5 +1,6 @@
 """Kernels under parallel threads: scatter-adds and reductions without races, dropout
-masks independent of the thread count, with odd sizes."""
+masks independent of the thread count, with odd sizes. Every call here runs the kernels'
+parallel builds, which the layers otherwise keep for calls of Lanes.min_parallel_items and more."""
 
 import os
 import subprocess
@@ -9,10 +10,16 @@ import numba
 import numpy as np
 import pytest
 
+from fastlstm import lanes
 from fastlstm.kernels.linalg import column_sums
 from fastlstm.time_layers import TimeDropout, TimeEmbedding
 
 THREADS = sorted({1, 2, numba.config.NUMBA_NUM_THREADS})
+
+
+@pytest.fixture(autouse=True)
+def parallel_builds(monkeypatch):
+    monkeypatch.setattr(lanes.default(), "min_parallel_items", 0)
 
 
 @pytest.fixture(params=THREADS, ids=lambda n: f"{n}threads")
@@ -43,7 +50,9 @@ def test_scatter_add_with_more_threads_than_cores():
     """Races show up more readily with many threads: run with 3, 5 and 8 in a fresh process."""
     code = """
 import numba, numpy as np
+from fastlstm import lanes
 from fastlstm.time_layers import TimeEmbedding
+lanes.default().min_parallel_items = 0
 rng = np.random.default_rng(0)
 ids = rng.integers(0, 20, size=(20, 35)); ids[:, ::3] = 4
 dout = rng.standard_normal((20, 35, 650))

@@ -21,7 +21,7 @@ from fastlstm.kernels.linalg import column_sums
 from fastlstm.kernels.one_row import PARTIALS, lstm_row_forward, row_times_columns, row_times_rows
 from fastlstm.kernels.optim import sum_squares
 from fastlstm.kernels.softmax import softmax_cross_entropy_forward, softmax_cross_entropy_forward_backward
-from fastlstm.lanes import default as default_lanes
+from fastlstm.lanes import default as default_lanes, loop
 from fastlstm.recurrence import GRU, RNN, RecurrentMasks, backward, backward_steps, forward, forward_steps
 from fastlstm.workspace import fresh
 
@@ -85,7 +85,7 @@ def _run_row(lane, columns, work, lanes):
 def affine_backward(x2, dout2, W, dW, db, dx2):
     """dW = x2.T @ dout2, db = the column sums of dout2, dx2 = dout2 @ W.T."""
     dots(tn_product(x2, dout2, dW), (dout2, W.T, dx2))
-    column_sums(dout2, db)
+    loop(column_sums, dout2.size)(dout2, db)
 
 
 def gather_rows(W, ids, out, empty, scale=None):
@@ -93,20 +93,21 @@ def gather_rows(W, ids, out, empty, scale=None):
     when a scale (V,) is given; returns the ids as backward reads them. One id without a
     scale (generation) is a row's copy, with no parallel loop to start."""
     if scale is not None:
-        embedding_forward_scaled(W, ids.reshape(-1), scale, out.reshape(-1, W.shape[1]))
+        loop(embedding_forward_scaled, out.size)(W, ids.reshape(-1), scale, out.reshape(-1, W.shape[1]))
     elif ids.size == 1:
         out.reshape(-1)[...] = W[ids.reshape(-1)[0]]
     else:
-        embedding_forward(W, ids.reshape(-1), out.reshape(-1, W.shape[1]))
+        loop(embedding_forward, out.size)(W, ids.reshape(-1), out.reshape(-1, W.shape[1]))
     return ids
 
 
 def scatter_add_rows(ids, dout, dW, scale=None):
     """dW = 0, then dW[ids[m]] += dout[m] for every position m; with a scale (V,), the rows
     reached are then multiplied by theirs (the gradient of W * scale[:, None])."""
-    embedding_backward(ids.reshape(-1), dout.reshape(-1, dW.shape[1]), dW)
+    loop(embedding_backward, dW.size + dout.size)(ids.reshape(-1), dout.reshape(-1, dW.shape[1]), dW)
     if scale is not None:
-        scale_rows(dW, np.unique(ids), scale)
+        rows = np.unique(ids)
+        loop(scale_rows, rows.size * dW.shape[1])(dW, rows, scale)
 
 
 def cross_entropy(x2, ts, count, empty, with_gradient):
@@ -117,10 +118,11 @@ def cross_entropy(x2, ts, count, empty, with_gradient):
     dx = None
     if with_gradient:
         dx = np.empty_like(x2)
-        softmax_cross_entropy_forward_backward(x2, ts, row_loss, x2.dtype.type(1 / count), dx)
+        loop(softmax_cross_entropy_forward_backward, x2.size)(x2, ts, row_loss, x2.dtype.type(1 / count), dx)
     else:
-        tasks = max(1, min(x2.shape[0], numba.get_num_threads()))
-        softmax_cross_entropy_forward(x2, ts, row_loss, empty("exps", (tasks, x2.shape[1]), x2.dtype))
+        kernel = loop(softmax_cross_entropy_forward, x2.size)
+        tasks = 1 if kernel is softmax_cross_entropy_forward.serial else min(x2.shape[0], numba.get_num_threads())
+        kernel(x2, ts, row_loss, empty("exps", (max(1, tasks), x2.shape[1]), x2.dtype))
     return row_loss.sum() / count, (x2, ts), dx
 
 
@@ -128,7 +130,7 @@ def cross_entropy_gradient(saved, dout, count):
     """The gradient (M, V) of dout times the mean loss that cross_entropy saved for."""
     x2, ts = saved
     dx = np.empty_like(x2)
-    softmax_cross_entropy_forward_backward(x2, ts, np.empty(x2.shape[0]), x2.dtype.type(dout / count), dx)
+    loop(softmax_cross_entropy_forward_backward, x2.size)(x2, ts, np.empty(x2.shape[0]), x2.dtype.type(dout / count), dx)
     return dx
 
 
@@ -136,20 +138,20 @@ def dropout_apply(x, seed, ratio, scale):
     """(x * mask, mask) with a fresh mask from `seed` whose kept entries hold `scale`."""
     mask = np.empty_like(x)
     out = np.empty_like(x)
-    dropout_forward(x.reshape(-1), seed, ratio, scale, mask.reshape(-1), out.reshape(-1))
+    loop(dropout_forward, x.size)(x.reshape(-1), seed, ratio, scale, mask.reshape(-1), out.reshape(-1))
     return out, mask
 
 
 def dropout_gradient(dout, mask):
     dx = np.empty_like(mask)
-    dropout_backward(dout.reshape(-1), mask.reshape(-1), dx.reshape(-1))
+    loop(dropout_backward, dx.size)(dout.reshape(-1), mask.reshape(-1), dx.reshape(-1))
     return dx
 
 
 def draw_mask(shape, dtype, seed, ratio, scale):
     """A fresh mask of shape and dtype from `seed`: 0 or `scale`, drawn as dropout_apply draws."""
     mask = np.empty(shape, dtype)
-    dropout_mask(seed, ratio, scale, mask.reshape(-1))
+    loop(dropout_mask, mask.size)(seed, ratio, scale, mask.reshape(-1))
     return mask
 
 
@@ -157,28 +159,28 @@ def locked_dropout(x, mask):
     """x (N, T, D) times mask (N, 1, D): one mask per sequence for all its steps (also the
     gradient, with dout for x)."""
     out = np.empty_like(x)
-    locked_apply(x, mask.reshape(mask.shape[0], mask.shape[2]), out)
+    loop(locked_apply, x.size)(x, mask.reshape(mask.shape[0], mask.shape[2]), out)
     return out
 
 
 def activation_penalty(h):
     """The sum of h**2 over all elements, in float64 (AR)."""
-    return sum_squares(h.reshape(-1))
+    return loop(sum_squares, h.size)(h.reshape(-1))
 
 
 def temporal_penalty(h):
     """The sum of (h[:, t] - h[:, t - 1])**2 over t >= 1 and the rest, in float64 (TAR). h (N, T, H)."""
-    return regularisers.temporal_sum_squares(h)
+    return loop(regularisers.temporal_sum_squares, h.size)(h)
 
 
 def add_activation_gradient(dh, h, coef):
     """dh += coef * h in place."""
-    regularisers.add_scaled(dh.reshape(-1), h.reshape(-1), h.dtype.type(coef))
+    loop(regularisers.add_scaled, h.size)(dh.reshape(-1), h.reshape(-1), h.dtype.type(coef))
 
 
 def add_temporal_gradient(dh, h, coef):
     """dh += coef * (h_t - h_{t-1}) at t, and minus that at t - 1, in place. dh, h (N, T, H)."""
-    regularisers.add_temporal_gradient(dh, h, h.dtype.type(coef))
+    loop(regularisers.add_temporal_gradient, h.size)(dh, h, h.dtype.type(coef))
 
 
 def recurrent_grads(Wx, Wh, *bias):
@@ -353,7 +355,7 @@ def _drop_weight_gradient(dWh, masks):
     if masks.weight is None:
         return
     if dWh.flags.c_contiguous:
-        multiply_into(dWh.reshape(-1), masks.weight.reshape(-1))
+        loop(multiply_into, dWh.size)(dWh.reshape(-1), masks.weight.reshape(-1))
     else:
         np.multiply(dWh, masks.weight, out=dWh)
 

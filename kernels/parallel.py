@@ -1,0 +1,27 @@
+"""Kernels with parallel loops, compiled twice: on Numba's threads, and serial, on the caller's
+thread alone.
+
+Handing a loop to Numba's threads costs a wake-up of each (and on a machine whose cores also
+run fastlstm's lanes, a thread that spins for the next loop); below some work it costs more
+than the threads save. `Lanes.loop` picks the serial twin there (fastlstm/lanes.py). The twins
+compute the same bits: a parallel loop's iterations do not depend on one another or on where
+the loop is cut (tests/test_kernel_twins.py).
+"""
+
+import types
+
+from numba import njit
+
+
+def parallel_kernel(*signatures, **options):
+    """njit(*signatures, parallel=True, cache=True, **options), and the same function compiled
+    without `parallel` as the result's `serial`. The twin is a copy of the function with its
+    own qualified name, so that Numba's cache keeps the two builds apart."""
+    def compile_both(fn):
+        twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+        twin.__qualname__ = f"{fn.__qualname__}_serial"
+        twin.__module__, twin.__doc__ = fn.__module__, fn.__doc__
+        kernel = njit(*signatures, parallel=True, cache=True, **options)(fn)
+        kernel.serial = njit(*signatures, cache=True, **options)(twin)
+        return kernel
+    return compile_both
