@@ -75,7 +75,10 @@ def _split_over_lanes(products, lanes):
     def lane(k, i0, i1):
         for (a, b, out, bias), M in zip(products, rows):
             j0, j1 = cut(i0, M), cut(i1, M)
-            np.matmul(a[j0:j1], b, out=out[j0:j1])
+            if a.shape[1] == 1:  # an outer product: np.matmul's own loop takes several times longer
+                np.multiply(a[j0:j1], b, out=out[j0:j1])
+            else:
+                np.matmul(a[j0:j1], b, out=out[j0:j1])
             if bias is not None:
                 add_to_rows(out[j0:j1], bias)
 
