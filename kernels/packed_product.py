@@ -58,6 +58,9 @@ def pack(b, p, starts=None, width=None, mask=None):
     if b.strides[1] == b.itemsize or starts.size > 1:
         _pack_rows(b, _NO_MASK[b.dtype] if mask is None else mask, starts, width, p)
         return
+    if b.strides[0] == b.itemsize and starts[0] == 0 and width == b.shape[1]:  # B's columns contiguous: b.T's rows
+        _pack_columns(b.T, _NO_MASK[b.dtype] if mask is None else mask.T, p)
+        return
     # Columns apart in memory: NumPy's strided copy reads each one in order.
     W = p.shape[2]
     full = width // W
@@ -117,6 +120,40 @@ def _pack_rows(b, mask, starts, width, p):
                 target = block[r]
                 for w in range(W):
                     target[w] = source[w]
+
+
+@njit(cache=True, nogil=True)
+def _pack_columns(a, mask, p):
+    """pack B = a.T, a's rows contiguous (B's columns): each panel's W rows of a are read
+    side by side, PACK_COLUMNS elements of each at a time, into a block of the panel that
+    stays in the L1 cache (NumPy's strided copy of the transpose reads a column of a for
+    each element it writes). B is a.T, or (a * mask).T where mask has rows."""
+    panels, K, W = p.shape
+    n = a.shape[0]
+    masked = mask.shape[0] != 0
+    for q in range(panels):
+        for k0 in range(0, K, PACK_COLUMNS):
+            k1 = min(K, k0 + PACK_COLUMNS)
+            block = p[q, k0:k1]
+            for w in range(W):
+                r = q * W + w
+                if r >= n:
+                    for k in range(k1 - k0):
+                        block[k, w] = 0
+                    continue
+                source = a[r, k0:k1]
+                if masked:
+                    scale = mask[r, k0:k1]
+                    for k in range(k1 - k0):
+                        block[k, w] = source[k] * scale[k]
+                else:
+                    for k in range(k1 - k0):
+                        block[k, w] = source[k]
+
+
+# Elements of each row of a that _pack_columns reads at a time: the panel's block they fill,
+# PACK_COLUMNS x W elements, stays in the L1 cache.
+PACK_COLUMNS = 64
 
 
 def _make_tile(rows):
