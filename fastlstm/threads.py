@@ -5,6 +5,7 @@ import ctypes
 import functools
 import importlib.metadata
 import os
+import threading
 import warnings
 from contextlib import contextmanager
 
@@ -39,19 +40,33 @@ def _blas_controllers():
     return tuple(c for c in threadpoolctl.ThreadpoolController().lib_controllers if c.user_api == "blas")
 
 
+_inside = threading.local()  # .depth: single_threaded_blas blocks open on this thread
+
+
 @contextmanager
 def single_threaded_blas():
     """Run the block's BLAS calls on one thread: fastlstm's lanes split the work over the
-    cores themselves (fastlstm/lanes.py)."""
-    controllers = _blas_controllers()
-    before = [c.get_num_threads() for c in controllers]
-    for c in controllers:
-        c.set_num_threads(1)
+    cores themselves (fastlstm/lanes.py). A block inside another on the same thread, or
+    where every BLAS runs on one thread already, changes nothing: a step enters one for
+    each product, and each change of BLAS's threads costs microseconds."""
+    depth = getattr(_inside, "depth", 0)
+    _inside.depth = depth + 1
     try:
-        yield
+        if depth:
+            yield
+            return
+        controllers = _blas_controllers()
+        before = [c.get_num_threads() for c in controllers]
+        changed = [(c, n) for c, n in zip(controllers, before) if n != 1]
+        for c, _ in changed:
+            c.set_num_threads(1)
+        try:
+            yield
+        finally:
+            for c, n in changed:
+                c.set_num_threads(n)
     finally:
-        for c, n in zip(controllers, before):
-            c.set_num_threads(n)
+        _inside.depth = depth
 
 
 def blas_num_threads():

@@ -8,6 +8,7 @@ step is made once.
 import math
 
 from fastlstm.optimizer import update_scaled
+from fastlstm.threads import single_threaded_blas
 from fastlstm.util import clip_rate, remove_duplicate
 
 __all__ = ["train_step"]
@@ -23,6 +24,11 @@ def train_step(model, optimizer, xs, ts, max_grad=None, check_finite=False):
     that is NaN or inf (checked before backward) or such a norm (checked before the
     update) raises FloatingPointError, and the weights stay as they were.
     """
+    with single_threaded_blas():  # the lanes share the products; one switch of BLAS's threads, not one per product
+        return _step(model, optimizer, xs, ts, max_grad, check_finite)
+
+
+def _step(model, optimizer, xs, ts, max_grad, check_finite):
     loss = model.forward(xs, ts)
     if check_finite and not math.isfinite(loss):
         raise FloatingPointError(f"loss is {float(loss)}")

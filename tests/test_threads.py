@@ -13,9 +13,10 @@ import fastlstm
 from fastlstm import blas
 from fastlstm.models import BetterRnnlm, Rnnlm
 from fastlstm.optimizer import SGD
-from fastlstm.threads import blas_num_threads
+from fastlstm.threads import blas_num_threads, single_threaded_blas
 from fastlstm.time_layers import TimeGRU, TimeRNN
 from fastlstm.trainer import remove_duplicate
+from fastlstm.training_step import train_step
 from fastlstm.util import clip_grads
 
 
@@ -29,6 +30,28 @@ def test_set_num_threads_sets_numba_and_blas():
         fastlstm.set_num_threads(top)
         assert numba.get_num_threads() == top
         assert set(blas_num_threads()) == {top}
+    finally:
+        fastlstm.set_num_threads(before)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two threads")
+def test_a_training_step_runs_blas_on_one_thread_and_gives_its_threads_back():
+    before = fastlstm.get_num_threads()
+    seen = []
+    model = Rnnlm(13, 4, 5)
+    forward = model.forward
+    model.forward = lambda *args: seen.append(blas_num_threads()) or forward(*args)
+    try:
+        fastlstm.set_num_threads(2)
+        xs = np.zeros((2, 3), dtype=int)
+        train_step(model, SGD(0.1), xs, xs, max_grad=1.0)
+        assert set(seen[0]) == {1}
+        assert set(blas_num_threads()) == {2}
+        with single_threaded_blas():
+            with single_threaded_blas():
+                assert set(blas_num_threads()) == {1}
+            assert set(blas_num_threads()) == {1}  # the inner block leaves the outer's setting
+        assert set(blas_num_threads()) == {2}
     finally:
         fastlstm.set_num_threads(before)
 
