@@ -13,6 +13,7 @@ import numpy as np
 from fastlstm import regularisers, time_layers
 from fastlstm.base_model import BaseModel
 from fastlstm.generate import generate
+from fastlstm.threads import single_threaded_blas
 
 
 class _LayerStack(BaseModel):
@@ -35,10 +36,12 @@ class _LayerStack(BaseModel):
 
     def _evaluate(self, xs, ts):
         """The loss alone, through each layer's `infer`: nothing is kept for backward and,
-        after the first call, nothing is allocated. Recurrent states advance as in forward."""
-        for layer in self.layers:
-            xs = layer.infer(xs)
-        return self.loss_layer.infer(xs, ts)
+        after the first call, nothing is allocated. Recurrent states advance as in forward.
+        BLAS goes to one thread once for the whole pass (the lanes share its products)."""
+        with single_threaded_blas():
+            for layer in self.layers:
+                xs = layer.infer(xs)
+            return self.loss_layer.infer(xs, ts)
 
     def _fast_evaluation(self, train_flg):
         return not train_flg and self.layer_kit is time_layers
