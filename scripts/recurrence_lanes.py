@@ -1,0 +1,69 @@
+"""Where a recurrence's second lane starts to pay: TimeLSTM's forward+backward and its
+evaluation (infer) on one lane against two, over the batch N and the width H (D = H).
+
+Two lanes meet at every step; that costs about the same at any size, while each lane's
+share of a step's product, N x H x 4K multiply-adds for its K units, grows with N and H.
+Lanes.min_step_work is the share from which the second lane paid here. Each round times
+both settings back to back, which first alternating; the figure is the median over rounds
+of one lane's time / two lanes' (above 1: the second lane pays). Run it with the
+benchmark environment, on a machine whose two cores are free:
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python scripts/recurrence_lanes.py
+"""
+
+import argparse
+import statistics
+
+import numpy as np
+
+import fastlstm
+from fastlstm.benchmark import timed_round
+from fastlstm.lanes import Lanes
+from fastlstm.time_layers import TimeLSTM
+
+
+def _calls(N, T, H, lanes, rng):
+    """(training call, evaluation call) of a TimeLSTM on `lanes`."""
+    Wx, Wh = ((rng.standard_normal((H, 4 * H)) / np.sqrt(H)).astype(np.float32) for _ in range(2))
+    layer = TimeLSTM(Wx, Wh, np.zeros(4 * H, np.float32))
+    layer.lanes = lanes
+    xs, dhs = (rng.standard_normal((N, T, H)).astype(np.float32) for _ in range(2))
+
+    def train():
+        layer.forward(xs)
+        layer.backward(dhs)
+    return train, lambda: layer.infer(xs)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", default="1,8,20,64,128")
+    parser.add_argument("--h", default="32,64,128,256,650")
+    parser.add_argument("--t", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--min-time", type=float, default=0.05)
+    args = parser.parse_args(argv)
+    fastlstm.set_num_threads(2)
+    settings = {lanes: Lanes(threads=lanes, min_units=1) for lanes in (1, 2)}
+    print(f"TimeLSTM, T = {args.t}, float32: one lane's time / two lanes' (median of {args.rounds} rounds), "
+          "and the two lanes' share of a step, N x H x 4K multiply-adds")
+    print(f"{'N':>4s} {'H':>4s} {'share':>9s} {'train':>6s} {'eval':>6s}")
+    for N in map(int, args.n.split(",")):
+        for H in map(int, args.h.split(",")):
+            calls = {n: _calls(N, args.t, H, lanes, np.random.default_rng(0)) for n, lanes in settings.items()}
+            ratios = []
+            for which in (0, 1):
+                rounds = []
+                for r in range(args.rounds):
+                    times = {}
+                    for n in ((1, 2) if r % 2 == 0 else (2, 1)):
+                        calls[n][which]()
+                        times[n] = timed_round(calls[n][which], args.min_time)
+                    rounds.append(times[1] / times[2])
+                ratios.append(statistics.median(rounds))
+            share = N * H * 4 * (H // 2)
+            print(f"{N:4d} {H:4d} {share:9d} {ratios[0]:6.2f} {ratios[1]:6.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
