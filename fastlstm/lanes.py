@@ -67,8 +67,11 @@ class Lanes:
     speed_bounds: tuple = (0.5, 2.0)
     # Lanes that took less than this tell little about their speeds.
     min_learn_seconds: float = 1e-3
-    # Fewest hidden units per recurrence lane: below this a barrier per step costs more than the lane saves.
+    # Fewest hidden units per recurrence lane, and fewest multiply-adds of a lane's share of a step's product
+    # (N x H x gates x its units): below either, a barrier per step costs more than the lane saves
+    # (scripts/recurrence_lanes.py measures where a second lane starts to pay).
     min_units: int = 128
+    min_step_work: int = 1 << 21
     # A lane's share of a product: at least this many rows and multiply-adds, below which handing it to a
     # worker costs more than the lane saves.
     min_rows: int = 16
@@ -98,6 +101,11 @@ class Lanes:
         """Lanes for `items` units of work (rows, hidden units), each with at least `min_items`."""
         threads = get_num_threads() if self.threads is None else self.threads
         return max(1, min(threads, items // min_items))
+
+    def recurrence_count(self, units, unit_work):
+        """Lanes for a recurrence of `units` hidden units, each taking `unit_work` multiply-adds
+        a step: each lane at least min_units units and min_step_work multiply-adds a step."""
+        return self.count(units, max(self.min_units, -(-self.min_step_work // max(1, unit_work))))
 
     def loop(self, kernel, items):
         """`kernel` (kernels/parallel.py) for a call on `items` items: its parallel loops where they

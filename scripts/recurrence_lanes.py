@@ -44,7 +44,7 @@ def main(argv=None):
     parser.add_argument("--min-time", type=float, default=0.05)
     args = parser.parse_args(argv)
     fastlstm.set_num_threads(2)
-    settings = {lanes: Lanes(threads=lanes, min_units=1) for lanes in (1, 2)}
+    settings = {lanes: Lanes(threads=lanes, min_units=1, min_step_work=0) for lanes in (1, 2)}
     print(f"TimeLSTM, T = {args.t}, float32: one lane's time / two lanes' (median of {args.rounds} rounds), "
           "and the two lanes' share of a step, N x H x 4K multiply-adds")
     print(f"{'N':>4s} {'H':>4s} {'share':>9s} {'train':>6s} {'eval':>6s}")

@@ -229,7 +229,7 @@ def _run_recurrence(case, lanes, empty=fresh):
     """The recurrence forward and backward on `lanes`: a Lanes, or a lane count for lanes
     that split even a few units."""
     if isinstance(lanes, int):
-        lanes = Lanes(threads=lanes, min_units=1)
+        lanes = Lanes(threads=lanes, min_units=1, min_step_work=0)
     gates, Wh, b, h0, c0, dhs = case
     T, N, G = gates.shape
     H = G // 4
@@ -256,7 +256,7 @@ def _run_recurrence(case, lanes, empty=fresh):
 def test_recurrence_over_lanes_is_the_single_lanes_bit_for_bit(N, T, H, n_lanes, dtype, lane_speeds):
     case = _lstm_case(N, T, H, dtype)
     one = _run_recurrence(case, 1)
-    many = _run_recurrence(case, Lanes(threads=n_lanes, min_units=1, speeds=list(lane_speeds)))
+    many = _run_recurrence(case, Lanes(threads=n_lanes, min_units=1, min_step_work=0, speeds=list(lane_speeds)))
     for want, got in zip(one, many):
         np.testing.assert_array_equal(got, want)
     hs, dA, db, out, inputs = many[1], many[4], many[6], many[7], many[8]
@@ -350,7 +350,7 @@ def test_a_forked_process_makes_its_own_workers(many_lanes):
 def test_recurrence_lanes_that_rest_and_resume_agree_bit_for_bit(monkeypatch):
     """With one spin per wait, nearly every barrier sends a lane back to rest and resume;
     4 lanes on fewer cores make them wait for each other often."""
-    lanes = Lanes(threads=4, min_units=1, spins=1)
+    lanes = Lanes(threads=4, min_units=1, min_step_work=0, spins=1)
     rests = []
     monkeypatch.setattr(lanes, "rest", lambda: rests.append(1))
     case = _lstm_case(3, 9, 33, np.float32)
@@ -381,7 +381,7 @@ def test_lanes_whose_peer_starts_late_spin_less_and_agree_bit_for_bit(monkeypatc
     """A lane that starts 50 ms late, as when another process holds its core, makes the
     others' wait for it run out of spins again and again: they switch to the short spins,
     and the results stay the single lane's."""
-    lanes = Lanes(threads=3, min_units=1)
+    lanes = Lanes(threads=3, min_units=1, min_step_work=0)
     case = _lstm_case(3, 5, 33, np.float32)
     one = _run_recurrence(case, 1)
     real_pack, real_spins = recurrence.pack, lanes.recurrence_spins
@@ -447,7 +447,7 @@ def test_an_lstm_layer_runs_on_the_lanes_it_holds(monkeypatch):
     rng = np.random.default_rng(8)
     layer = TimeLSTM(*(rng.standard_normal(shape) for shape in [(5, 4 * 13), (13, 4 * 13), (4 * 13,)]))
     assert layer.lanes is lanes.default()
-    layer.lanes, calls = Lanes(threads=2, min_units=1), []
+    layer.lanes, calls = Lanes(threads=2, min_units=1, min_step_work=0), []
 
     def recording(runtime, name):
         def run(*args, **kwargs):
@@ -471,8 +471,17 @@ def test_a_copied_layer_shares_its_lanes_and_a_pickled_one_keeps_their_settings(
     layer = TimeLSTM(np.zeros((3, 8)), np.zeros((2, 8)), np.zeros(8))
     assert copy.deepcopy(layer).lanes is lanes.default()
     assert pickle.loads(pickle.dumps(layer)).lanes is lanes.default()
-    own = layer.lanes = Lanes(threads=1, speeds=[1.0, 0.7], min_units=64)
+    own = layer.lanes = Lanes(threads=1, speeds=[1.0, 0.7], min_units=64, min_step_work=0)
     assert copy.deepcopy(layer).lanes is own
     loaded = pickle.loads(pickle.dumps(layer)).lanes
     assert loaded is not own and (loaded.threads, loaded.speeds, loaded.min_units) == (1, [1.0, 0.7], 64)
     loaded.run(lambda k, i0, i1: None, 4, 2)  # with workers of its own
+
+
+def test_a_recurrence_takes_a_lane_per_share_of_enough_units_and_work():
+    lanes = Lanes(threads=4, min_units=128, min_step_work=1 << 21)
+    assert lanes.recurrence_count(650, 20 * 650 * 4) == 4  # BetterRnnlm's training: 162 units, 2.1M a step each
+    assert lanes.recurrence_count(650, 1 * 650 * 4) == 1  # one sequence: a lane's step too small to share
+    assert lanes.recurrence_count(100, 20 * 100 * 4) == 1  # Rnnlm: too few units
+    assert lanes.recurrence_count(256, 10 * 256 * 4) == 1  # 256 units x 10 rows: 2.6M a step in all
+    assert lanes.recurrence_count(256, 64 * 256 * 4) == 2

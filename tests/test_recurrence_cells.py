@@ -78,7 +78,7 @@ def test_a_cell_of_two_dependent_products_runs_on_the_lanes(N, T, H, n_lanes):
     h0, dhs = rng.standard_normal((N, H)), rng.standard_normal((T, N, H))
     want = _reference(xs, Wh, h0, dhs)
     one = _run(xs, Wh, h0, dhs, Lanes(threads=1))
-    many = _run(xs, Wh, h0, dhs, Lanes(threads=n_lanes, min_units=1, speeds=[1.0, 0.5, 2.0]))
+    many = _run(xs, Wh, h0, dhs, Lanes(threads=n_lanes, min_units=1, min_step_work=0, speeds=[1.0, 0.5, 2.0]))
     for name, w, a, b in zip(["hs", "ss", "da1", "da0", "dh"], want, one, many):
         np.testing.assert_allclose(a, w, rtol=1e-12, atol=1e-12, err_msg=name)
         np.testing.assert_array_equal(b, a, err_msg=name)
@@ -99,7 +99,7 @@ def test_weight_drop_on_any_cell_is_its_wh_times_the_mask_to_the_bit(n_lanes):
     xs, Wh = rng.standard_normal((T, N, 2 * H)), rng.standard_normal((H, 2 * H)) / np.sqrt(H)
     h0, dhs = rng.standard_normal((N, H)), rng.standard_normal((T, N, H))
     mask = (rng.random(Wh.shape) > 0.4) / 0.6
-    lanes = Lanes(threads=n_lanes, min_units=1, speeds=[1.0, 0.5, 2.0][:n_lanes])
+    lanes = Lanes(threads=n_lanes, min_units=1, min_step_work=0, speeds=[1.0, 0.5, 2.0][:n_lanes])
     want = _run(xs, Wh * mask, h0, dhs, lanes)
     hs, ss = np.zeros((T + 1, N, H)), np.full((T, N, H), np.nan)
     hs[0] = h0

@@ -269,7 +269,7 @@ def test_masked_recurrence_gives_the_same_bits_on_any_lanes(cell, dtype):
     weights = cell_weights(rng, cell, 7, 37, dtype)
     xs, dhs = randn(rng, 3, 6, 7, dtype=dtype), randn(rng, 3, 6, 37, dtype=dtype)
     runs = []
-    for lanes in (Lanes(threads=1), Lanes(threads=3, min_units=1, speeds=[1.0, 0.4, 1.9])):
+    for lanes in (Lanes(threads=1), Lanes(threads=3, min_units=1, min_step_work=0, speeds=[1.0, 0.4, 1.9])):
         layer = time_layer(cell, weights, recurrent_dropout=0.3, weight_drop=0.3)
         layer.lanes = lanes
         np.random.seed(SEED)
