@@ -352,12 +352,12 @@ def format_shapes(rows):
     return "\n".join(lines[1:])
 
 
-def write_shapes_csv(rows, path):
-    """Every cell of shape_sweep, one line each, in the order of SHAPE_COLUMNS."""
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, SHAPE_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+def write_shapes_csv(rows, file):
+    """Every cell of shape_sweep into an open text file (newline=""), one line each, in the
+    order of SHAPE_COLUMNS."""
+    writer = csv.DictWriter(file, SHAPE_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
 
 
 # ---------------------------------------------------------------------------- whole models
@@ -684,6 +684,10 @@ def _shapes_command(parser, args):
         cells = shape_cells(args.layers.split(","), args.mode.split(","), args.n, args.t, args.width)
     except ValueError as e:
         parser.error(str(e))
+    try:  # opened first: a path that cannot be written fails now, not after the sweep
+        out = open(args.csv, "w", newline="") if args.csv else None
+    except OSError as e:
+        parser.error(f"--csv: {e}")
     rounds, min_time = SHAPE_TIMING[args.quick]
     rounds = args.repeat or rounds
     print(f"float32, {fastlstm.get_num_threads()} threads, {len(cells)} cells; each the median of {rounds} "
@@ -692,8 +696,9 @@ def _shapes_command(parser, args):
     rows = shape_sweep(cells, args.quick, rounds, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(format_shapes(rows))
     print(f"sweep time: {time.perf_counter() - start:.0f} s")
-    if args.csv:
-        write_shapes_csv(rows, args.csv)
+    if out:
+        with out:
+            write_shapes_csv(rows, out)
 
 
 def main(argv=None):

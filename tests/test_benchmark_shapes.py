@@ -52,7 +52,8 @@ def test_shape_sweep_rows_table_and_csv(tmp_path):
     assert f"lowest: {benchmark.describe_cell(lowest)}" in text
     assert f"cells below 1.0x: {sum(r['ratio'] < 1 for r in rows)} of {len(cells)}" in text
     path = tmp_path / "cells.csv"
-    benchmark.write_shapes_csv(rows, path)
+    with open(path, "w", newline="") as f:
+        benchmark.write_shapes_csv(rows, f)
     with open(path) as f:
         read = list(csv.DictReader(f))
     assert [(r["layer"], r["mode"], int(r["N"]), int(r["T"]), int(r["width"])) for r in read] == cells
@@ -93,7 +94,8 @@ def test_shapes_command(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [(["--n", "1,x"], "expected comma-separated integers"),
-                                           (["--layers", "LSTM,Attention"], "layers must be some of")])
+                                           (["--layers", "LSTM,Attention"], "layers must be some of"),
+                                           (["--csv", "/nonexistent/folder/cells.csv"], "--csv: ")])
 def test_shapes_command_refuses_a_bad_grid(capsys, argv, message):
     with pytest.raises(SystemExit):
         benchmark.main(["shapes", *argv])
