@@ -5,11 +5,13 @@ one run as ratios (a shared machine is noisy; a ratio from one run is not).
 `python -m fastlstm.benchmark chapters` a training iteration of the book's chapters 4, 5, 7
 and 8 at their sizes (4, 7 and 8 run the book-style files of a checkout's tests/book_chXX);
 `python -m fastlstm.benchmark ppmi` the PPMI of chapter 2 against the book's loop;
+`python -m fastlstm.benchmark shapes` every compiled time layer over a grid of shapes (`--quick`, `--csv`);
 `fastlstm bench` (model_throughput) measures whole training and evaluation steps of both
 book models in tokens/s, against the machine's matrix-product peak measured in the same run.
 """
 
 import argparse
+import csv
 import gc
 import itertools
 import json
@@ -188,38 +190,174 @@ CHAPTER_CASES = {
 TRAINING_CASES = ("ch04", "ch05", "ch07", "ch07-peeky", "ch08")
 
 
+def alternating_rounds(sides, rounds, min_time):
+    """{key: seconds per call in each round (array)} of sides (key, threads, fn): every fn is
+    called once untimed (compiled, a first NumPy call's fresh memory paid for), then each of
+    `rounds` rounds times every side by timed_round on its thread count, in order in even
+    rounds and in reverse in odd ones, so that a moment when the shared machine is slower
+    weighs on both sides alike; a key of several sides counts its best in each round."""
+    def use(threads):
+        if threads != fastlstm.get_num_threads():
+            fastlstm.set_num_threads(threads)
+    for _, threads, fn in sides:
+        use(threads)
+        fn()
+    times = {key: [] for key, _, _ in sides}
+    for r in range(rounds):
+        best = {}
+        for key, threads, fn in (sides if r % 2 == 0 else sides[::-1]):
+            use(threads)
+            seconds = timed_round(fn, min_time)
+            best[key] = min(seconds, best.get(key, seconds))
+        for key, seconds in best.items():
+            times[key].append(seconds)
+    return {key: np.array(seconds) for key, seconds in times.items()}
+
+
 def chapter_speedups(names=TRAINING_CASES, rounds=9, min_time=0.2, data_dir=None):
     """[(case, NumPy seconds, fastlstm seconds, ratio)] of each named chapter case, float32,
-    warm. Each of `rounds` rounds times both sides back to back, which one first alternating,
-    over at least `min_time` seconds of calls each; the NumPy side at the better of fastlstm's
-    thread count and one thread (on a busy machine, multi-threaded BLAS at these sizes can run
+    warm, timed by alternating_rounds: the NumPy side at the better of fastlstm's thread
+    count and one thread (on a busy machine, multi-threaded BLAS at these sizes can run
     many times slower). The seconds are medians over the rounds, the ratio (NumPy / fastlstm)
     the median of the rounds' ratios, so that a moment when the shared machine is slower
     weighs on both sides alike."""
     threads = fastlstm.get_num_threads()
-    sides = [(ref_models, threads), (models, threads)] + ([(ref_models, 1)] if threads > 1 else [])
     rows = []
     try:
         for name in names:
             label, case = CHAPTER_CASES[name]
             steps = {kit: case(kit, data_dir) for kit in (ref_models, models)}
-            for kit, n in sides:
-                fastlstm.set_num_threads(n)
-                steps[kit]()  # compiled, and a first NumPy call's fresh memory paid for
-            times = {kit: [] for kit in steps}
-            for r in range(rounds):
-                best = {}
-                for kit, n in (sides if r % 2 == 0 else sides[::-1]):
-                    fastlstm.set_num_threads(n)
-                    seconds = timed_round(steps[kit], min_time)
-                    best[kit] = min(seconds, best.get(kit, seconds))
-                for kit, seconds in best.items():
-                    times[kit].append(seconds)
-            t_ref, t_fast = np.array(times[ref_models]), np.array(times[models])
+            sides = [(ref_models, threads, steps[ref_models]), (models, threads, steps[models])]
+            if threads > 1:
+                sides.append((ref_models, 1, steps[ref_models]))
+            times = alternating_rounds(sides, rounds, min_time)
+            t_ref, t_fast = times[ref_models], times[models]
             rows.append((label, float(np.median(t_ref)), float(np.median(t_fast)), float(np.median(t_ref / t_fast))))
     finally:
         fastlstm.set_num_threads(threads)
     return rows
+
+
+# ---------------------------------------------------------------------------- every shape
+# Each compiled time layer at every shape of a grid, forward+backward ('train') and the
+# evaluation forward ('eval'), fastlstm's time layers against the reference's, float32.
+
+SHAPE_LAYERS = ("LSTM", "RNN", "GRU", "Affine", "Embedding", "SoftmaxWithLoss")
+SHAPE_MODES = ("train", "eval")
+SHAPE_GRID = {"n": (1, 2, 8, 32, 128), "t": (1, 4, 35), "width": (16, 64, 128, 256, 650)}
+GATES = {"LSTM": 4, "RNN": 1, "GRU": 3}  # blocks of H columns in Wx and Wh
+EMBEDDING_VOCAB = 10000  # the book's PTB vocabulary: an embedding's rows whatever its width
+# (rounds, min_time) of a cell: the full sweep and --quick (True)
+SHAPE_TIMING = {False: (7, 0.02), True: (3, 0.002)}
+SHAPE_COLUMNS = ("layer", "mode", "N", "T", "width", "numpy_s", "fastlstm_s", "ratio")
+
+
+def shape_arguments(layer, rng, N, T, width):
+    """(constructor, forward, backward) arguments of `layer` at batch N, T steps and `width`,
+    float32 from `rng`: recurrent layers D = H = width; Affine width -> width; Embedding
+    EMBEDDING_VOCAB rows of width; SoftmaxWithLoss width classes, targets uniform."""
+    def floats(*shape, scale=1.0):
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+    if layer in GATES:
+        G = GATES[layer] * width
+        weights = [floats(width, G, scale=width ** -0.5), floats(width, G, scale=width ** -0.5)]
+        bias = [] if layer == "GRU" else [floats(G, scale=0.1)]
+        return weights + bias, (floats(N, T, width),), (floats(N, T, width),)
+    if layer == "Affine":
+        return [floats(width, width, scale=width ** -0.5), floats(width)], (floats(N, T, width),), \
+            (floats(N, T, width),)
+    if layer == "Embedding":
+        return [floats(EMBEDDING_VOCAB, width)], (rng.integers(0, EMBEDDING_VOCAB, (N, T)),), (floats(N, T, width),)
+    return [], (floats(N, T, width), rng.integers(0, width, (N, T))), ()  # SoftmaxWithLoss
+
+
+def shape_step(kit, layer, mode, arguments):
+    """A call of a freshly built Time`layer` of `kit` (ref or fast) on shape_arguments, stateless,
+    returning what it computed. 'train': forward, then backward of the fixed dout: (output,
+    input gradient, *weight gradients). 'eval': (output,) of the evaluation forward as the
+    models run it: fastlstm's `infer` (nothing saved for backward), the reference's forward."""
+    constructor, forward, backward = arguments
+    obj = getattr(kit, "Time" + layer)(*(w.copy() for w in constructor))
+    if mode == "train":
+        def step():
+            out = obj.forward(*forward)
+            return (out, obj.backward(*backward), *obj.grads)
+        return step
+    evaluate = obj.infer if kit is fast else obj.forward
+    return lambda: (evaluate(*forward),)
+
+
+def shape_cell(layer, mode, N, T, width, rounds, min_time):
+    """One cell of the sweep as a dict of SHAPE_COLUMNS: both sides built from the same weights
+    and inputs (default_rng(0)), timed by alternating_rounds on the current threads; seconds
+    per call are medians over the rounds, the ratio (NumPy / fastlstm) the rounds' median."""
+    arguments = shape_arguments(layer, np.random.default_rng(0), N, T, width)
+    threads = fastlstm.get_num_threads()
+    times = alternating_rounds([(kit, threads, shape_step(kit, layer, mode, arguments)) for kit in (ref, fast)],
+                               rounds, min_time)
+    return {"layer": layer, "mode": mode, "N": N, "T": T, "width": width,
+            "numpy_s": float(np.median(times[ref])), "fastlstm_s": float(np.median(times[fast])),
+            "ratio": float(np.median(times[ref] / times[fast]))}
+
+
+def shape_cells(layers=SHAPE_LAYERS, modes=SHAPE_MODES, ns=SHAPE_GRID["n"], ts=SHAPE_GRID["t"],
+                widths=SHAPE_GRID["width"]):
+    """[(layer, mode, N, T, width)] of every combination, in that order; ValueError for a layer
+    or mode not in SHAPE_LAYERS or SHAPE_MODES, or a size that is not a positive int."""
+    for name, given, known in (("layers", layers, SHAPE_LAYERS), ("modes", modes, SHAPE_MODES)):
+        unknown = [x for x in given if x not in known]
+        if unknown or not given:
+            raise ValueError(f"{name} must be some of {', '.join(known)}, got {', '.join(map(str, given)) or 'none'}")
+    for name, sizes in (("N", ns), ("T", ts), ("width", widths)):
+        if not sizes or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes):
+            raise ValueError(f"{name} must be positive integers, got {list(sizes)}")
+    return list(itertools.product(layers, modes, ns, ts, widths))
+
+
+def shape_sweep(cells, quick=False, rounds=None, log=None):
+    """shape_cell of each (layer, mode, N, T, width) of `cells` (shape_cells), timed as
+    SHAPE_TIMING[quick] says, `rounds` replacing its rounds; `log`, a print-like callable,
+    receives each cell as it ends."""
+    default_rounds, min_time = SHAPE_TIMING[quick]
+    warm_up()
+    rows = []
+    for i, cell in enumerate(cells, 1):
+        rows.append(shape_cell(*cell, rounds or default_rounds, min_time))
+        if log:
+            log(f"[{i}/{len(cells)}] {describe_cell(rows[-1])}")
+    return rows
+
+
+def describe_cell(row):
+    """A cell of shape_sweep in one line: its shape, both sides' milliseconds and the ratio."""
+    return (f"{row['layer']} {row['mode']} N={row['N']} T={row['T']} width={row['width']}: NumPy "
+            f"{row['numpy_s'] * 1e3:.3f} ms, fastlstm {row['fastlstm_s'] * 1e3:.3f} ms, {row['ratio']:.2f}x")
+
+
+def format_shapes(rows):
+    """The rows of shape_sweep as a table of ratios per layer and mode (rows N x T, columns
+    width), then the lowest cell and the count of cells below 1.0x."""
+    lines = []
+    for layer, mode in dict.fromkeys((r["layer"], r["mode"]) for r in rows):
+        table = {(r["N"], r["T"], r["width"]): r["ratio"] for r in rows if (r["layer"], r["mode"]) == (layer, mode)}
+        widths = sorted({w for _, _, w in table})
+        lines += ["", f"{layer} {mode}: NumPy time / fastlstm time",
+                  f"{'N x T':>9s}" + "".join(f"{w:>9d}" for w in widths)]
+        for N, T in sorted({(N, T) for N, T, _ in table}):
+            cells = (f"{table[N, T, w]:8.2f}x" if (N, T, w) in table else f"{'':9s}" for w in widths)
+            lines.append(f"{N:>4d} x{T:>3d}" + "".join(cells))
+    lowest = min(rows, key=lambda r: r["ratio"])
+    below = sum(r["ratio"] < 1.0 for r in rows)
+    lines += ["", f"lowest: {describe_cell(lowest)}", f"cells below 1.0x: {below} of {len(rows)}"]
+    return "\n".join(lines[1:])
+
+
+def write_shapes_csv(rows, file):
+    """Every cell of shape_sweep into an open text file (newline=""), one line each, in the
+    order of SHAPE_COLUMNS."""
+    writer = csv.DictWriter(file, SHAPE_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
 
 
 # ---------------------------------------------------------------------------- whole models
@@ -532,18 +670,59 @@ def format_throughput(rows):
     return "\n".join(lines)
 
 
+def _int_list(text):
+    """argparse type of a comma-separated list of integers."""
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _shapes_command(parser, args):
+    """`shapes`: the sweep of shape_sweep, its table on stdout, progress on stderr."""
+    try:
+        cells = shape_cells(args.layers.split(","), args.mode.split(","), args.n, args.t, args.width)
+    except ValueError as e:
+        parser.error(str(e))
+    try:  # opened first: a path that cannot be written fails now, not after the sweep
+        out = open(args.csv, "w", newline="") if args.csv else None
+    except OSError as e:
+        parser.error(f"--csv: {e}")
+    rounds, min_time = SHAPE_TIMING[args.quick]
+    rounds = args.repeat or rounds
+    print(f"float32, {fastlstm.get_num_threads()} threads, {len(cells)} cells; each the median of {rounds} "
+          f"paired rounds (each side >= {min_time * 1e3:g} ms of calls, which one first alternating)", flush=True)
+    start = time.perf_counter()
+    rows = shape_sweep(cells, args.quick, rounds, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(format_shapes(rows))
+    print(f"sweep time: {time.perf_counter() - start:.0f} s")
+    if out:
+        with out:
+            write_shapes_csv(rows, out)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Time fastlstm against the NumPy reference layers.")
-    parser.add_argument("what", choices=["layers", "chapters", "ppmi"],
-                        help="the hot layers, a training iteration of the book's chapters, or chapter 2's PPMI "
-                             "(whole models: `fastlstm bench`)")
+    parser.add_argument("what", choices=["layers", "chapters", "ppmi", "shapes"],
+                        help="the hot layers, a training iteration of the book's chapters, chapter 2's PPMI, "
+                             "or every time layer over a grid of shapes (whole models: `fastlstm bench`)")
     parser.add_argument("--threads", type=int, help="threads for Numba and BLAS (default: all cores)")
-    parser.add_argument("--repeat", type=int, default=5, help="timing rounds (layers, ppmi: the best counts; "
-                                                               "chapters: the median)")
+    parser.add_argument("--repeat", type=int, help="timing rounds (layers, ppmi: the best counts, default 5; "
+                                                   "chapters: the median, default 5; shapes: the median, "
+                                                   "default 7, --quick 3)")
     parser.add_argument("--cases", default=",".join(TRAINING_CASES),
                         help="chapters: comma-separated, of " + ", ".join(CHAPTER_CASES))
     parser.add_argument("--data", help="folder of PTB's files for the chapters (default: as fastlstm.dataset.ptb)")
     parser.add_argument("--vocab", type=int, default=400, help="ppmi: the side of the count matrix")
+    shapes = parser.add_argument_group("shapes", "the sweep's grid, each comma-separated")
+    shapes.add_argument("--layers", default=",".join(SHAPE_LAYERS), help="time layers (default: all)")
+    shapes.add_argument("--mode", default=",".join(SHAPE_MODES),
+                        help="train (forward+backward), eval (the evaluation forward), or both (default)")
+    for name, sizes in SHAPE_GRID.items():
+        shapes.add_argument(f"--{name}", type=_int_list, default=list(sizes),
+                            help=f"default {','.join(map(str, sizes))}")
+    shapes.add_argument("--quick", action="store_true", help="3 rounds of >= 2 ms a side instead of 7 of >= 20 ms")
+    shapes.add_argument("--csv", help="write every cell to this CSV file")
     args = parser.parse_args(argv)
     cases = args.cases.split(",")
     if args.what == "chapters" and not set(cases) <= set(CHAPTER_CASES):
@@ -551,6 +730,9 @@ def main(argv=None):
     if args.threads:
         fastlstm.set_num_threads(args.threads)
     threads = fastlstm.get_num_threads()
+    if args.what == "shapes":
+        return _shapes_command(parser, args)
+    args.repeat = args.repeat or 5
     if args.what == "ppmi":
         t_ref, t_fast = ppmi_speedup(args.vocab, args.repeat)
         print(f"ppmi of a {args.vocab} x {args.vocab} count matrix, {threads} threads: the book's "
