@@ -7,7 +7,6 @@ import importlib.metadata
 import os
 import threading
 import warnings
-from contextlib import contextmanager
 
 import numba
 import threadpoolctl
@@ -40,33 +39,37 @@ def _blas_controllers():
     return tuple(c for c in threadpoolctl.ThreadpoolController().lib_controllers if c.user_api == "blas")
 
 
-_inside = threading.local()  # .depth: single_threaded_blas blocks open on this thread
-
-
-@contextmanager
-def single_threaded_blas():
+class single_threaded_blas:
     """Run the block's BLAS calls on one thread: fastlstm's lanes split the work over the
     cores themselves (fastlstm/lanes.py). A block inside another on the same thread, or
     where every BLAS runs on one thread already, changes nothing: a step enters one for
-    each product, and each change of BLAS's threads costs microseconds."""
-    depth = getattr(_inside, "depth", 0)
-    _inside.depth = depth + 1
-    try:
-        if depth:
-            yield
-            return
-        controllers = _blas_controllers()
-        before = [c.get_num_threads() for c in controllers]
-        changed = [(c, n) for c, n in zip(controllers, before) if n != 1]
-        for c, _ in changed:
-            c.set_num_threads(1)
+    each product, and each change of BLAS's threads costs microseconds. (A class: a
+    generator-based context manager costs more than the smallest products.)"""
+
+    _inside = threading.local()  # .depth: blocks open on this thread
+    __slots__ = ("_changed",)
+
+    def __enter__(self):
+        depth = getattr(self._inside, "depth", 0)
+        self._inside.depth = depth + 1
+        self._changed = ()
+        if depth == 0:
+            try:
+                controllers = _blas_controllers()
+                self._changed = [(c, n) for c, n in zip(controllers, [c.get_num_threads() for c in controllers]) if n != 1]
+                for c, _ in self._changed:
+                    c.set_num_threads(1)
+            except BaseException:
+                self.__exit__(None, None, None)
+                raise
+        return self
+
+    def __exit__(self, *exc):
         try:
-            yield
-        finally:
-            for c, n in changed:
+            for c, n in self._changed:
                 c.set_num_threads(n)
-    finally:
-        _inside.depth = depth
+        finally:
+            self._inside.depth -= 1
 
 
 def blas_num_threads():
