@@ -60,6 +60,11 @@ def _split_over_lanes(products, lanes):
     n = max(1, sum(works) // lanes.min_work)
     if n > 1:  # the thread count's look-up takes a lock: only where there is work to share
         n = min(n, *(lanes.count(M, lanes.min_rows) for M in rows))
+    if n == 1:  # on this thread, as the one lane would
+        with single_threaded_blas():
+            for product in products:
+                _product(*product)
+        return
     quantum = row_quantum(products[0][2].dtype) if n > 1 else None
     lead = max(rows)
 
@@ -75,15 +80,20 @@ def _split_over_lanes(products, lanes):
     def lane(k, i0, i1):
         for (a, b, out, bias), M in zip(products, rows):
             j0, j1 = cut(i0, M), cut(i1, M)
-            if a.shape[1] == 1:  # an outer product: np.matmul's own loop takes several times longer
-                np.multiply(a[j0:j1], b, out=out[j0:j1])
-            else:
-                np.matmul(a[j0:j1], b, out=out[j0:j1])
-            if bias is not None:
-                add_to_rows(out[j0:j1], bias)
+            _product(a[j0:j1], b, out[j0:j1], bias)
 
     follow = all(work // n >= 4 * FOLLOW_WORK for work in works)
     lanes.run(lane, lead, n, quantum=quantum, follow=follow, learn=True)
+
+
+def _product(a, b, out, bias):
+    """out = a @ b (+ bias), the work of a lane's block."""
+    if a.shape[1] == 1:  # an outer product: np.matmul's own loop takes several times longer
+        np.multiply(a, b, out=out)
+    else:
+        np.matmul(a, b, out=out)
+    if bias is not None:
+        add_to_rows(out, bias)
 
 
 @functools.lru_cache(maxsize=None)

@@ -447,7 +447,7 @@ def test_an_lstm_layer_runs_on_the_lanes_it_holds(monkeypatch):
     rng = np.random.default_rng(8)
     layer = TimeLSTM(*(rng.standard_normal(shape) for shape in [(5, 4 * 13), (13, 4 * 13), (4 * 13,)]))
     assert layer.lanes is lanes.default()
-    layer.lanes, calls = Lanes(threads=2, min_units=1, min_step_work=0), []
+    layer.lanes, calls = Lanes(threads=2, min_units=1, min_step_work=0, min_rows=1, min_work=1), []
 
     def recording(runtime, name):
         def run(*args, **kwargs):
