@@ -88,6 +88,9 @@ class OneProcess:
     def take_rows(self, model, batch):
         pass
 
+    def keep_rows(self, model, batch):
+        pass
+
     def agree(self, config, data, params):
         pass
 

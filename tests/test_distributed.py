@@ -1,0 +1,197 @@
+"""`mpiexec -n 2 fastlstm train --distributed`: two ranks with batch B follow one process with
+batch B, rank 0 alone writes, a resume needs the same number of ranks, ranks started unlike one
+another are refused, a rank that dies stops the job and leaves the last good checkpoint, and
+without MPI the command says how to install it. Each rank runs on one thread; the runs are
+tiny (width 16, batch 4 x 8) on PTB."""
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import fastlstm
+from fastlstm import cli
+from fastlstm.checkpoint import Checkpoint
+
+pytest.importorskip("mpi4py", reason='mpi4py is not installed: pip install "fastlstm[mpi]" (the test extra has it)')
+
+MPIEXEC = str(Path(sys.executable).parent / "mpiexec")  # the `mpich` wheel's, beside the environment's python
+AUDIT = str(Path(__file__).resolve().parent / "write_audit.py")
+SMALL = ["--wordvec-size", "16", "--hidden-size", "16", "--batch-size", "4", "--time-size", "8", "--eval-iters", "1",
+         "--eval-interval", "1", "--seed", "3", "--dtype", "float64"]
+ITERS = 20
+COMPARED = ("kind", "epoch", "iteration", "total_iterations", "lr", "perplexity", "note")  # all but the timings
+
+
+@pytest.fixture(autouse=True, scope="module")
+def restore_threads():
+    """The in-process runs take --threads 1: put the test process's thread count back afterwards."""
+    threads = fastlstm.get_num_threads()
+    yield
+    fastlstm.set_num_threads(threads)
+
+
+def train_command(out, *flags):
+    return [sys.executable, "-m", "fastlstm", "train", "--distributed", "--out", str(out), *SMALL, *flags]
+
+
+def mpiexec(*commands, timeout=120):
+    """Run `mpiexec -n 1 COMMAND : -n 1 COMMAND ...` (one rank per command); the finished process."""
+    argv = [MPIEXEC]
+    for i, command in enumerate(commands):
+        argv += ([":"] if i else []) + ["-n", "1", *command]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+def two_ranks(out, *flags):
+    """A 2-rank distributed run into out; asserts it succeeds, returns its stdout."""
+    done = mpiexec(train_command(out, *flags), train_command(out, *flags))
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def log(out):
+    with open(Path(out) / "log.csv", newline="") as f:
+        return [{k: row[k] for k in COMPARED} for row in csv.DictReader(f)]
+
+
+def relative_differences(a, b):
+    """|loss_a - loss_b| / |loss_b| of each row (loss = log of the row's perplexity)."""
+    assert [(r["kind"], r["total_iterations"]) for r in a] == [(r["kind"], r["total_iterations"]) for r in b]
+    return [abs(math.log(float(x["perplexity"])) / math.log(float(y["perplexity"])) - 1) for x, y in zip(a, b)]
+
+
+@pytest.mark.parametrize("model", ["rnnlm", "variational"])
+def test_two_ranks_follow_one_process_with_the_same_batch(tmp_path, model):
+    """20 iterations in float64, the losses of every step, the validation and the test within 1e-5
+    relative; variational drops (locked, recurrent and word dropout): each rank's masks are its
+    rows' of the whole batch's."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert cli.main(["train", "--out", str(one), *SMALL, "--model", model, "--threads", "1",
+                     "--max-iters", str(ITERS)]) == 0
+    two_ranks(two, "--model", model, "--max-iters", str(ITERS))
+    differences = relative_differences(log(two), log(one))
+    print(f"{model}: worst relative difference of the losses over {len(differences)} rows: {max(differences):.2e}")
+    assert len(differences) == ITERS + 2 and max(differences) < 1e-5
+    assert Checkpoint.read(two / "checkpoint.npz").config["ranks"] == 2
+
+
+def test_rank_0_alone_writes_and_a_resume_continues_exactly(tmp_path):
+    """Rank 1 runs under an audit of every write into the run folder: none. Stopped by --max-iters
+    and resumed on two ranks, the run's log is that of a run that never stopped."""
+    whole, out = tmp_path / "whole", tmp_path / "out"
+    two_ranks(whole, "--max-iters", str(ITERS))
+    record = tmp_path / "rank1.json"
+    first = train_command(out, "--max-iters", "9", "--save-every", "4")
+    done = mpiexec(first, [sys.executable, AUDIT, str(record), str(out), *first[3:]])
+    assert done.returncode == 0, done.stderr
+    assert json.loads(record.read_text()) == []
+    assert {"checkpoint.npz", "best.pkl", "log.csv", "vocab.txt"} <= set(os.listdir(out))
+    two_ranks(out, "--resume", "--max-iters", str(ITERS))
+    assert log(out) == log(whole)
+
+
+def test_a_resume_on_another_number_of_ranks_is_refused(tmp_path, capsys):
+    two, one = tmp_path / "two", tmp_path / "one"
+    two_ranks(two, "--max-iters", "2")
+    assert cli.main(["train", "--out", str(two), "--resume"]) == 1
+    assert ("is the checkpoint of a run on 2 ranks, and this run has 1: a run resumes on as many ranks as it "
+            "started with (mpiexec -n 2 fastlstm train --distributed --resume)") in capsys.readouterr().err
+    assert cli.main(["train", "--out", str(one), *SMALL, "--threads", "1", "--max-iters", "2"]) == 0
+    before = (one / "checkpoint.npz").read_bytes()
+    done = mpiexec(train_command(one, "--resume"), train_command(one, "--resume"))
+    assert done.returncode != 0
+    assert "is the checkpoint of a run on 1 rank, and this run has 2" in done.stderr
+    assert "Traceback" not in done.stderr and (one / "checkpoint.npz").read_bytes() == before
+
+
+@pytest.mark.parametrize("other, refused", [
+    (["--lr", "10"], "the ranks were started with different settings (rank 1 unlike rank 0)"),
+    (["--batch-size", "6"], "the ranks were started with different settings (rank 1 unlike rank 0)"),
+])
+def test_ranks_started_with_different_settings_are_refused(tmp_path, other, refused):
+    done = mpiexec(train_command(tmp_path, "--max-iters", "2"), train_command(tmp_path, "--max-iters", "2", *other))
+    assert done.returncode != 0 and refused in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "checkpoint.npz").exists()
+
+
+def test_a_batch_that_does_not_split_over_the_ranks_is_refused(tmp_path):
+    command = train_command(tmp_path, "--batch-size", "3")
+    done = mpiexec(command, command)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "batch 3 does not split evenly over 2 ranks: give --batch-size a multiple of 2" in done.stderr
+
+
+def test_a_rank_that_dies_stops_the_job_and_the_last_checkpoint_resumes(tmp_path):
+    command = train_command(tmp_path, "--max-iters", "100000", "--save-every", "5")
+    argv = [MPIEXEC, "-n", "1", *command, ":", "-n", "1", *command]
+    job = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not saved_at_least(tmp_path / "checkpoint.npz", 10):
+            assert time.monotonic() < deadline and job.poll() is None, job.stderr.read()
+            time.sleep(0.2)
+        os.kill(rank_pid(job.pid, 1), signal.SIGKILL)
+        _, err = job.communicate(timeout=60)
+    finally:
+        job.kill()
+    assert job.returncode != 0, err
+    saved = Checkpoint.read(tmp_path / "checkpoint.npz")  # whole: writes are atomic
+    assert saved.position.total_iterations >= 10 and saved.position.total_iterations % 5 == 0
+    stopped_at = saved.position.total_iterations
+    two_ranks(tmp_path, "--resume", "--max-iters", str(stopped_at + 2))
+    assert Checkpoint.read(tmp_path / "checkpoint.npz").position.total_iterations == stopped_at + 2
+
+
+def saved_at_least(path, iterations):
+    """Whether the checkpoint at path exists and stands at `iterations` or later."""
+    return path.exists() and Checkpoint.read(path).position.total_iterations >= iterations
+
+
+def rank_pid(root, rank):
+    """The process id of MPI rank `rank` among the descendants of process `root` (MPICH sets PMI_RANK)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    pending, found = [root], []
+    while pending:
+        pid = pending.pop()
+        for child in children.get(pid, []):
+            pending.append(child)
+            try:
+                environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"PMI_RANK={rank}".encode() in environ and b"python" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+    assert len(found) == 1, f"rank {rank} not found under process {root}"
+    return found[0]
+
+
+def test_without_mpi_the_command_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # `import mpi4py` then raises ImportError
+    assert cli.main(["train", "--distributed", "--out", str(tmp_path / "run"), *SMALL, "--max-iters", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "--distributed needs mpi4py and an MPI library" in err and 'pip install "fastlstm[mpi]"' in err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
+
+
+def test_distributed_alone_trains_as_one_process(tmp_path, capsys):
+    """Without mpiexec (one rank) --distributed runs as one process, and says so; its checkpoint is one
+    process's, so a plain --resume continues it."""
+    done = subprocess.run(train_command(tmp_path, "--max-iters", "2"), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "--distributed on one rank: it trains as one process" in done.stderr
+    assert cli.main(["train", "--out", str(tmp_path), "--resume", "--threads", "1", "--max-iters", "3"]) == 0
+    assert [r["total_iterations"] for r in log(tmp_path) if r["kind"] == "train"] == ["1", "2", "3"]
