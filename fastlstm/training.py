@@ -237,7 +237,10 @@ class Run:
                   f"checkpoint saved at {self._saved_where()}/{self.iters_per_epoch}{best}. "
                   f"Continue with:\n  {self._resume_command()}", file=sys.stderr, flush=True)
             return 128 + stopped_by
-        self._finish()
+        try:
+            self._finish()
+        except Diverged as e:  # the ranks of a distributed run compare their weights at its validation
+            return self._diverged(e)
         return 0
 
     def _loop_until_stopped(self):
@@ -443,4 +446,6 @@ class Run:
     def _resume_command(self):
         """The command line that continues this run."""
         data = f" --data {shlex.quote(str(self.data_dir))}" if self.data_dir is not None else ""
-        return f"fastlstm train --out {shlex.quote(str(self.out))}{data} --resume"
+        P = self.group.size
+        command = f"mpiexec -n {P} fastlstm train --distributed" if P > 1 else "fastlstm train"
+        return f"{command} --out {shlex.quote(str(self.out))}{data} --resume"

@@ -24,6 +24,7 @@ pytest.importorskip("mpi4py", reason='mpi4py is not installed: pip install "fast
 
 MPIEXEC = str(Path(sys.executable).parent / "mpiexec")  # the `mpich` wheel's, beside the environment's python
 AUDIT = str(Path(__file__).resolve().parent / "write_audit.py")
+FAULT = str(Path(__file__).resolve().parent / "rank_fault.py")
 SMALL = ["--wordvec-size", "16", "--hidden-size", "16", "--batch-size", "4", "--time-size", "8", "--eval-iters", "1",
          "--eval-interval", "1", "--seed", "3", "--dtype", "float64"]
 ITERS = 20
@@ -148,6 +149,23 @@ def test_a_rank_that_dies_stops_the_job_and_the_last_checkpoint_resumes(tmp_path
     stopped_at = saved.position.total_iterations
     two_ranks(tmp_path, "--resume", "--max-iters", str(stopped_at + 2))
     assert Checkpoint.read(tmp_path / "checkpoint.npz").position.total_iterations == stopped_at + 2
+
+
+@pytest.mark.parametrize("fault, at, status, message, saved_at", [
+    ("nan", 7, 1, "training stopped: loss is nan on rank 1 at epoch 1, iteration 7/", 5),
+    ("nan", 7, 1, "retry from the checkpoint with:\n  mpiexec -n 2 fastlstm train --distributed --out", 5),
+    ("weights", 3, 1, "training stopped: the ranks' weights differ after epoch 1, iteration 8/", 8),
+    ("error", 7, None, "fastlstm train: rank 1 of 2: error: a fault injected into this rank; stopping every rank", 5),
+])
+def test_a_fault_on_one_rank_stops_every_rank_and_keeps_the_last_good_checkpoint(tmp_path, fault, at, status, message,
+                                                                                 saved_at):
+    """A NaN loss on rank 1 alone, weights of rank 1 that drift from rank 0's (seen at the validation
+    after --max-iters 8), an exception on rank 1: the job ends, with the message, on every rank."""
+    command = train_command(tmp_path, "--max-iters", "8", "--save-every", "5")
+    done = mpiexec(command, [sys.executable, FAULT, fault, str(at), *command[3:]])
+    assert done.returncode != 0 and (status is None or done.returncode == status), done.stderr
+    assert message in done.stderr, done.stderr
+    assert Checkpoint.read(tmp_path / "checkpoint.npz").position.total_iterations == saved_at
 
 
 def saved_at_least(path, iterations):
