@@ -152,10 +152,10 @@ def test_a_rank_that_dies_stops_the_job_and_the_last_checkpoint_resumes(tmp_path
 
 
 @pytest.mark.parametrize("fault, at, status, message, saved_at", [
-    ("nan", 7, 1, "training stopped: loss is nan on rank 1 at epoch 1, iteration 7/", 5),
-    ("nan", 7, 1, "retry from the checkpoint with:\n  mpiexec -n 2 fastlstm train --distributed --out", 5),
-    ("weights", 3, 1, "training stopped: the ranks' weights differ after epoch 1, iteration 8/", 8),
-    ("error", 7, None, "fastlstm train: rank 1 of 2: error: a fault injected into this rank; stopping every rank", 5),
+    ("nan", 7, 1, ["training stopped: loss is nan on rank 1 at epoch 1, iteration 7/",
+                   "retry from the checkpoint with:\n  mpiexec -n 2 fastlstm train --distributed --out"], 5),
+    ("weights", 3, 1, ["training stopped: the ranks' weights differ after epoch 1, iteration 8/"], 8),
+    ("error", 7, None, ["fastlstm train: rank 1 of 2: error: a fault injected into this rank; stopping every rank"], 5),
 ])
 def test_a_fault_on_one_rank_stops_every_rank_and_keeps_the_last_good_checkpoint(tmp_path, fault, at, status, message,
                                                                                  saved_at):
@@ -164,7 +164,7 @@ def test_a_fault_on_one_rank_stops_every_rank_and_keeps_the_last_good_checkpoint
     command = train_command(tmp_path, "--max-iters", "8", "--save-every", "5")
     done = mpiexec(command, [sys.executable, FAULT, fault, str(at), *command[3:]])
     assert done.returncode != 0 and (status is None or done.returncode == status), done.stderr
-    assert message in done.stderr, done.stderr
+    assert all(line in done.stderr for line in message), done.stderr
     assert Checkpoint.read(tmp_path / "checkpoint.npz").position.total_iterations == saved_at
 
 
