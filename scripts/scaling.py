@@ -29,7 +29,35 @@ from pathlib import Path
 import numpy as np
 
 MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
-ROWS = (1, 2, 5, 10, 20)  # a rank's rows in the compute measurement
+ROWS = (1, 2, 4, 5, 10, 20)  # a rank's rows in the compute measurement: batch 20 over P = 20, 10, 5, 4, 2, 1
+LINKS_GBIT = (10, 25, 100)  # the modelled networks, Gb/s
+
+
+def ring_allreduce_s(nbytes, ranks, gbit):
+    """The bandwidth term of a ring allreduce (Patarasuk and Yuan, 2009): each rank sends and receives
+    2 (P - 1) / P of the buffer over its link of `gbit` Gb/s."""
+    return 2 * (ranks - 1) / ranks * nbytes * 8 / (gbit * 1e9)
+
+
+def print_model(compute, nbytes, batch=20):
+    """The step of P nodes, each one rank at this machine's one-thread speed (`compute`: rows -> seconds),
+    modelled as its share's compute plus the allreduce, not overlapped; the speed-up over one node."""
+    print(f"model, batch {batch}: a node = one rank at 1 thread of this machine; step = compute of batch/P rows "
+          f"+ ring allreduce of {nbytes / 1e6:.1f} MB")
+    print("   P  rows  compute ms  " + "  ".join(f"{g:3d} Gb/s: allreduce ms, speed-up" for g in LINKS_GBIT))
+    for rows in sorted(compute, reverse=True):
+        P = batch // rows
+        cells = []
+        for gbit in LINKS_GBIT:
+            reduce = ring_allreduce_s(nbytes, P, gbit)
+            cells.append(f"{reduce * 1e3:9.1f} {compute[batch] / (compute[rows] + reduce):8.2f}{'*' if reduce > compute[rows] else ' '}")
+        print(f"{P:4d} {rows:5d} {compute[rows] * 1e3:11.1f}  " + "  ".join(f"{c:>33s}" for c in cells))
+    print("   (* the allreduce takes longer than the compute)")
+    rows = np.array(sorted(compute), dtype=float)
+    per_row, fixed = np.polyfit(rows, [compute[r] for r in sorted(compute)], 1)
+    print(f"fit: compute = {fixed * 1e3:.1f} ms + {per_row * 1e3:.1f} ms a row; a node at 50% efficiency needs "
+          "(fixed + allreduce) / per-row rows: " + ", ".join(
+              f"{(fixed + ring_allreduce_s(nbytes, 1e9, g)) / per_row:.1f} at {g} Gb/s" for g in LINKS_GBIT))
 
 
 def train_tokens_per_s(model, ranks, iters, interval, data):
@@ -122,10 +150,12 @@ def main():
     reduce = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"allreduce of {reduce['floats']:,} float32 ({reduce['bytes'] / 1e6:.1f} MB) on {reduce['ranks']} ranks of "
           f"this machine: median {reduce['median_s'] * 1e3:.1f} ms, best {reduce['min_s'] * 1e3:.1f} ms")
+    compute = {}
     for rows in ROWS:
-        seconds = compute_seconds(args.model, rows, args.steps)
-        print(f"compute, 1 thread, {rows:2d} rows x 35: {seconds * 1e3:8.1f} ms a step, {rows * 35 / seconds:,.0f} "
-              "tokens/s", flush=True)
+        compute[rows] = compute_seconds(args.model, rows, args.steps)
+        print(f"compute, 1 thread, {rows:2d} rows x 35: {compute[rows] * 1e3:8.1f} ms a step, "
+              f"{rows * 35 / compute[rows]:,.0f} tokens/s", flush=True)
+    print_model(compute, reduce["bytes"])
 
 
 if __name__ == "__main__":

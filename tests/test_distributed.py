@@ -8,6 +8,7 @@ import csv
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -142,10 +143,7 @@ def test_a_rank_that_dies_stops_the_job_and_the_last_checkpoint_resumes(tmp_path
     argv = [MPIEXEC, "-n", "1", *command, ":", "-n", "1", *command]
     job = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not saved_at_least(tmp_path / "checkpoint.npz", 10):
-            assert time.monotonic() < deadline and job.poll() is None, job.stderr.read()
-            time.sleep(0.2)
+        wait_for_checkpoint(job, tmp_path / "checkpoint.npz", 10)
         os.kill(rank_pid(job.pid, 1), signal.SIGKILL)
         _, err = job.communicate(timeout=60)
     finally:
@@ -156,6 +154,24 @@ def test_a_rank_that_dies_stops_the_job_and_the_last_checkpoint_resumes(tmp_path
     stopped_at = saved.position.total_iterations
     two_ranks(tmp_path, "--resume", "--max-iters", str(stopped_at + 2))
     assert Checkpoint.read(tmp_path / "checkpoint.npz").position.total_iterations == stopped_at + 2
+
+
+def test_sigterm_to_mpiexec_stops_every_rank_at_the_same_step_with_a_checkpoint(tmp_path):
+    """mpiexec passes SIGTERM on to the ranks; the step's allreduce carries it, so every rank stops
+    after the same step, and rank 0 saves there."""
+    command = train_command(tmp_path, "--max-iters", "100000", "--save-every", "5")
+    job = subprocess.Popen([MPIEXEC, "-n", "1", *command, ":", "-n", "1", *command], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_checkpoint(job, tmp_path / "checkpoint.npz", 10)
+        job.send_signal(signal.SIGTERM)
+        _, err = job.communicate(timeout=60)
+    finally:
+        job.kill()
+    assert job.returncode == 128 + signal.SIGTERM, err
+    stopped = re.search(r"stopped by SIGTERM: checkpoint saved at epoch 1, iteration (\d+)/", err)
+    assert stopped and f"mpiexec -n 2 fastlstm train --distributed --out {tmp_path}" in err
+    assert Checkpoint.read(tmp_path / "checkpoint.npz").position.total_iterations == int(stopped.group(1))
 
 
 @pytest.mark.parametrize("fault, at, status, message, saved_at", [
@@ -175,9 +191,12 @@ def test_a_fault_on_one_rank_stops_every_rank_and_keeps_the_last_good_checkpoint
     assert Checkpoint.read(tmp_path / "checkpoint.npz").position.total_iterations == saved_at
 
 
-def saved_at_least(path, iterations):
-    """Whether the checkpoint at path exists and stands at `iterations` or later."""
-    return path.exists() and Checkpoint.read(path).position.total_iterations >= iterations
+def wait_for_checkpoint(job, path, iterations, timeout=60):
+    """Wait until the running job's checkpoint at path stands at `iterations` or later."""
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and Checkpoint.read(path).position.total_iterations >= iterations):
+        assert time.monotonic() < deadline and job.poll() is None, job.stderr.read()
+        time.sleep(0.2)
 
 
 def rank_pid(root, rank):
