@@ -149,7 +149,8 @@ class Ranks:
                 "weights": _digest(*params)}
         every = self.comm.allgather(mine)
         differ = {what: [r for r, theirs in enumerate(every) if theirs[what] != every[0][what]] for what in mine}
-        problems = [f"{what} (rank {', '.join(map(str, ranks))} unlike rank 0)" for what, ranks in differ.items() if ranks]
+        problems = [f"{what} (rank {', '.join(map(str, ranks))} unlike rank 0)"
+                    for what, ranks in differ.items() if ranks]
         if problems:
             raise UserError(f"the ranks were started with different {' and '.join(problems)}: start every rank "
                             "with the same command line, --data and fastlstm")

@@ -125,7 +125,8 @@ def test_a_resume_on_another_number_of_ranks_is_refused(runs, capsys):
 
 
 def test_ranks_started_with_different_settings_are_refused(tmp_path):
-    done = mpiexec(train_command(tmp_path, "--max-iters", "2"), train_command(tmp_path, "--max-iters", "2", "--lr", "10"))
+    command = train_command(tmp_path, "--max-iters", "2")
+    done = mpiexec(command, [*command, "--lr", "10"])
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "the ranks were started with different settings (rank 1 unlike rank 0)" in done.stderr
     assert not (tmp_path / "checkpoint.npz").exists()
