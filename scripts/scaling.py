@@ -50,7 +50,8 @@ def print_model(compute, nbytes, batch=20):
         cells = []
         for gbit in LINKS_GBIT:
             reduce = ring_allreduce_s(nbytes, P, gbit)
-            cells.append(f"{reduce * 1e3:9.1f} {compute[batch] / (compute[rows] + reduce):8.2f}{'*' if reduce > compute[rows] else ' '}")
+            slower = "*" if reduce > compute[rows] else " "
+            cells.append(f"{reduce * 1e3:9.1f} {compute[batch] / (compute[rows] + reduce):8.2f}{slower}")
         print(f"{P:4d} {rows:5d} {compute[rows] * 1e3:11.1f}  " + "  ".join(f"{c:>33s}" for c in cells))
     print("   (* the allreduce takes longer than the compute)")
     rows = np.array(sorted(compute), dtype=float)
@@ -96,7 +97,8 @@ def allreduce_rank(model, calls):
         averager(grads, 1.0)
         times.append(time.perf_counter() - start)
     if ranks.writes:
-        print(json.dumps({"ranks": ranks.size, "floats": int(averager.buffer.size), "bytes": int(averager.buffer.nbytes),
+        buffer = averager.buffer
+        print(json.dumps({"ranks": ranks.size, "floats": int(buffer.size), "bytes": int(buffer.nbytes),
                           "median_s": statistics.median(times[1:]), "min_s": min(times[1:])}))
 
 
