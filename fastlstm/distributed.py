@@ -91,6 +91,9 @@ class OneProcess:
     def keep_rows(self, model, batch):
         pass
 
+    def agree_on_command(self, options, resume):
+        pass
+
     def agree(self, config, data, params):
         pass
 
@@ -142,13 +145,23 @@ class Ranks:
             if layer.h is not None:
                 layer.set_state(np.array(layer.h[rows]), np.array(layer.c[rows]))
 
+    def agree_on_command(self, options, resume):
+        """UserError on every rank unless every rank was given the same settings and --resume: checked
+        first, so that ranks started unlike one another never wait for one another."""
+        self._agree({"command lines": [json.dumps([options, resume], sort_keys=True).encode()]})
+
     def agree(self, config, data, params):
-        """UserError on every rank unless every rank has the same settings, data and weights."""
-        mine = {"settings": _digest(json.dumps(config, sort_keys=True).encode()),
-                "data": _digest(*(data.splits[s] for s in sorted(data.splits)), "\n".join(data.vocab.words).encode()),
-                "weights": _digest(*params)}
-        every = self.comm.allgather(mine)
-        differ = {what: [r for r, theirs in enumerate(every) if theirs[what] != every[0][what]] for what in mine}
+        """UserError on every rank unless every rank has the same resolved settings, data (the token
+        ids of every split and the vocabulary) and weights."""
+        self._agree({"settings": [json.dumps(config, sort_keys=True).encode()],
+                     "data": [*(data.splits[s] for s in sorted(data.splits)), "\n".join(data.vocab.words).encode()],
+                     "weights": params})
+
+    def _agree(self, parts):
+        """UserError naming what differs, and where, unless the digest of each entry of parts (a name ->
+        its bytes or arrays) is the same on every rank."""
+        every = self.comm.allgather({what: _digest(*pieces) for what, pieces in parts.items()})
+        differ = {what: [r for r, theirs in enumerate(every) if theirs[what] != every[0][what]] for what in parts}
         problems = [f"{what} (rank {', '.join(map(str, ranks))} unlike rank 0)"
                     for what, ranks in differ.items() if ranks]
         if problems:

@@ -86,6 +86,7 @@ class Run:
     def __init__(self, out, data_dir, options, resume, group=None):
         self.out, self.data_dir, self.options, self.resume = out, data_dir, options, resume
         self.group = group or distributed.OneProcess()
+        self.group.agree_on_command(options, resume)
         self.path = {name: os.path.join(out, name) for name in (CHECKPOINT, LEGACY_CHECKPOINT, BEST, VOCAB)}
         if os.path.exists(out) and not os.path.isdir(out):
             raise UserError(f"--out {out} is a file, not a folder")

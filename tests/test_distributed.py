@@ -20,6 +20,7 @@ import pytest
 import fastlstm
 from fastlstm import cli
 from fastlstm.checkpoint import Checkpoint
+from generated_text import write_corpus
 
 pytest.importorskip("mpi4py", reason='mpi4py is not installed: pip install "fastlstm[mpi]" (the test extra has it)')
 
@@ -124,12 +125,20 @@ def test_a_resume_on_another_number_of_ranks_is_refused(runs, capsys):
     assert "Traceback" not in done.stderr and (one / "checkpoint.npz").read_bytes() == before
 
 
-def test_ranks_started_with_different_settings_are_refused(tmp_path):
+def test_ranks_started_with_different_settings_or_data_are_refused(tmp_path):
+    """A flag of rank 1's unlike rank 0's is refused before anything else; so is --data of rank 1's
+    that holds other text, before anything is written."""
     command = train_command(tmp_path, "--max-iters", "2")
     done = mpiexec(command, [*command, "--lr", "10"])
     assert done.returncode != 0 and "Traceback" not in done.stderr
-    assert "the ranks were started with different settings (rank 1 unlike rank 0)" in done.stderr
-    assert not (tmp_path / "checkpoint.npz").exists()
+    assert "the ranks were started with different command lines (rank 1 unlike rank 0)" in done.stderr
+    texts = [write_corpus(tmp_path / f"text{seed}", {"train": 5000, "valid": 1000, "test": 1000}, words=100, seed=seed)
+             for seed in (0, 1)]
+    out = tmp_path / "run"
+    done = mpiexec(*(train_command(out, "--max-iters", "2", "--data", str(text)) for text in texts))
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "the ranks were started with different data (rank 1 unlike rank 0)" in done.stderr
+    assert not (out / "checkpoint.npz").exists()
 
 
 def test_a_batch_that_does_not_split_over_the_ranks_is_refused(tmp_path):
