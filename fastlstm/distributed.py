@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -30,9 +31,14 @@ from fastlstm.settings import SEED_LIMIT
 from fastlstm.util import eval_loss
 
 INSTALL = 'pip install "fastlstm[mpi]"'
+ABORT_DELAY_S = 0.5
 # what each rank puts in the step's buffer beside the gradients, a row per rank
 _LOSS, _PENALTY, _SIGNAL, _ELAPSED = range(4)
 _FIELDS = 4
+
+
+class Disagreement(UserError):
+    """The ranks were started unlike one another: raised on every rank at the same point."""
 
 
 def communicator():
@@ -46,9 +52,11 @@ def communicator():
 
 def run(make_run):
     """Run make_run(ranks).run() on this rank of MPI's world, with every rank's output but rank 0's
-    silenced; returns its exit status. An exception on any rank of several prints one line naming
-    the rank (a traceback for what is not a user's mistake) and aborts the whole job, so that no
-    rank waits for it forever; the checkpoint on disk is the last good one (writes are atomic)."""
+    silenced; returns its exit status. A Disagreement, which every rank raises alike, ends every
+    rank as an error of one process does (rank 0 reports it). Any other exception on a rank of
+    several prints one line naming the rank (a traceback for what is not a user's mistake) and
+    aborts the whole job, so that no rank waits for it forever; the checkpoint on disk is the
+    last good one (writes are atomic)."""
     ranks = Ranks(communicator())
     if ranks.size == 1:
         print("--distributed on one rank: it trains as one process (start P ranks with mpiexec -n P)", file=sys.stderr)
@@ -57,12 +65,15 @@ def run(make_run):
         sys.stdout = sys.stderr = open(os.devnull, "w")
     try:
         return make_run(ranks).run()
+    except Disagreement:
+        raise
     except BaseException as e:  # noqa: B036 (a rank that stops alone must stop them all)
         message = str(e) or type(e).__name__
         print(f"fastlstm train: rank {ranks.rank} of {ranks.size}: error: {message}; stopping every rank",
               file=sys.__stderr__, flush=True)
         if not isinstance(e, (UserError, OSError, KeyboardInterrupt)):
             traceback.print_exc(file=sys.__stderr__)
+        time.sleep(ABORT_DELAY_S)  # mpiexec may end the job before it has passed on lines written just before
         ranks.comm.Abort(1)
 
 
@@ -146,26 +157,26 @@ class Ranks:
                 layer.set_state(np.array(layer.h[rows]), np.array(layer.c[rows]))
 
     def agree_on_command(self, options, resume):
-        """UserError on every rank unless every rank was given the same settings and --resume: checked
+        """Disagreement on every rank unless every rank was given the same settings and --resume: checked
         first, so that ranks started unlike one another never wait for one another."""
         self._agree({"command lines": [json.dumps([options, resume], sort_keys=True).encode()]})
 
     def agree(self, config, data, params):
-        """UserError on every rank unless every rank has the same resolved settings, data (the token
+        """Disagreement on every rank unless every rank has the same resolved settings, data (the token
         ids of every split and the vocabulary) and weights."""
         self._agree({"settings": [json.dumps(config, sort_keys=True).encode()],
                      "data": [*(data.splits[s] for s in sorted(data.splits)), "\n".join(data.vocab.words).encode()],
                      "weights": params})
 
     def _agree(self, parts):
-        """UserError naming what differs, and where, unless the digest of each entry of parts (a name ->
+        """Disagreement naming what differs, and where, unless the digest of each entry of parts (a name ->
         its bytes or arrays) is the same on every rank."""
         every = self.comm.allgather({what: _digest(*pieces) for what, pieces in parts.items()})
         differ = {what: [r for r, theirs in enumerate(every) if theirs[what] != every[0][what]] for what in parts}
         problems = [f"{what} (rank {', '.join(map(str, ranks))} unlike rank 0)"
                     for what, ranks in differ.items() if ranks]
         if problems:
-            raise UserError(f"the ranks were started with different {' and '.join(problems)}: start every rank "
+            raise Disagreement(f"the ranks were started with different {' and '.join(problems)}: start every rank "
                             "with the same command line, --data and fastlstm")
 
     def averager(self, local):
