@@ -134,7 +134,7 @@ class Ranks:
         self.writes = self.rank == 0
 
     def rows(self, batch):
-        """This rank's rows of a training batch of `batch` rows (a multiple of size: settings say so)."""
+        """This rank's rows of a training batch of `batch` rows (a multiple of size: the run refuses others)."""
         share = batch // self.size
         return slice(self.rank * share, (self.rank + 1) * share)
 
