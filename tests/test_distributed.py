@@ -1,7 +1,8 @@
 """`mpiexec -n 2 fastlstm train --distributed`: two ranks with batch B follow one process with
 batch B, rank 0 alone writes, a resume needs the same number of ranks, ranks started unlike one
-another are refused, a rank that dies stops the job and leaves the last good checkpoint, and
-without MPI the command says how to install it. Each rank runs on one thread; the runs are
+another are refused, a rank that dies or fails (a NaN, drifting weights, an exception) and a stop
+signal stop every rank and leave the last good checkpoint, and without MPI the command says how
+to install it. Each rank runs on one thread; the runs are
 tiny (width 16, batch 4 x 8) on PTB."""
 
 import csv
