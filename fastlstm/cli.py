@@ -14,11 +14,11 @@ import sys
 import numpy as np
 
 from fastlstm import generate as gen
-from fastlstm import recipes, run_data, settings, training
+from fastlstm import distributed, recipes, run_data, settings, training
 from fastlstm.dataset import corpus, ptb
 from fastlstm.errors import UserError
 from fastlstm.settings import RECIPES
-from fastlstm.threads import set_num_threads
+from fastlstm.threads import env_problem, set_num_threads
 from fastlstm.util import eval_perplexity
 
 
@@ -105,6 +105,11 @@ def add_train(subparsers, common):
                         "(train_better_rnnlm.py), variational = BetterRnnlm with variational dropout "
                         "(VariationalRnnlm), awd = AWD-LSTM (AwdRnnlm) (default: rnnlm)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<model>)")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel training over MPI, started as `mpiexec -n P fastlstm train --distributed ...`: "
+                        "each of the P ranks trains on batch/P rows of every batch, one thread each unless --threads "
+                        "says otherwise; rank 0 writes. Alone (P = 1) it trains as one process. Needs "
+                        f"{distributed.INSTALL}")
     p.add_argument("--resume", action="store_true",
                    help="continue the run saved in --out; its settings are kept, only --epochs, --max-iters, "
                         "--time-budget, --eval-interval and --save-every may be changed")
@@ -160,7 +165,11 @@ def add_train(subparsers, common):
 def _run_train(args):
     options = {key: getattr(args, key) for key in TRAIN_SETTINGS if getattr(args, key) is not None}
     out = args.out or f"runs/{args.model or 'rnnlm'}"
-    return training.Run(out, args.data, options, args.resume).run()
+    if not args.distributed:
+        return training.Run(out, args.data, options, args.resume).run()
+    if args.threads is None and (not os.environ.get("FASTLSTM_NUM_THREADS", "").strip() or env_problem()):
+        set_num_threads(1)  # a rank per core: one thread each unless told otherwise
+    return distributed.run(lambda ranks: training.Run(out, args.data, options, args.resume, ranks))
 
 
 # ---------------------------------------------------------------------------- eval

@@ -14,6 +14,7 @@ from fastlstm import backends, gpu
 from fastlstm.config import GPU  # noqa: F401 (the book's layers module has it)
 from fastlstm.checks import as_token_ids, check_ndim, check_shape, weights_dtype
 from fastlstm.functions import cross_entropy_error, sigmoid, softmax
+from fastlstm.kernels.dropout import _GOLDEN as _MASK_STEP  # element k of a mask hashes seed + (k + 1) x it
 from fastlstm.workspace import Workspace
 
 
@@ -22,9 +23,12 @@ def _require_forward(saved, layer):
         raise RuntimeError(f"{type(layer).__name__}.backward called before forward")
 
 
-def _draw_seed():
-    """A dropout seed from NumPy's global generator, so np.random.seed governs the masks."""
-    return np.uint64(np.random.randint(0, 2**63 - 1, dtype=np.int64))
+def _draw_seed(skip=0):
+    """A dropout seed from NumPy's global generator, so np.random.seed governs the masks. With
+    `skip`, the seed whose mask's element k is element k + skip of the drawn seed's mask: the
+    part of a larger batch's mask that a rank of a data-parallel run draws (`rows_before`)."""
+    seed = int(np.random.randint(0, 2**63 - 1, dtype=np.int64))
+    return np.uint64((seed + skip * int(_MASK_STEP)) % 2**64)
 
 
 class MatMul:
@@ -210,16 +214,19 @@ def _check_ratio(dropout_ratio, name="dropout_ratio"):
     return float(dropout_ratio)
 
 
-def _draw_mask(backend, shape, dtype, ratio):
+def _draw_mask(backend, shape, dtype, ratio, rows_before=0):
     """A fresh inverted-dropout mask (0 or 1 / (1 - ratio)) of shape and dtype on `backend`,
-    from a seed drawn from NumPy's global generator."""
-    return backend.draw_mask(shape, dtype, _draw_seed(), ratio, 1.0 / (1.0 - ratio))
+    from a seed drawn from NumPy's global generator; rows of a batch of which rows_before come
+    before (their mask is drawn as that batch's)."""
+    skip = rows_before * int(np.prod(shape[1:]))
+    return backend.draw_mask(shape, dtype, _draw_seed(skip), ratio, 1.0 / (1.0 - ratio))
 
 
-def _dropout_mask_apply(backend, x, ratio, scale):
-    """(x * mask, mask) with a fresh mask whose kept entries hold `scale`."""
+def _dropout_mask_apply(backend, x, ratio, scale, rows_before=0):
+    """(x * mask, mask) with a fresh mask whose kept entries hold `scale`; rows_before as _draw_mask's."""
     x = backend.floats(x, None, None, "dropout input")
-    return backend.dropout_apply(x, _draw_seed(), ratio, scale)
+    skip = rows_before * (x.size // x.shape[0]) if rows_before else 0
+    return backend.dropout_apply(x, _draw_seed(skip), ratio, scale)
 
 
 def _dropout_backward(backend, dout, mask):

@@ -24,10 +24,12 @@ REGULARISERS = ("dropout", "input_dropout", "hidden_dropout", "recurrent_dropout
 class Reporter:
     """The reports of one run in folder `out`, with settings `config` and epochs of
     iters_per_epoch iterations, at `position`, training with `optimizer` (its lr is reported).
-    `start` starts its clocks, before the first report."""
+    `start` starts its clocks, before the first report. Without `writes` (a distributed run's
+    ranks but rank 0) it keeps the log in the position but writes no file."""
 
-    def __init__(self, out, config, iters_per_epoch, position, optimizer, title):
+    def __init__(self, out, config, iters_per_epoch, position, optimizer, title, writes=True):
         self.path = {name: os.path.join(out, name) for name in (LOG, PLOT)}
+        self.writes = writes
         self.config, self.iters_per_epoch = config, iters_per_epoch
         self.pos, self.optimizer, self.title = position, optimizer, title
         self.plot_note_shown = False
@@ -54,7 +56,8 @@ class Reporter:
               f"hidden {c['hidden_size']}{layers}{drop}, {c['dtype']}, {n_params:,} params")
         asgd = f", averaged (ASGD) after {c['asgd']} checks without gain" if c.get("asgd") else ""
         decay = f", weight decay {c['weight_decay']:g}" if c.get("weight_decay") else ""
-        print(f"{c['epochs']} epochs x {self.iters_per_epoch} iterations of batch {c['batch_size']} x time "
+        ranks = f" ({c['ranks']} ranks of {c['batch_size'] // c['ranks']} rows)" if c.get("ranks", 1) > 1 else ""
+        print(f"{c['epochs']} epochs x {self.iters_per_epoch} iterations of batch {c['batch_size']}{ranks} x time "
               f"{c['time_size']}, lr {c['lr']:g}{' (/4 when validation does not improve)' if c['lr_decay'] else ''}"
               f"{asgd}{decay}, {clip}; output in {out}")
         if resumed_from is not None:
@@ -103,6 +106,8 @@ class Reporter:
 
     def write(self):
         """log.csv from the log so far, and perplexity.png when matplotlib is there."""
+        if not self.writes:
+            return
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=LOG_FIELDS, lineterminator="\n")
         writer.writeheader()

@@ -31,14 +31,15 @@ RECIPES = {
                 batch_size=20, time_size=70, lr=30.0, max_grad=0.25, lr_decay=False, continuous_epochs=False),
 }
 TIED = ("better", "variational")  # the models whose output weight is the embedding's, D = H
+# ranks: the processes of a data-parallel run (fastlstm.distributed), not a flag: the run sets it
 DEFAULTS = dict(eval_interval=20, eval_iters=None, save_every=200, seed=None, dtype="float32", max_iters=None,
-                time_budget=None, vocab_size=None)
+                time_budget=None, vocab_size=None, ranks=1)
 RESUME_MAY_CHANGE = ("epochs", "max_iters", "time_budget", "eval_interval", "save_every")  # no arithmetic changes
 # Limits of one invocation: a resumed run does not keep them, and a checkpoint written before
 # one existed lacks it.
 PER_INVOCATION = ("max_iters", "time_budget")
 # settings newer than the checkpoint format: the values that a checkpoint written without them ran with
-LATER = dict(vocab_size=None)
+LATER = dict(vocab_size=None, ranks=1)
 SEED_LIMIT = 2**32  # NumPy's global RNG takes seeds below it
 
 # what each setting must be: (test, description)
@@ -48,7 +49,7 @@ _NONNEGATIVE = (lambda v: is_real(v) and math.isfinite(v) and v >= 0, "a finite 
 _RULES = {
     "model": (lambda v: isinstance(v, str) and v in RECIPES, f"one of {', '.join(RECIPES)}"),
     "epochs": _POSITIVE_INT, "batch_size": _POSITIVE_INT, "time_size": _POSITIVE_INT,
-    "wordvec_size": _POSITIVE_INT, "hidden_size": _POSITIVE_INT, "eval_interval": _POSITIVE_INT,
+    "wordvec_size": _POSITIVE_INT, "hidden_size": _POSITIVE_INT, "eval_interval": _POSITIVE_INT, "ranks": _POSITIVE_INT,
     "eval_iters": (lambda v: v is None or is_int(v) and v > 0, "an integer > 0, or unset"),
     "max_iters": (lambda v: v is None or is_int(v) and v > 0, "an integer > 0, or unset"),
     "vocab_size": (lambda v: v is None or is_int(v) and v > 1, "an integer > 1, or unset"),

@@ -82,6 +82,8 @@ class TimeDropout(gpu.HostPickled):
     per sequence, `mask` (N, 1, D), drawn per forward call and shared by its T steps.
     """
 
+    rows_before = 0  # a data-parallel rank's first row of the whole batch: its masks are those rows'
+
     def __init__(self, dropout_ratio=0.5, locked=False):
         self.params, self.grads = [], []
         self.dropout_ratio = _check_ratio(dropout_ratio)
@@ -101,11 +103,11 @@ class TimeDropout(gpu.HostPickled):
             return self.infer(xs)
         ratio = self.dropout_ratio
         if not self.locked:
-            out, self.mask = _dropout_mask_apply(self._backend, xs, ratio, 1.0 / (1.0 - ratio))
+            out, self.mask = _dropout_mask_apply(self._backend, xs, ratio, 1.0 / (1.0 - ratio), self.rows_before)
             return out
         xs = self._backend.floats(xs, 3, None, "xs")
         N, T, D = xs.shape
-        self.mask = _draw_mask(self._backend, (N, 1, D), xs.dtype, ratio)
+        self.mask = _draw_mask(self._backend, (N, 1, D), xs.dtype, ratio, self.rows_before)
         self._steps = T
         return self._backend.locked_dropout(xs, self.mask)
 
@@ -138,6 +140,7 @@ class _TimeRecurrent(gpu.HostPickled):
     """
 
     _cell, _gates, _states = None, None, ()
+    rows_before = 0  # a data-parallel rank's first row of the whole batch: its h_mask is those rows'
 
     def __init__(self, *weights, stateful=False, recurrent_dropout=0.0, weight_drop=0.0):
         _check_weights(self._gates, *weights)
@@ -189,7 +192,8 @@ class _TimeRecurrent(gpu.HostPickled):
         drop_h = train and self.recurrent_dropout > 0
         drop_w = train and self.weight_drop > 0
         backend = self._backend
-        self.h_mask = _draw_mask(backend, (N, Wh.shape[0]), Wh.dtype, self.recurrent_dropout) if drop_h else None
+        self.h_mask = (_draw_mask(backend, (N, Wh.shape[0]), Wh.dtype, self.recurrent_dropout, self.rows_before)
+                       if drop_h else None)
         self.weight_mask = _draw_mask(backend, Wh.shape, Wh.dtype, self.weight_drop) if drop_w else None
         return (self.h_mask, self.weight_mask) if drop_h or drop_w else None
 

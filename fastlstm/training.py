@@ -36,7 +36,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from fastlstm import checkpoint, run_data, run_lock, settings
+from fastlstm import checkpoint, distributed, run_data, run_lock, settings
 from fastlstm.checkpoint import Checkpoint, Position
 from fastlstm.dataset import vocabulary
 from fastlstm.errors import Diverged, UserError
@@ -77,10 +77,16 @@ class Run:
     iterations with validation, the lr schedule, the stops and the stop signals. Where the run
     stands is a checkpoint.Position, saved and restored as a checkpoint.Checkpoint; what it
     shows and logs goes through a reporter.Reporter. Constructing it checks the settings and
-    reads the data, writing nothing; `run` takes the folder and trains."""
+    reads the data, writing nothing; `run` takes the folder and trains.
 
-    def __init__(self, out, data_dir, options, resume):
+    `group` is the run's processes: fastlstm.distributed.OneProcess (the default), or this
+    rank of a data-parallel run (distributed.Ranks), which trains on its rows of each batch
+    and writes nothing unless it is rank 0."""
+
+    def __init__(self, out, data_dir, options, resume, group=None):
         self.out, self.data_dir, self.options, self.resume = out, data_dir, options, resume
+        self.group = group or distributed.OneProcess()
+        self.group.agree_on_command(options, resume)
         self.path = {name: os.path.join(out, name) for name in (CHECKPOINT, LEGACY_CHECKPOINT, BEST, VOCAB)}
         if os.path.exists(out) and not os.path.isdir(out):
             raise UserError(f"--out {out} is a file, not a folder")
@@ -88,9 +94,11 @@ class Run:
             path = self._checkpoint_to_resume()
             saved = Checkpoint.read(path)
             saved.check_settings(path)
+            self._check_ranks(settings.completed(saved.config)["ranks"], path)
             vocab_size, self.config = settings.completed(saved.config)["vocab_size"], None
         else:
-            self.config = settings.resolve(options)
+            self.config = settings.resolve({**options, "ranks": self.group.size})
+            self.group.share_seed(self.config)
             vocab_size = self.config["vocab_size"]
         self.data = run_data.load(data_dir, vocab_size)
         train = self.data.splits["train"]
@@ -109,17 +117,31 @@ class Run:
             raise UserError(f"{self.path[VOCAB]} is not the vocabulary of {self.data.name}: resume with the --data "
                             "(and on the text) that the run started with")
 
+    def _check_ranks(self, ranks, path):
+        """Refuse to resume a checkpoint of `ranks` processes on another number of them."""
+        P = self.group.size
+        if ranks != P:
+            how = f"mpiexec -n {ranks} fastlstm train --distributed" if ranks > 1 else "fastlstm train"
+            raise UserError(f"{path} is the checkpoint of a run on {ranks} rank{'s' * (ranks > 1)}, and this run has "
+                            f"{P}: a run resumes on as many ranks as it started with ({how} --resume)")
+
     def _check_sizes(self):
-        """Set iters_per_epoch; UserError when one batch does not fit in the training data."""
+        """Set iters_per_epoch; UserError when one batch does not fit in the training data, or
+        does not split evenly over the ranks."""
         c = self.config
+        if c["batch_size"] % self.group.size:
+            raise UserError(f"batch {c['batch_size']} does not split evenly over {self.group.size} ranks: give "
+                            f"--batch-size a multiple of {self.group.size}")
         self.iters_per_epoch = len(self.xs) // (c["batch_size"] * c["time_size"])
         if self.iters_per_epoch < 1:
             raise UserError(f"batch {c['batch_size']} x time {c['time_size']} is larger than the training data")
 
     def _open(self):
         """In the locked folder: clear what killed writes left, then start the run anew or restore
-        the checkpoint (checked whole before anything is written)."""
-        remove_temporary_files(self.out)
+        the checkpoint (checked whole before anything is written); the ranks of a distributed run
+        then agree on their settings, data and weights."""
+        if self.group.writes:
+            remove_temporary_files(self.out)
         saved = self._saved()
         if saved is not None:
             self.config = settings.resolve(self.options, saved.config)
@@ -129,6 +151,7 @@ class Run:
         if saved is None and c["seed"] is not None:
             np.random.seed(c["seed"])
         self.model = build_model(c, self.vocab_size)
+        self.group.take_rows(self.model, c["batch_size"])
         self.optimizer = build_optimizer(c)
         self.distinct_params = distinct_params(self.model.params)  # the list the optimizer updates
         if saved is None:
@@ -139,10 +162,14 @@ class Run:
                 raise UserError(f"{self.saved_path} stands at iteration {self.pos.iteration} of an epoch of "
                                 f"{self.iters_per_epoch}: it is not a checkpoint of this data")
             self.saved_at = (self.pos.epoch, self.pos.iteration)
-        if saved is None or not os.path.isfile(self.path[VOCAB]):  # a run of an older fastlstm has none
+            self.group.keep_rows(self.model, c["batch_size"])
+        self.group.agree(c, self.data, self.distinct_params)
+        if self.group.writes and (saved is None or not os.path.isfile(self.path[VOCAB])):  # older runs have none
             vocabulary.write(self.path[VOCAB], self.data.vocab.words)
         self.report = Reporter(self.out, c, self.iters_per_epoch, self.pos, self.optimizer,
-                               f"{type(self.model).__name__} on {self.data.name}")
+                               f"{type(self.model).__name__} on {self.data.name}", writes=self.group.writes)
+        self.averager = self.group.averager(
+            lambda: (self.model.penalty, self.stop_signal or 0, self.report.elapsed()))
         self.stopped_by = None  # the limit of this invocation that stopped the loop
 
     def _saved(self):
@@ -169,11 +196,13 @@ class Run:
         The first save of a run resumed from an older fastlstm's checkpoint.pkl removes that file."""
         self.pos.elapsed_s = self.report.elapsed()
         saved = Checkpoint.capture(self.config, self.model, self.optimizer, self.pos)
+        saved.lstm_states = self.group.gather_states(saved.lstm_states)  # the whole batch's, on the writer
         if not saved.finite():
             raise Diverged(f"the weights hold NaN or inf after {self._where(self.pos.iteration)}")
-        saved.write(self.path[CHECKPOINT])
+        if self.group.writes:
+            saved.write(self.path[CHECKPOINT])
         self.saved_at = (self.pos.epoch, self.pos.iteration)
-        if self.saved_path == self.path[LEGACY_CHECKPOINT]:
+        if self.saved_path == self.path[LEGACY_CHECKPOINT] and self.group.writes:
             os.remove(self.saved_path)
             print(f"{self.saved_path}, written by an older fastlstm, is now {self.path[CHECKPOINT]}")
         self.saved_path = self.path[CHECKPOINT]
@@ -183,7 +212,7 @@ class Run:
     def run(self):
         """Take the folder (fastlstm.run_lock), train to the end and test; returns the exit status:
         0 done, 1 diverged, 128 + the signal's number when a stop signal stopped it (130 for Ctrl-C)."""
-        with run_lock.hold(self.out):
+        with run_lock.hold(self.out) if self.group.writes else nullcontext():
             self._open()
             return self._train()
 
@@ -209,7 +238,10 @@ class Run:
                   f"checkpoint saved at {self._saved_where()}/{self.iters_per_epoch}{best}. "
                   f"Continue with:\n  {self._resume_command()}", file=sys.stderr, flush=True)
             return 128 + stopped_by
-        self._finish()
+        try:
+            self._finish()
+        except Diverged as e:  # the ranks of a distributed run compare their weights at its validation
+            return self._diverged(e)
         return 0
 
     def _loop_until_stopped(self):
@@ -243,18 +275,30 @@ class Run:
                 self._iteration()
                 if c["save_every"] and pos.total_iterations % c["save_every"] == 0:
                     self._save_checkpoint()
-                if self.stop_signal is not None:
-                    raise KeyboardInterrupt
+                self._stop_if_signalled(after_step=True)
             self._end_epoch()
-            if self.stop_signal is not None:
-                raise KeyboardInterrupt
+            self._stop_if_signalled(after_step=False)
+
+    def _stop_if_signalled(self, after_step):
+        """KeyboardInterrupt once a stop signal came: to one process, or to any rank of a distributed
+        run (which every rank then acts on at once: the one the step's allreduce carried, or after
+        an epoch the first of the ranks' now)."""
+        if self.averager is None:
+            signum = self.stop_signal
+        else:
+            signum = self.averager.signal if after_step else self.group.first_signal(self.stop_signal)
+        if signum:
+            self.stop_signal = signum
+            raise KeyboardInterrupt
 
     def _limit_reached(self):
         """The flag of the limit of this invocation that the run has reached, or None."""
         c = self.config
         if c["max_iters"] is not None and self.pos.total_iterations >= c["max_iters"]:
             return "--max-iters"
-        if c["time_budget"] is not None and self.report.elapsed() >= 60 * c["time_budget"]:
+        # the ranks of a distributed run go by the largest of their clocks at the last step
+        elapsed = self.report.elapsed() if self.averager is None else (self.averager.elapsed or self.pos.elapsed_s)
+        if c["time_budget"] is not None and elapsed >= 60 * c["time_budget"]:
             return "--time-budget"
         return None
 
@@ -267,9 +311,11 @@ class Run:
         lstm_states = [(layer.h, layer.c) for layer in lstms]
         try:
             xs, ts = stateful_batch(self.xs, self.ts, c["batch_size"], c["time_size"], pos.time_idx)
-            loss, _ = train_step(self.model, self.optimizer, xs, ts, c["max_grad"] or None, check_finite=True)
+            rows = self.group.rows(c["batch_size"])
+            loss, _ = train_step(self.model, self.optimizer, xs[rows], ts[rows], c["max_grad"] or None,
+                                 check_finite=True, reduce_gradients=self.averager)
         except FloatingPointError as e:
-            raise Diverged(f"{e} at {self._where(pos.iteration + 1)}") from None
+            raise Diverged(f"{e}{self._ranks_diverged()} at {self._where(pos.iteration + 1)}") from None
         except KeyboardInterrupt:
             np.random.set_state(rng_state)
             for layer, (h, cell) in zip(lstms, lstm_states):
@@ -278,7 +324,8 @@ class Run:
         pos.time_idx += c["time_size"]
         pos.iteration += 1
         pos.total_iterations += 1
-        self.report.step(loss - self.model.penalty)  # the cross-entropy: AR and TAR left out
+        penalty = self.model.penalty if self.averager is None else self.averager.penalty
+        self.report.step(loss - penalty)  # the cross-entropy: AR and TAR left out
         if pos.iteration % c["eval_interval"] == 0:
             self.report.progress()
 
@@ -310,15 +357,22 @@ class Run:
     def _validate(self):
         """eval_perplexity on the validation split from a cleared LSTM state; afterwards the
         training state carries on (continuous epochs) or is cleared, as the book's scripts do."""
+        self.group.check_same_weights(self.distinct_params, f"after {self._where(self.pos.iteration)}")
         states = [(layer.h, layer.c) for layer in self.model.lstm_layers]
         self.model.reset_state()
         with self._averaged():
-            ppl = float(eval_perplexity(self.model, self.valid, EVAL_BATCH, EVAL_TIME))
+            ppl = self._perplexity(self.valid)
         self.model.reset_state()
         if self.config["continuous_epochs"]:
             for layer, (h, c) in zip(self.model.lstm_layers, states):
                 layer.set_state(h, c)
         return ppl
+
+    def _perplexity(self, corpus):
+        """eval_perplexity's figure of the model on corpus; the ranks of a distributed run share its rows."""
+        if self.group.size == 1:
+            return float(eval_perplexity(self.model, corpus, EVAL_BATCH, EVAL_TIME))
+        return self.group.perplexity(self.model, corpus, EVAL_BATCH, EVAL_TIME)
 
     def _averaged(self):
         """A context in which the model holds the weights to evaluate and save: ASGD's averages once
@@ -328,8 +382,9 @@ class Run:
         return nullcontext()
 
     def _save_best(self):
-        with self._averaged():
-            self.model.save_params(self.path[BEST])
+        if self.group.writes:
+            with self._averaged():
+                self.model.save_params(self.path[BEST])
 
     def _finish(self):
         """Report a run stopped in mid-epoch, then test the best weights."""
@@ -341,13 +396,14 @@ class Run:
                 self._save_best()
                 note += ": best.pkl saved"
             self.report.result("valid", ppl, note)
+        self.group.barrier()  # best.pkl, which rank 0 writes, is every rank's to read
         if os.path.isfile(self.path[BEST]):
             self.model.load_params(self.path[BEST])
             which = "best.pkl"
         else:
             which = "the final weights (no best.pkl)"
         self.model.reset_state()
-        ppl = float(eval_perplexity(self.model, self.test, EVAL_BATCH, EVAL_TIME))
+        ppl = self._perplexity(self.test)
         self.report.result("test", ppl, which)
         self.report.write()
         print(f"test perplexity: {ppl:.2f} ({which})")
@@ -376,6 +432,13 @@ class Run:
               f"or retry from the checkpoint with:\n  {self._resume_command()}", file=sys.stderr)
         return 1
 
+    def _ranks_diverged(self):
+        """' on rank R' naming the ranks whose own loss is NaN or inf, when a distributed run has such."""
+        if self.averager is None or self.averager.losses is None:
+            return ""
+        bad = [str(r) for r, loss in enumerate(self.averager.losses) if not np.isfinite(loss)]
+        return f" on rank {', '.join(bad)}" if bad else ""
+
     def _saved_where(self):
         """Where the checkpoint on disk stands."""
         e, i = self.saved_at
@@ -384,4 +447,6 @@ class Run:
     def _resume_command(self):
         """The command line that continues this run."""
         data = f" --data {shlex.quote(str(self.data_dir))}" if self.data_dir is not None else ""
-        return f"fastlstm train --out {shlex.quote(str(self.out))}{data} --resume"
+        P = self.group.size
+        command = f"mpiexec -n {P} fastlstm train --distributed" if P > 1 else "fastlstm train"
+        return f"{command} --out {shlex.quote(str(self.out))}{data} --resume"

@@ -176,6 +176,15 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
     catching TypeError, which would also swallow a real TypeError raised inside forward
     and silently evaluate in training mode; the signature tells them apart instead.
     """
+    total_loss, max_iters = eval_loss(model, corpus, batch_size, time_size)
+    return np.exp(total_loss / max_iters)
+
+
+def eval_loss(model, corpus, batch_size=10, time_size=35, rows=slice(None)):
+    """(total, batches): the sum over the batches of eval_perplexity's protocol of the mean
+    loss of their `rows` (a slice of the batch_size streams; all by default), and how many
+    batches there are. A data-parallel evaluation gives each rank its rows of every batch
+    (fastlstm.distributed)."""
     for name, value in (("batch_size", batch_size), ("time_size", time_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -195,7 +204,7 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
         forward = functools.partial(forward, train_flg=False)
     print('evaluating perplexity ...')
     # position of xs[i, t] in the first batch; later batches shift it by time_size each
-    base = np.arange(batch_size)[:, None] * jump + np.arange(time_size)[None, :]
+    base = (np.arange(batch_size)[:, None] * jump + np.arange(time_size)[None, :])[rows]
     total_loss = 0
     counter = sys.stdout.isatty()  # the book's running count, which would flood a log file
     for iters in range(max_iters):
@@ -209,7 +218,7 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
 
     if counter:
         print('')
-    return np.exp(total_loss / max_iters)
+    return total_loss, max_iters
 
 
 def _tied(a, b):

@@ -277,3 +277,26 @@ def test_masked_recurrence_gives_the_same_bits_on_any_lanes(cell, dtype):
         runs.append([out, layer.backward(dhs), layer.dh, *[g.copy() for g in layer.grads]])
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_a_part_of_a_batch_draws_its_rows_of_the_whole_batchs_masks(cell):
+    """A layer given rows_before = R (a rank of a data-parallel run holding rows R onwards) draws,
+    from the same RNG state, the rows from R on of the masks that the whole batch's layer draws:
+    per-element and locked dropout, and the recurrent mask."""
+    rng = np.random.default_rng(5)
+    N, T, D, H, R = 6, 4, 5, 3, 2
+    xs = randn(rng, N, T, D)
+    weights = cell_weights(rng, cell, D, H)
+    layers = {"per element": lambda: fast.TimeDropout(0.5), "locked": lambda: fast.TimeDropout(0.5, locked=True),
+              "recurrent": lambda: time_layer(cell, weights, recurrent_dropout=0.5)}
+    for name, make in layers.items():
+        whole, part = make(), make()
+        part.rows_before = R
+        np.random.seed(SEED)
+        whole.forward(xs)
+        np.random.seed(SEED)
+        part.forward(xs[R:R + 3])
+        mask = "h_mask" if name == "recurrent" else "mask"
+        assert np.array_equal(getattr(part, mask), getattr(whole, mask)[R:R + 3]), name
+        assert 0 < np.count_nonzero(getattr(part, mask)) < getattr(part, mask).size, name
