@@ -9,8 +9,9 @@ Numba compiles for (`host_tile`); docs/performance.md compares the kernel with O
 
 Numba has no SIMD types, and its loops keep such accumulators in memory, so the tile is
 written in LLVM IR with vector types. Every output element sums its products in order of
-k with fused multiply-adds, whatever the tile, panel or vector width it falls in, so a
-block of columns gives the same bits as the whole product, and every width the same bits.
+k (llvm.fmuladd: fused where the CPU has FMA), whatever the tile, panel or vector width it
+falls in, so a block of columns gives the same bits as the whole product, and every width
+the same bits.
 """
 
 import functools

@@ -46,8 +46,8 @@ def _product(tile, a, b):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_every_width_gives_the_same_bits_within_rounding_of_blas(dtype):
-    """Each width sums every element's products in order of k, with fused multiply-adds:
-    the widths agree to the bit. BLAS sums in orders of its own, so against it the bound
+    """Each width sums every element's products in order of k, fused or not alike: the
+    widths agree to the bit. BLAS sums in orders of its own, so against it the bound
     is float rounding's, 2 * gamma_K * sum of |a_k b_k| (each result within gamma_K =
     K u / (1 - K u) of the exact sum); at K = 1 both round one product once: the same bits."""
     rng = np.random.default_rng(5)
