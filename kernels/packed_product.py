@@ -27,6 +27,10 @@ from numba.extending import intrinsic
 
 # Vectors per panel: with 32-byte vectors a panel is 16 float32 or 8 float64 columns.
 PANEL_VECTORS = 2
+# The most rows a tile takes, whatever the registers: LLVM unrolls the k loop by two and
+# keeps several broadcasts live, and beyond this its code for 32 registers moves
+# accumulators to and from the stack (docs/performance.md).
+MAX_TILE_ROWS = 11
 
 Tile = namedtuple("Tile", ["vector_bytes", "rows"])
 Tile.__doc__ = """A tile of the product: `rows` rows times PANEL_VECTORS vectors of `vector_bytes` bytes."""
@@ -40,9 +44,9 @@ def tile_for(triple, features):
     The vector is the widest the features enable: 64 bytes with AVX-512, 32 with AVX (AVX2,
     FMA), 16 otherwise (SSE2, NEON, and a safe guess elsewhere: LLVM splits a vector the
     hardware lacks, so a width is a matter of speed, never of results). The rows are as
-    many as the registers hold: PANEL_VECTORS accumulators per row, plus the panel's
-    PANEL_VECTORS vectors of the current k and one broadcast of a's element. x86-64 has 16
-    vector registers, 32 with AVX-512; AArch64 has 32."""
+    many as the registers hold, up to MAX_TILE_ROWS: PANEL_VECTORS accumulators per row,
+    plus the panel's PANEL_VECTORS vectors of the current k and one broadcast of a's
+    element. x86-64 has 16 vector registers, 32 with AVX-512; AArch64 has 32."""
     enabled = {f[1:] for f in features.split(",") if f.startswith("+")}
     arch = triple.split("-", 1)[0]
     if arch == "x86_64" and "avx512f" in enabled:
@@ -53,7 +57,7 @@ def tile_for(triple, features):
         vector_bytes, registers = 16, 32
     else:
         vector_bytes, registers = 16, 16
-    return Tile(vector_bytes, (registers - PANEL_VECTORS - 1) // PANEL_VECTORS)
+    return Tile(vector_bytes, min((registers - PANEL_VECTORS - 1) // PANEL_VECTORS, MAX_TILE_ROWS))
 
 
 def host_tile():
