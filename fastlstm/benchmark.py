@@ -29,6 +29,7 @@ import fastlstm.time_layers as fast
 from fastlstm import models, util
 from fastlstm import optimizer as optimizers
 from fastlstm.dataset import ptb, sequence
+from fastlstm.kernels import packed_product
 from fastlstm.optimizer import SGD
 from fastlstm.reference import book_files, counting
 from fastlstm.reference import models as ref_models
@@ -406,6 +407,15 @@ def describe_timing(quick=False):
     timing = TIMING[quick]
     return (f"fastlstm: {one(timing['fastlstm'])}, NumPy: {one(timing['numpy'])}, after an untimed call; "
             f"memory: {', '.join(timing['memory'])}")
+
+
+def describe_tile():
+    """The recurrence's product tile (kernels/packed_product.py) and the CPU Numba compiles for
+    (the host's, or NUMBA_CPU_NAME's), which chose it, in words."""
+    tile = packed_product.TILE
+    _, cpu, features = packed_product.cpu_target.target_context.codegen().magic_tuple()
+    return (f"{tile.vector_bytes * 8}-bit vectors, {tile.rows} rows x {packed_product.PANEL_VECTORS} vectors, "
+            f"for CPU {cpu}{'' if features else ' with its baseline features'}")
 
 
 PAIRING = (f"each timed round just after its own peak measurement (float32 {PEAK_SIZE}^3 np.dot calls), each "

@@ -307,6 +307,7 @@ def _run_bench(args):
                      for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas")
     print(f"command: {command}")
     print(f"threads: Numba {get_num_threads()}, BLAS {blas_num_threads()} ({blas})")
+    print(f"recurrence tile: {benchmark.describe_tile()}")
     slowing = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ]
     if slowing:
         print(f"note: {' and '.join(slowing)} set; they may slow OpenBLAS (see fastlstm bench --help)")

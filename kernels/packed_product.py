@@ -2,44 +2,92 @@
 
 BLAS packs its right operand on every call. At 20 rows that packing costs about as much
 as the multiply-adds, and a recurrence multiplies by the same Wh 35 times in a row. Here
-`pack` lays the operand out once, in panels of PANEL_VECTORS SIMD vectors' worth
-of columns, and `packed_product` sweeps each panel with tiles of up to TILE_ROWS rows
-whose 2 x TILE_ROWS accumulators stay in registers (10 of the 16 AVX2 registers; the
-panel's two vectors and a broadcast take 3 more); docs/performance.md compares it with
-OpenBLAS.
+`pack` lays the operand out once, in panels of PANEL_VECTORS SIMD vectors' worth of
+columns, and `packed_product` sweeps each panel with tiles of up to TILE.rows rows whose
+accumulators stay in registers. The vector width and the tile's rows follow the CPU that
+Numba compiles for (`host_tile`); docs/performance.md compares the kernel with OpenBLAS.
 
-Numba has no SIMD types, and its loops keep such accumulators in memory, so the tile is written in LLVM IR with vector types. Every output element
-sums its products in order of k, whatever the tile or panel it falls in, so a block of
-columns gives the same bits as the whole product.
+Numba has no SIMD types, and its loops keep such accumulators in memory, so the tile is
+written in LLVM IR with vector types. Every output element sums its products in order of
+k (llvm.fmuladd: fused where the CPU has FMA), whatever the tile, panel or vector width it
+falls in, so a block of columns gives the same bits as the whole product, and every width
+the same bits.
 """
+
+import functools
+from collections import namedtuple
+from types import FunctionType
 
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
+from numba.core.registry import cpu_target
 from numba.extending import intrinsic
 
-# A SIMD vector's bytes: AVX2's. LLVM splits a wider vector type on narrower hardware.
-VECTOR_BYTES = 32
-# Vectors per panel: a panel is 16 float32 or 8 float64 columns.
+# Vectors per panel: with 32-byte vectors a panel is 16 float32 or 8 float64 columns.
 PANEL_VECTORS = 2
-TILE_ROWS = 5
+# The most rows a tile takes, whatever the registers: LLVM unrolls the k loop by two and
+# keeps several broadcasts live, and beyond this its code for 32 registers moves
+# accumulators to and from the stack (docs/performance.md).
+MAX_TILE_ROWS = 11
+
+Tile = namedtuple("Tile", ["vector_bytes", "rows"])
+Tile.__doc__ = """A tile of the product: `rows` rows times PANEL_VECTORS vectors of `vector_bytes` bytes."""
 
 
-def panel_width(dtype):
-    """Columns per panel for arrays of `dtype`."""
-    return PANEL_VECTORS * VECTOR_BYTES // np.dtype(dtype).itemsize
+def tile_for(triple, features):
+    """The tile for code LLVM generates for `triple` (e.g. "x86_64-unknown-linux-gnu") with
+    `features` (the "+avx2,-avx512f,..." string Numba hands LLVM; empty: the architecture's
+    baseline).
+
+    The vector is the widest the features enable: 64 bytes with AVX-512, 32 with AVX (AVX2,
+    FMA), 16 otherwise (SSE2, NEON, and a safe guess elsewhere: LLVM splits a vector the
+    hardware lacks, so a width is a matter of speed, never of results). The rows are as
+    many as the registers hold, up to MAX_TILE_ROWS: PANEL_VECTORS accumulators per row,
+    plus the panel's PANEL_VECTORS vectors of the current k and one broadcast of a's
+    element. x86-64 has 16 vector registers, 32 with AVX-512; AArch64 has 32."""
+    enabled = {f[1:] for f in features.split(",") if f.startswith("+")}
+    arch = triple.split("-", 1)[0]
+    if arch == "x86_64" and "avx512f" in enabled:
+        vector_bytes, registers = 64, 32
+    elif arch == "x86_64" and "avx" in enabled:
+        vector_bytes, registers = 32, 16
+    elif arch in ("aarch64", "arm64"):
+        vector_bytes, registers = 16, 32
+    else:
+        vector_bytes, registers = 16, 16
+    return Tile(vector_bytes, min((registers - PANEL_VECTORS - 1) // PANEL_VECTORS, MAX_TILE_ROWS))
 
 
-def packed_shape(rows, columns, dtype):
+def host_tile():
+    """The tile for the CPU Numba compiles for: the host's, or NUMBA_CPU_NAME's and
+    NUMBA_CPU_FEATURES' where they are set (NUMBA_CPU_NAME=generic: the baseline). Numba's
+    cache keys its entries on the same triple, CPU and features, so a cached kernel always
+    has the tile this process chose."""
+    triple, _, features = cpu_target.target_context.codegen().magic_tuple()
+    return tile_for(triple, features)
+
+
+TILE = host_tile()
+# Rows of the host tile: the rows of packed_product's `edge` scratch.
+TILE_ROWS = TILE.rows
+
+
+def panel_width(dtype, tile=TILE):
+    """Columns per panel for arrays of `dtype`, with `tile`'s vectors."""
+    return PANEL_VECTORS * tile.vector_bytes // np.dtype(dtype).itemsize
+
+
+def packed_shape(rows, columns, dtype, tile=TILE):
     """Shape of the packed form of a rows x columns operand: (panels, rows, panel width)."""
-    width = panel_width(dtype)
+    width = panel_width(dtype, tile)
     return (-(-columns // width), rows, width)
 
 
-def pack(b, p, starts=None, width=None, mask=None):
+def pack(b, p, starts=None, width=None, mask=None, tile=TILE):
     """Lay B (K, n) out in p: p[q, k, w] = B[k, q * W + w], 0 past its last column, with
-    W = p.shape[2] and p of packed_shape(K, n). B is b itself (any layout), or with `starts`
+    W = p.shape[2] and p of packed_shape(K, n, tile=tile). B is b itself (any layout), or with `starts`
     the blocks b[:, s:s + width] for s in starts, side by side: a lane's f, g, i, o columns
     of Wh, packed without copying them out first. With `mask` (shaped as b, any layout,
     of its dtype), B is b * mask, multiplied as it is packed (weight drop on Wh, with no
@@ -50,9 +98,9 @@ def pack(b, p, starts=None, width=None, mask=None):
     starts = np.asarray(starts, dtype=np.intp)
     if starts.ndim != 1 or starts.size == 0 or starts.min() < 0 or starts.max() + width > b.shape[1]:
         raise ValueError(f"column blocks at {starts.tolist()} of width {width} do not fit b's {b.shape[1]} columns")
-    if p.shape != packed_shape(K, starts.size * width, p.dtype) or p.dtype != b.dtype:
-        raise ValueError(f"p must be {b.dtype} of shape {packed_shape(K, starts.size * width, p.dtype)}, "
-                         f"got {p.dtype} {p.shape}")
+    shape = packed_shape(K, starts.size * width, p.dtype, tile)
+    if p.shape != shape or p.dtype != b.dtype:
+        raise ValueError(f"p must be {b.dtype} of shape {shape}, got {p.dtype} {p.shape}")
     if mask is not None and (mask.shape != b.shape or mask.dtype != b.dtype):
         raise ValueError(f"mask must be {b.dtype} of shape {b.shape}, got {mask.dtype} {mask.shape}")
     if b.strides[1] == b.itemsize or starts.size > 1:
@@ -156,113 +204,132 @@ def _pack_columns(a, mask, p):
 PACK_COLUMNS = 64
 
 
-def _make_tile(rows):
-    """The tile intrinsic for `rows` rows: c[c_row0 + r, c_col0 + w] = sum over k of
-    a[row0 + r, k] * p[panel, k, w], for r < rows and w < the panel width. (One function
-    over 60 lines: the LLVM IR of a tile reads best as one piece, which closes over `rows`.)"""
+def _make_tile(tile):
+    """The tile intrinsic of `tile`: c[c_row0 + r, c_col0 + w] = sum over k of
+    a[row0 + r, k] * p[panel, k, w], for r < rows (1 .. tile.rows, a switch over one
+    straight-line body per count) and w < the panel width."""
 
     @intrinsic
-    def tile(typingctx, a, row0, p, panel, c, c_row0, c_col0):
+    def tile_product(typingctx, a, row0, rows, p, panel, c, c_row0, c_col0):
         if not (isinstance(a, types.Array) and a.layout in ("C", "A") and a.dtype in (types.float32, types.float64)
                 and p.dtype == a.dtype and c.dtype == a.dtype and p.layout == "C" and c.layout == "C"):
             return None
-        sig = types.void(a, row0, p, panel, c, c_row0, c_col0)
+        sig = types.void(a, row0, rows, p, panel, c, c_row0, c_col0)
 
         def codegen(context, builder, signature, args):
-            a_ty, _, p_ty, _, c_ty, _, _ = signature.args
-            a_arr = context.make_array(a_ty)(context, builder, args[0])
-            p_arr = context.make_array(p_ty)(context, builder, args[2])
-            c_arr = context.make_array(c_ty)(context, builder, args[4])
-            row0, panel, c_row0, c_col0 = (context.cast(builder, args[i], signature.args[i], types.intp)
-                                           for i in (1, 3, 5, 6))
-            intp = context.get_value_type(types.intp)
-
-            def const(value):
-                return ir.Constant(intp, value)
-
-            itemsize = a_ty.dtype.bitwidth // 8
-            width = VECTOR_BYTES // itemsize
-            scalar = context.get_value_type(a_ty.dtype)
-            vector = ir.VectorType(scalar, width)
-            fmuladd = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(vector, [vector] * 3),
-                f"llvm.fmuladd.v{width}f{a_ty.dtype.bitwidth}")
-
-            K = builder.extract_value(a_arr.shape, 1)
-            a_stride = builder.sdiv(builder.extract_value(a_arr.strides, 0), const(itemsize))
-            c_stride = builder.sdiv(builder.extract_value(c_arr.strides, 0), const(itemsize))
-            panel_columns = PANEL_VECTORS * width
-            a_rows = [builder.gep(a_arr.data, [builder.mul(builder.add(row0, const(r)), a_stride)])
-                      for r in range(rows)]
-            p_panel = builder.gep(p_arr.data, [builder.mul(panel, builder.mul(K, const(panel_columns)))])
-            accumulators = [[cgutils.alloca_once_value(builder, ir.Constant(vector, None))
-                             for _ in range(PANEL_VECTORS)] for _ in range(rows)]
-            undefined = ir.Constant(vector, ir.Undefined)
-            broadcast = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
-
-            with cgutils.for_range(builder, K) as loop:
-                k = loop.index
-                p_row = builder.gep(p_panel, [builder.mul(k, const(panel_columns))])
-                bs = [builder.load(builder.bitcast(builder.gep(p_row, [const(v * width)]), vector.as_pointer()),
-                                   align=itemsize) for v in range(PANEL_VECTORS)]
-                for r in range(rows):
-                    x = builder.load(builder.gep(a_rows[r], [k]))
-                    xs = builder.shuffle_vector(builder.insert_element(undefined, x, ir.Constant(ir.IntType(32), 0)),
-                                                undefined, broadcast)
-                    for v in range(PANEL_VECTORS):
-                        acc = accumulators[r][v]
-                        builder.store(builder.call(fmuladd, [xs, bs[v], builder.load(acc)]), acc)
-
-            for r in range(rows):
-                c_row = builder.gep(c_arr.data, [builder.add(builder.mul(builder.add(c_row0, const(r)), c_stride),
-                                                             c_col0)])
-                for v in range(PANEL_VECTORS):
-                    target = builder.bitcast(builder.gep(c_row, [const(v * width)]), vector.as_pointer())
-                    builder.store(builder.load(accumulators[r][v]), target, align=itemsize)
+            a_ty, _, _, p_ty, _, c_ty, _, _ = signature.args
+            row0, rows, panel, c_row0, c_col0 = (context.cast(builder, args[i], signature.args[i], types.intp)
+                                                 for i in (1, 2, 4, 6, 7))
+            operands = _TileOperands(context, builder, a_ty.dtype, tile,
+                                     *(context.make_array(t)(context, builder, args[i])
+                                       for t, i in ((a_ty, 0), (p_ty, 3), (c_ty, 5))))
+            done = builder.append_basic_block("tile_done")
+            switch = builder.switch(rows, done)
+            for count in range(1, tile.rows + 1):
+                block = builder.append_basic_block(f"tile_rows{count}")
+                switch.add_case(ir.Constant(rows.type, count), block)
+                builder.position_at_end(block)
+                operands.emit(count, row0, panel, c_row0, c_col0)
+                builder.branch(done)
+            builder.position_at_end(done)
             return context.get_dummy_value()
 
         return sig, codegen
 
-    return tile
+    return tile_product
 
 
-_tile1, _tile2, _tile3, _tile4, _tile5 = (_make_tile(rows) for rows in range(1, TILE_ROWS + 1))
+class _TileOperands:
+    """The LLVM IR of a tile's product over a (M, K), the packed p and c, for one count of rows."""
+
+    def __init__(self, context, builder, dtype, tile, a, p, c):
+        self.builder, self.a, self.p, self.c = builder, a, p, c
+        self.intp = context.get_value_type(types.intp)
+        self.itemsize = dtype.bitwidth // 8
+        self.width = tile.vector_bytes // self.itemsize
+        self.vector = ir.VectorType(context.get_value_type(dtype), self.width)
+        self.fmuladd = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(self.vector, [self.vector] * 3),
+            f"llvm.fmuladd.v{self.width}f{dtype.bitwidth}")
+
+    def const(self, value):
+        return ir.Constant(self.intp, value)
+
+    def emit(self, rows, row0, panel, c_row0, c_col0):
+        """c's rows c_row0 .. + rows - 1, columns c_col0 .. + panel width - 1: a's rows row0 ..
+        times panel `panel` of p, k from 0 up, the accumulators in registers."""
+        builder, const, width, vector = self.builder, self.const, self.width, self.vector
+        K = builder.extract_value(self.a.shape, 1)
+        a_stride = builder.sdiv(builder.extract_value(self.a.strides, 0), const(self.itemsize))
+        c_stride = builder.sdiv(builder.extract_value(self.c.strides, 0), const(self.itemsize))
+        panel_columns = PANEL_VECTORS * width
+        a_rows = [builder.gep(self.a.data, [builder.mul(builder.add(row0, const(r)), a_stride)]) for r in range(rows)]
+        p_panel = builder.gep(self.p.data, [builder.mul(panel, builder.mul(K, const(panel_columns)))])
+        accumulators = [[cgutils.alloca_once_value(builder, ir.Constant(vector, None))
+                         for _ in range(PANEL_VECTORS)] for _ in range(rows)]
+        undefined = ir.Constant(vector, ir.Undefined)
+        broadcast = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
+
+        with cgutils.for_range(builder, K) as loop:
+            k = loop.index
+            p_row = builder.gep(p_panel, [builder.mul(k, const(panel_columns))])
+            bs = [builder.load(builder.bitcast(builder.gep(p_row, [const(v * width)]), vector.as_pointer()),
+                               align=self.itemsize) for v in range(PANEL_VECTORS)]
+            for r in range(rows):
+                x = builder.load(builder.gep(a_rows[r], [k]))
+                xs = builder.shuffle_vector(builder.insert_element(undefined, x, ir.Constant(ir.IntType(32), 0)),
+                                            undefined, broadcast)
+                for v in range(PANEL_VECTORS):
+                    acc = accumulators[r][v]
+                    builder.store(builder.call(self.fmuladd, [xs, bs[v], builder.load(acc)]), acc)
+
+        for r in range(rows):
+            c_row = builder.gep(self.c.data, [builder.add(builder.mul(builder.add(c_row0, const(r)), c_stride), c_col0)])
+            for v in range(PANEL_VECTORS):
+                target = builder.bitcast(builder.gep(c_row, [const(v * width)]), vector.as_pointer())
+                builder.store(builder.load(accumulators[r][v]), target, align=self.itemsize)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _tile(rows, a, row0, p, panel, c, c_row0, c_col0):
-    if rows == 5:
-        _tile5(a, row0, p, panel, c, c_row0, c_col0)
-    elif rows == 4:
-        _tile4(a, row0, p, panel, c, c_row0, c_col0)
-    elif rows == 3:
-        _tile3(a, row0, p, panel, c, c_row0, c_col0)
-    elif rows == 2:
-        _tile2(a, row0, p, panel, c, c_row0, c_col0)
-    else:
-        _tile1(a, row0, p, panel, c, c_row0, c_col0)
-
-
-@njit(cache=True, nogil=True)
-def packed_product(a, p, c, edge):
+def _packed_product(a, p, c, edge):
     """c = a @ b, for the b (K, n) that `pack` packed into p, with n = c.shape[1].
 
-    a (M, K), c (M, n), edge (TILE_ROWS, W) scratch for the last panel when n is not a
-    multiple of W: all C-contiguous but a, whose rows may lie any distance apart (a column
+    a (M, K), c (M, n), edge (rows of the tile, W) scratch for the last panel when n is not
+    a multiple of W: all C-contiguous but a, whose rows may lie any distance apart (a column
     block of a wider array), of one dtype. The caller checks the shapes (p of
-    packed_shape(K, n), edge of (TILE_ROWS, p.shape[2])) and that a's rows are contiguous.
+    packed_shape(K, n), edge of (TILE_ROWS, p.shape[2]), both for this kernel's tile) and
+    that a's rows are contiguous.
     """
     M = a.shape[0]
     n = c.shape[1]
     W = p.shape[2]
+    tiles = -(-M // ROWS)  # noqa: F821 (bound by product_kernel)
     for q in range(p.shape[0]):
         j0 = q * W
-        for r0 in range(0, M, TILE_ROWS):
-            rows = min(TILE_ROWS, M - r0)
+        r0 = 0
+        for t in range(tiles):
+            # The fewest tiles, their rows as even as can be (they add up to M): 20 rows in
+            # tiles of up to 6 go as 5, 5, 5, 5, not 6, 6, 6, 2.
+            rows = (M + t) // tiles
             if j0 + W <= n:
-                _tile(rows, a, r0, p, q, c, r0, j0)
+                _tile(a, r0, rows, p, q, c, r0, j0)  # noqa: F821
             else:
-                _tile(rows, a, r0, p, q, edge, 0, 0)
+                _tile(a, r0, rows, p, q, edge, 0, 0)  # noqa: F821
                 for r in range(rows):
                     for w in range(n - j0):
                         c[r0 + r, j0 + w] = edge[r, w]
+            r0 += rows
+
+
+@functools.cache
+def product_kernel(tile):
+    """packed_product for `tile` (any width the host can run: tests build each), compiled
+    under a name of its own, `packed_product_{vector bits}x{rows}`, under which Numba's
+    cache keeps it."""
+    name = f"packed_product_{tile.vector_bytes * 8}x{tile.rows}"
+    function = FunctionType(_packed_product.__code__,
+                            {**globals(), "_tile": _make_tile(tile), "ROWS": tile.rows}, name)
+    function.__qualname__, function.__doc__ = name, _packed_product.__doc__
+    return njit(cache=True, nogil=True)(function)
+
+
+packed_product = product_kernel(TILE)

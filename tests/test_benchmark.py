@@ -10,6 +10,7 @@ import pytest
 
 import fastlstm
 from fastlstm import benchmark, cli
+from fastlstm.kernels import packed_product
 
 ASV_DIR = Path(__file__).resolve().parents[1] / "asv_benchmarks"
 TINY = {"vocab_size": 50, "wordvec_size": 8, "hidden_size": 8}
@@ -233,6 +234,8 @@ def test_bench_profile_prints_each_models_training_profile(capsys, monkeypatch):
     assert cli.main(["bench", "--quick", "--models", "rnnlm", "--profile"]) == 0
     out = capsys.readouterr().out
     assert "--profile" in out.splitlines()[0]
+    tile = packed_product.TILE
+    assert f"recurrence tile: {tile.vector_bytes * 8}-bit vectors, {tile.rows} rows" in out  # the host's choice
     assert "rnnlm train:" in out and "the parts alone, each the faster of fastlstm and BLAS, add up to" in out and "of the limit" in out
 
 
