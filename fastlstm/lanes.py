@@ -82,7 +82,7 @@ class Lanes:
     # Fewest items (the elements a call reads or writes) that a kernel's parallel loops share over Numba's
     # threads; below, its serial twin runs on the caller's thread, since a hand-off to the other threads
     # (waking them) costs more than they save (scripts/parallel_threshold.py measures where they start to pay).
-    min_parallel_items: int = 1 << 16
+    min_parallel_items: int = 1 << 18
     _pool: "_Pool" = field(default_factory=lambda: _Pool(), init=False, repr=False)
     _cheap_left: int = field(default=0, init=False, repr=False)  # rests left to come after min_spins
 
