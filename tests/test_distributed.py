@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-import fastlstm
 from fastlstm import cli
 from fastlstm.checkpoint import Checkpoint
 from generated_text import write_corpus
@@ -34,12 +33,8 @@ ITERS = 20
 COMPARED = ("kind", "epoch", "iteration", "total_iterations", "lr", "perplexity", "note")  # all but the timings
 
 
-@pytest.fixture(autouse=True, scope="module")
-def restore_threads():
-    """The in-process runs take --threads 1: put the test process's thread count back afterwards."""
-    threads = fastlstm.get_num_threads()
-    yield
-    fastlstm.set_num_threads(threads)
+# The runs in this process take --threads 1, which sets the whole process's: one_thread puts it back after.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def train_command(out, *flags):

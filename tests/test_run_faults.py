@@ -18,7 +18,6 @@ import numba
 import numpy as np
 import pytest
 
-import fastlstm
 from fastlstm import cli
 from fastlstm.checkpoint import Checkpoint
 from fastlstm.models import Rnnlm
@@ -30,12 +29,8 @@ ITERS = 300  # the compared runs' length; a stopped run is stopped well before i
 COMPARED = ("kind", "epoch", "iteration", "total_iterations", "lr", "perplexity", "note")  # all but the timings
 
 
-@pytest.fixture(autouse=True, scope="module")
-def restore_threads():
-    """--threads 1 sets the thread count of the whole test process: put it back afterwards."""
-    threads = fastlstm.get_num_threads()
-    yield
-    fastlstm.set_num_threads(threads)
+# The runs in this process take --threads 1, which sets the whole process's: one_thread puts it back after.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
