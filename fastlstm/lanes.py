@@ -70,7 +70,7 @@ class Lanes:
     # Fewest hidden units per recurrence lane, and fewest multiply-adds of a lane's share of a step's product
     # (N x H x gates x its units): below either, a barrier per step costs more than the lane saves
     # (scripts/recurrence_lanes.py measures where a second lane starts to pay).
-    min_units: int = 128
+    min_units: int = 64
     min_step_work: int = 1 << 21
     # A lane's share of a product: at least this many rows and multiply-adds, below which handing it to a
     # worker costs more than the lane saves.
@@ -109,8 +109,9 @@ class Lanes:
 
     def loop(self, kernel, items):
         """`kernel` (kernels/parallel.py) for a call on `items` items: its parallel loops where they
-        are enough to share and Numba has threads to share them, else its serial twin."""
-        if items < self.min_parallel_items or get_num_threads() == 1:
+        are enough to share (items times the kernel's cost) and Numba has threads to share them,
+        else its serial twin."""
+        if items * kernel.cost < self.min_parallel_items or get_num_threads() == 1:
             return kernel.serial
         return kernel
 

@@ -117,7 +117,7 @@ def _wrap(fn, label, flops, in_blas, record):
         entry["in_blas"] = in_blas(*args, **kwargs) if in_blas else None
         return result
     if hasattr(fn, "serial"):  # a kernel with parallel loops and its serial twin (fastlstm.lanes.Lanes.loop)
-        timed.serial = _wrap(fn.serial, label, flops, in_blas, record)
+        timed.serial, timed.cost = _wrap(fn.serial, label, flops, in_blas, record), fn.cost
     return timed
 
 

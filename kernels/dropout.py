@@ -10,7 +10,7 @@ weight mask on Wh, a word mask on the embedding's rows) and apply it by broadcas
 import numpy as np
 from numba import njit, prange
 
-from fastlstm.kernels.parallel import parallel_kernel
+from fastlstm.kernels.parallel import ARITHMETIC, parallel_kernel
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -33,7 +33,7 @@ def mask_value(seed, i, ratio, scale):
     return scale if _uniform(seed, i) > ratio else 0.0
 
 
-@parallel_kernel()
+@parallel_kernel(cost=ARITHMETIC)
 def dropout_forward(x, seed, ratio, scale, mask, out):
     """Keep each element where its uniform draw exceeds `ratio`, multiplied by `scale`
     (1 / (1 - ratio) for inverted dropout, 1 for the book's plain Dropout).
@@ -52,7 +52,7 @@ def dropout_backward(dout, mask, dx):
         dx[k] = dout[k] * mask[k]
 
 
-@parallel_kernel()
+@parallel_kernel(cost=ARITHMETIC)
 def dropout_mask(seed, ratio, scale, mask):
     """mask (K,) = the mask of `seed`: 0 or `scale`, element k as dropout_forward draws it."""
     for k in prange(mask.shape[0]):

@@ -8,7 +8,7 @@ Callers pass 1-D views of contiguous parameters and gradients of equal size and 
 import numpy as np
 from numba import prange
 
-from fastlstm.kernels.parallel import parallel_kernel
+from fastlstm.kernels.parallel import ARITHMETIC, parallel_kernel
 
 from fastlstm.kernels.vecmath import LANES, interleaved_sum
 
@@ -74,7 +74,8 @@ def asgd(p, g, lr, s, decay, ax, mu):
 
 @parallel_kernel(["void(float32[::1], float32[::1], float32[::1], float32[::1], float32, float32, float32, float64)",
        "void(float64[::1], float64[::1], float64[::1], float64[::1], float64, float64, float64, float64)"],
-                 error_model="numpy")  # no zero check on the division (sqrt(v) + eps > 0): it would keep the loop scalar
+                 error_model="numpy", cost=ARITHMETIC)  # no zero check on the division (sqrt(v) + eps > 0): it
+                                                        # would keep the loop scalar
 def adam(p, g, m, v, one_minus_beta1, one_minus_beta2, eps, lr_t):
     """The book's Adam step in one pass: m += (1 - beta1) * (g - m); v += (1 - beta2) * (g**2 - v);
     p -= lr_t * m / (sqrt(v) + eps).

@@ -13,15 +13,24 @@ import types
 from numba import njit
 
 
-def parallel_kernel(*signatures, **options):
+# The cost of an item in a kernel with an exp, a random draw or a square root and a division per
+# item (softmax, dropout's masks, Adam): their parallel builds pay from a quarter of the items the
+# memory-bound kernels' need (scripts/parallel_threshold.py).
+ARITHMETIC = 4
+
+
+def parallel_kernel(*signatures, cost=1, **options):
     """njit(*signatures, parallel=True, cache=True, **options), and the same function compiled
     without `parallel` as the result's `serial`. The twin is a copy of the function with its
-    own qualified name, so that Numba's cache keeps the two builds apart."""
+    own qualified name, so that Numba's cache keeps the two builds apart. `cost`, the
+    result's `cost`, weighs an item's work against the memory-bound kernels' (1): a kernel
+    with more arithmetic per item starts to pay on threads at fewer items."""
     def compile_both(fn):
         twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
         twin.__qualname__ = f"{fn.__qualname__}_serial"
         twin.__module__, twin.__doc__ = fn.__module__, fn.__doc__
         kernel = njit(*signatures, parallel=True, cache=True, **options)(fn)
         kernel.serial = njit(*signatures, cache=True, **options)(twin)
+        kernel.cost = cost
         return kernel
     return compile_both

@@ -6,7 +6,7 @@ forward can write the gradient too, while each row is in the cache."""
 import numpy as np
 from numba import njit, prange
 
-from fastlstm.kernels.parallel import parallel_kernel
+from fastlstm.kernels.parallel import ARITHMETIC, parallel_kernel
 
 from fastlstm.kernels.vecmath import KERNEL_OPTIONS, LANES, exp, interleaved_sum
 
@@ -63,7 +63,7 @@ def _gradient_from_exps(e, t, s, scale):
     e[t] -= scale
 
 
-@parallel_kernel(**KERNEL_OPTIONS)
+@parallel_kernel(cost=ARITHMETIC, **KERNEL_OPTIONS)
 def softmax_cross_entropy_forward(x, ts, row_loss, exps):
     """Per-row loss -log softmax(x)[t]; rows with t < 0 (ignored) lose 0.
 
@@ -78,7 +78,7 @@ def softmax_cross_entropy_forward(x, ts, row_loss, exps):
             _row_exps(x, ts, m, exps[p], row_loss, maxes, sums)
 
 
-@parallel_kernel(**KERNEL_OPTIONS)
+@parallel_kernel(cost=ARITHMETIC, **KERNEL_OPTIONS)
 def softmax_cross_entropy_forward_backward(x, ts, row_loss, scale, dx):
     """softmax_cross_entropy_forward, and dx = (softmax(x) - onehot(t)) * scale per row (0
     for ignored rows) in the same pass over each row: the row is read from memory once.

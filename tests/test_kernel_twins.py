@@ -80,6 +80,8 @@ def test_small_calls_and_one_thread_take_the_serial_twin():
     try:
         assert own.loop(optim.sgd, 99) is optim.sgd.serial
         assert own.loop(optim.sgd, 100) is optim.sgd
+        assert own.loop(optim.adam, 24) is optim.adam.serial  # an Adam item costs ARITHMETIC sgd items
+        assert own.loop(optim.adam, 25) is optim.adam
         fastlstm.set_num_threads(1)
         assert own.loop(optim.sgd, 10 ** 9) is optim.sgd.serial
     finally:
