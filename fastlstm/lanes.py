@@ -28,6 +28,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field, fields
+from itertools import accumulate
 
 import numpy as np
 
@@ -122,7 +123,7 @@ class Lanes:
         if quantum is None or items < lanes * quantum:
             edges = [items * k // lanes for k in range(lanes + 1)]
         else:  # edges counted in quanta; the last block takes the rest
-            shares, quanta = np.cumsum(self._speeds(lanes) if follow else [1.0] * lanes), items // quantum
+            shares, quanta = list(accumulate(self._speeds(lanes) if follow else [1.0] * lanes)), items // quantum
             edges = [0] + [int(round(items * share / shares[-1] / quantum)) for share in shares[:-1]]
             for k in range(1, lanes):  # keep a quantum for every block, before and after
                 edges[k] = min(max(edges[k], edges[k - 1] + 1), quanta - (lanes - k))
