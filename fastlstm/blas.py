@@ -65,7 +65,7 @@ def _split_over_lanes(products, lanes):
             for product in products:
                 _product(*product)
         return
-    quantum = row_quantum(products[0][2].dtype) if n > 1 else None
+    quantum = row_quantum(products[0][2].dtype)
     lead = max(rows)
 
     def cut(i, M):

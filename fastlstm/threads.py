@@ -55,8 +55,7 @@ class single_threaded_blas:
         self._changed = ()
         if depth == 0:
             try:
-                controllers = _blas_controllers()
-                self._changed = [(c, n) for c, n in zip(controllers, [c.get_num_threads() for c in controllers]) if n != 1]
+                self._changed = [(c, n) for c in _blas_controllers() if (n := c.get_num_threads()) != 1]
                 for c, _ in self._changed:
                     c.set_num_threads(1)
             except BaseException:

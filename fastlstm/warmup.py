@@ -11,11 +11,12 @@ import numpy as np
 
 from fastlstm import kernels
 from fastlstm.generate import generate
-from fastlstm.lanes import default as default_lanes
 from fastlstm.kernels import (dropout, embedding, gru, linalg, lstm, one_row, optim, packed_product, recurrence,
                               regularisers, rnn, sampling, softmax, spin, word_counts)
+from fastlstm.lanes import default as default_lanes
 from fastlstm.models import BetterRnnlm, Rnnlm, SimpleRnnlm, VariationalRnnlm
 from fastlstm.optimizer import ASGD, SGD
+from fastlstm.threads import get_num_threads
 from fastlstm.time_layers import TimeGRU
 from fastlstm.training_step import train_step
 from fastlstm.util import clip_grads, create_co_matrix, ppmi, preprocess, remove_duplicate
@@ -30,18 +31,21 @@ def dispatchers():
     for module in KERNEL_MODULES:
         for name, obj in vars(module).items():
             if hasattr(obj, "stats") and hasattr(obj, "py_func") and obj.py_func.__module__ == module.__name__:
-                found[f"{module.__name__.rsplit('.', 1)[-1]}.{name}"] = obj
+                key = f"{module.__name__.rsplit('.', 1)[-1]}.{name}"
+                found[key] = obj
                 if hasattr(obj, "serial"):  # kernels/parallel.py
-                    found[f"{module.__name__.rsplit('.', 1)[-1]}.{name}.serial"] = obj.serial
+                    found[f"{key}.serial"] = obj.serial
     return found
 
 
 def warm_up(dtypes=(np.float32,)):
-    """`_run_models` twice: with the kernels' serial twins, which the tiny models' calls pick, and
-    with their parallel builds, which larger calls pick when there are threads to share them
-    (fastlstm.lanes.Lanes.loop)."""
+    """`_run_models` with the kernels' serial twins, which the tiny models' calls pick, and again,
+    where there are threads to share them, with their parallel builds, which larger calls pick
+    (fastlstm.lanes.Lanes.loop; on one thread every call takes the twin)."""
     lanes = default_lanes()
     _run_models(dtypes)
+    if get_num_threads() == 1:
+        return
     saved, lanes.min_parallel_items = lanes.min_parallel_items, 0
     try:
         _run_models(dtypes)

@@ -4,20 +4,19 @@ evaluation (infer) on one lane against two, over the batch N and the width H (D 
 Two lanes meet at every step; that costs about the same at any size, while each lane's
 share of a step's product, N x H x 4K multiply-adds for its K units, grows with N and H.
 Lanes.min_step_work is the share from which the second lane paid here. Each round times
-both settings back to back, which first alternating; the figure is the median over rounds
-of one lane's time / two lanes' (above 1: the second lane pays). Run it with the
-benchmark environment, on a machine whose two cores are free:
+both settings back to back, which first alternating (benchmark.alternating_rounds); the
+figure is the median over rounds of one lane's time / two lanes' (above 1: the second lane
+pays). Run it with the benchmark environment, on a machine whose two cores are free:
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python scripts/recurrence_lanes.py
 """
 
 import argparse
-import statistics
 
 import numpy as np
 
 import fastlstm
-from fastlstm.benchmark import timed_round
+from fastlstm.benchmark import alternating_rounds
 from fastlstm.lanes import Lanes
 from fastlstm.time_layers import TimeLSTM
 
@@ -52,15 +51,9 @@ def main(argv=None):
         for H in map(int, args.h.split(",")):
             calls = {n: _calls(N, args.t, H, lanes, np.random.default_rng(0)) for n, lanes in settings.items()}
             ratios = []
-            for which in (0, 1):
-                rounds = []
-                for r in range(args.rounds):
-                    times = {}
-                    for n in ((1, 2) if r % 2 == 0 else (2, 1)):
-                        calls[n][which]()
-                        times[n] = timed_round(calls[n][which], args.min_time)
-                    rounds.append(times[1] / times[2])
-                ratios.append(statistics.median(rounds))
+            for which in (0, 1):  # training, evaluation
+                times = alternating_rounds([(n, 2, calls[n][which]) for n in (1, 2)], args.rounds, args.min_time)
+                ratios.append(float(np.median(times[1] / times[2])))
             share = N * H * 4 * (H // 2)
             print(f"{N:4d} {H:4d} {share:9d} {ratios[0]:6.2f} {ratios[1]:6.2f}", flush=True)
 
