@@ -7,6 +7,7 @@ import numpy as np
 from fastlstm import lanes as _lanes
 from fastlstm.checks import c_order_view
 from fastlstm.kernels.linalg import add_to_rows
+from fastlstm.kernels.one_row import PARTIALS, rows_times_columns, rows_times_rows
 from fastlstm.threads import single_threaded_blas
 
 # Row counts tried, smallest first, as the quantum of a product's cuts (row_quantum).
@@ -22,6 +23,11 @@ PROBES = ((512, 2048), (513, 300), (700, 300))
 # products are split evenly, still at multiples of the quantum. row_quantum checks its
 # quanta on blocks of this size.
 FOLLOW_WORK = 1 << 23
+# Multiply-adds up to which a product on one lane runs in compiled code (kernels/one_row.py)
+# instead of a BLAS call, whose dispatch and thread setting cost more there: by the rows of
+# a right operand whose rows lie contiguous, by dot products (slower a multiply-add) where
+# its columns do. scripts/small_products.py measures where BLAS starts to pay.
+SMALL_WORK = {"rows": 1 << 15, "columns": 1 << 12}
 
 
 def dot(a, b, out=None, bias=None, lanes=None):
@@ -61,9 +67,11 @@ def _split_over_lanes(products, lanes):
     if n > 1:  # the thread count's look-up takes a lock: only where there is work to share
         n = min(n, *(lanes.count(M, lanes.min_rows) for M in rows))
     if n == 1:  # on this thread, as the one lane would
-        with single_threaded_blas():
-            for product in products:
-                _product(*product)
+        large = [product for product, work in zip(products, works) if not _small_product(*product, work)]
+        if large:
+            with single_threaded_blas():
+                for product in large:
+                    _product(*product)
         return
     quantum = row_quantum(products[0][2].dtype)
     lead = max(rows)
@@ -84,6 +92,19 @@ def _split_over_lanes(products, lanes):
 
     follow = all(work // n >= 4 * FOLLOW_WORK for work in works)
     lanes.run(lane, lead, n, quantum=quantum, follow=follow, learn=True)
+
+
+def _small_product(a, b, out, bias, work):
+    """Whether out = a @ b (+ bias) was small enough for compiled code (SMALL_WORK), and so
+    computed there: no BLAS call, no change of BLAS's threads."""
+    if b.flags.c_contiguous and work <= SMALL_WORK["rows"]:
+        rows_times_rows(a, b, bias, out)
+    elif b.T.flags.c_contiguous and work <= SMALL_WORK["columns"]:
+        bias = np.zeros(b.shape[1], b.dtype) if bias is None else bias
+        rows_times_columns(a, b.T, bias, out, np.empty(PARTIALS, b.dtype))
+    else:
+        return False
+    return True
 
 
 def _product(a, b, out, bias):

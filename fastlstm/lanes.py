@@ -100,6 +100,8 @@ class Lanes:
 
     def count(self, items, min_items):
         """Lanes for `items` units of work (rows, hidden units), each with at least `min_items`."""
+        if items < 2 * min_items:  # one lane whatever the threads: no look-up of their count
+            return 1
         threads = get_num_threads() if self.threads is None else self.threads
         return max(1, min(threads, items // min_items))
 

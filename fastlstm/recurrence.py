@@ -71,9 +71,13 @@ class RecurrentMasks:
     hm: np.ndarray
 
     @classmethod
-    def none(cls, hs):
-        """No masks: every step multiplies hs by Wh."""
-        return cls(np.zeros((0, 0), dtype=hs.dtype), None, hs)
+    def none(cls, hs, weight=None):
+        """No recurrent mask: every step multiplies hs by Wh (by Wh * weight with a weight mask)."""
+        return cls(_NO_ROWS[hs.dtype], weight, hs)
+
+
+# The `h` of RecurrentMasks without a recurrent mask, per dtype: no rows, so nothing writes to it.
+_NO_ROWS = {np.dtype(t): np.zeros((0, 0), dtype=t) for t in (np.float32, np.float64)}
 
 
 def forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, lanes, empty, masks=None):

@@ -4,6 +4,7 @@ BLAS libraries behind NumPy and SciPy; and the threading layer of Numba's parall
 import ctypes
 import functools
 import importlib.metadata
+import itertools
 import os
 import threading
 import warnings
@@ -25,7 +26,7 @@ def set_num_threads(n):
         raise ValueError(f"number of threads must be in [1, {limit}], got {n}")
     numba.set_num_threads(n)
     threadpoolctl.threadpool_limits(limits=n, user_api="blas")
-    _blas_controllers.cache_clear()
+    _blas_switches.cache_clear()
 
 
 def get_num_threads():
@@ -34,9 +35,29 @@ def get_num_threads():
 
 
 @functools.lru_cache(maxsize=None)
-def _blas_controllers():
-    """threadpoolctl's handles on the loaded BLAS libraries: setting their threads through them takes microseconds."""
-    return tuple(c for c in threadpoolctl.ThreadpoolController().lib_controllers if c.user_api == "blas")
+def _blas_switches():
+    """(get, set) of the thread count of each loaded BLAS library: OpenBLAS's own two C
+    functions where it runs its own threads (single_threaded_blas switches twice around a
+    product as small as a microsecond, and threadpoolctl's wrappers around the same calls take
+    several times longer), threadpoolctl's methods for any other library or threading layer."""
+    return tuple(_openblas_switch(c) or (c.get_num_threads, c.set_num_threads)
+                 for c in threadpoolctl.ThreadpoolController().lib_controllers if c.user_api == "blas")
+
+
+def _openblas_switch(controller):
+    """(get, set) of OpenBLAS's thread count as its C functions, or None where `controller`
+    is not an OpenBLAS on its own threads (an OpenMP build takes OpenMP's per-thread limit,
+    which threadpoolctl sets) or its symbols are not found under any of the names that
+    builds give them (a prefix and a suffix for the 64-bit-integer builds)."""
+    if controller.internal_api != "openblas" or controller.threading_layer != "pthreads":
+        return None
+    lib = ctypes.CDLL(controller.filepath)
+    for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
+        get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
+        put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
+        if get is not None and put is not None:
+            return get, put
+    return None
 
 
 class single_threaded_blas:
@@ -55,9 +76,9 @@ class single_threaded_blas:
         self._changed = ()
         if depth == 0:
             try:
-                self._changed = [(c, n) for c in _blas_controllers() if (n := c.get_num_threads()) != 1]
-                for c, _ in self._changed:
-                    c.set_num_threads(1)
+                self._changed = [(put, n) for get, put in _blas_switches() if (n := get()) != 1]
+                for put, _ in self._changed:
+                    put(1)
             except BaseException:
                 self.__exit__(None, None, None)
                 raise
@@ -65,8 +86,8 @@ class single_threaded_blas:
 
     def __exit__(self, *exc):
         try:
-            for c, n in self._changed:
-                c.set_num_threads(n)
+            for put, n in self._changed:
+                put(n)
         finally:
             self._inside.depth -= 1
 

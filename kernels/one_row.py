@@ -56,6 +56,29 @@ def row_times_rows(x, W, b, j0, out):
                 acc[j] = acc[j] + bias[j]
 
 
+
+@njit(cache=True, nogil=True, **STEP_OPTIONS)
+def rows_times_rows(a, W, b, out):
+    """out = a @ W (+ b where not None), row by row through row_times_rows: a product too
+    small for a BLAS call's overhead to pay, on the caller's thread.
+
+    a (M, K), any strides; W (K, n) C-contiguous; b (n,) or None; out (M, n), rows contiguous.
+    """
+    for i in range(a.shape[0]):
+        row_times_rows(a[i], W, b, 0, out[i])
+
+
+@njit(cache=True, nogil=True, **STEP_OPTIONS)
+def rows_times_columns(a, E, b, out, partials):
+    """out = a @ E.T + b, row by row through row_times_columns: rows_times_rows for a
+    right operand whose columns lie contiguous (the transposed view of a C-contiguous E).
+
+    a (M, K), any strides; E (n, K) C-contiguous; b (n,) any strides; out (M, n), rows
+    contiguous; partials as row_times_columns takes it.
+    """
+    for i in range(a.shape[0]):
+        row_times_columns(a[i], E, b, 0, out[i], partials)
+
 # Partial sums per dot product of the transposed product: interleaved, so that they run as
 # SIMD vectors without 'reassoc', several vectors' worth so that their chains overlap.
 PARTIALS = 32

@@ -95,9 +95,9 @@ def pack(b, p, starts=None, width=None, mask=None, tile=TILE):
     K = b.shape[0]
     if starts is None:
         starts, width = [0], b.shape[1]
+    if len(starts) == 0 or min(starts) < 0 or max(starts) + width > b.shape[1]:
+        raise ValueError(f"column blocks at {list(starts)} of width {width} do not fit b's {b.shape[1]} columns")
     starts = np.asarray(starts, dtype=np.intp)
-    if starts.ndim != 1 or starts.size == 0 or starts.min() < 0 or starts.max() + width > b.shape[1]:
-        raise ValueError(f"column blocks at {starts.tolist()} of width {width} do not fit b's {b.shape[1]} columns")
     shape = packed_shape(K, starts.size * width, p.dtype, tile)
     if p.shape != shape or p.dtype != b.dtype:
         raise ValueError(f"p must be {b.dtype} of shape {shape}, got {p.dtype} {p.shape}")

@@ -19,6 +19,8 @@ class Backend:
     def __init__(self, module):
         self.name = module.__name__.rpartition(".")[2]
         self._module = module
+        # bound once: a layer makes several backend calls per call, and __getattr__ is slow
+        self.__dict__.update((name, getattr(module, name)) for name in module.__all__)
 
     def __getattr__(self, attr):
         return getattr(self._module, attr)

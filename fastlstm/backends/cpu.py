@@ -7,8 +7,6 @@ defines the same functions (`__all__`) on device arrays. Dimension letters as in
 N batch, T time steps, D input width, H hidden width, V vocabulary, M rows.
 """
 
-from dataclasses import replace
-
 import numba
 import numpy as np
 
@@ -221,7 +219,7 @@ def _recurrent_masks(masks, hs, empty):
     None for no masks: with an h_mask, the masked operand hm (T + 1, N, H), hm[0] = hs[0] * h_mask."""
     h_mask, weight_mask = masks or (None, None)
     if h_mask is None:
-        return replace(RecurrentMasks.none(hs), weight=weight_mask)
+        return RecurrentMasks.none(hs, weight_mask)
     hm = empty("hm", hs.shape, hs.dtype)
     np.multiply(hs[0], h_mask, out=hm[0])
     return RecurrentMasks(h_mask, weight_mask, hm)

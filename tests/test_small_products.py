@@ -1,0 +1,84 @@
+"""Products too small for a BLAS call to pay (fastlstm.blas.SMALL_WORK) run in compiled code
+on the caller's thread (kernels/one_row.py): the same values as np.matmul within float
+rounding, rows independent of how many others share the call, and no change of BLAS's
+threads for them."""
+
+import numpy as np
+import pytest
+
+from fastlstm import blas
+from fastlstm.kernels.one_row import PARTIALS, rows_times_columns, rows_times_rows
+from fastlstm.lanes import Lanes
+
+DTYPES = [np.float32, np.float64]
+SHAPES = [(1, 1, 1), (1, 5, 7), (3, 17, 33), (4, 16, 16), (7, 3, 65)]
+
+
+def assert_rounding(got, a, b, bias=None):
+    """got is a @ b (+ bias) within 2 gamma_K |a||b| (+ a bias's own rounding)."""
+    exact = a.astype(np.float64) @ b.astype(np.float64) + (0 if bias is None else bias.astype(np.float64))
+    u = np.finfo(got.dtype).eps / 2
+    K = a.shape[1]
+    bound = 2 * (K + 1) * u * (np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)
+                               + (0 if bias is None else np.abs(bias)))
+    assert np.all(np.abs(got - exact) <= bound + np.finfo(got.dtype).tiny)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M, K, n", SHAPES)
+@pytest.mark.parametrize("transposed_left", [False, True])
+def test_compiled_products_are_matmul_within_rounding(dtype, M, K, n, transposed_left):
+    rng = np.random.default_rng(M * 100 + K * 10 + n)
+    a = rng.standard_normal((K, M)).astype(dtype).T if transposed_left else rng.standard_normal((M, K)).astype(dtype)
+    W = rng.standard_normal((K, n)).astype(dtype)
+    b = rng.standard_normal(n).astype(dtype)
+    out = np.empty((M, n), dtype)
+    rows_times_rows(a, W, b, out)
+    assert_rounding(out, a, W, b)
+    rows_times_rows(a, W, None, out)
+    assert_rounding(out, a, W)
+    E = np.ascontiguousarray(W.T)
+    rows_times_columns(a, E, b, out, np.empty(PARTIALS, dtype))
+    assert_rounding(out, a, E.T, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_rows_bits_do_not_depend_on_the_other_rows(dtype):
+    rng = np.random.default_rng(1)
+    a, W, E = (rng.standard_normal(s).astype(dtype) for s in ((9, 37), (37, 21), (21, 37)))
+    whole, part = np.empty((9, 21), dtype), np.empty((4, 21), dtype)
+    rows_times_rows(a, W, None, whole)
+    rows_times_rows(a[3:7], W, None, part)
+    np.testing.assert_array_equal(part, whole[3:7])
+    bias = np.zeros(21, dtype)
+    rows_times_columns(a, E, bias, whole, np.empty(PARTIALS, dtype))
+    rows_times_columns(a[3:7], E, bias, part, np.empty(PARTIALS, dtype))
+    np.testing.assert_array_equal(part, whole[3:7])
+
+
+class _NoBlas:
+    def __enter__(self):
+        raise AssertionError("a small product changed BLAS's threads")
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_small_products_leave_blas_alone_and_large_ones_use_it(monkeypatch, dtype):
+    rng = np.random.default_rng(2)
+    lanes = Lanes(threads=1)
+    small_rows = rng.standard_normal((2, 8)).astype(dtype), rng.standard_normal((8, 16)).astype(dtype)
+    small_columns = rng.standard_normal((2, 8)).astype(dtype), rng.standard_normal((16, 8)).astype(dtype).T
+    monkeypatch.setattr(blas, "single_threaded_blas", _NoBlas)
+    for a, b in (small_rows, small_columns):
+        assert a.shape[0] * a.shape[1] * b.shape[1] <= min(blas.SMALL_WORK.values())
+        bias = rng.standard_normal(b.shape[1]).astype(dtype)
+        assert_rounding(blas.dot(a, b, bias=bias, lanes=lanes), a, b, bias)
+        out = np.empty((a.shape[1], b.shape[1]), dtype)
+        blas.dots(blas.tn_product(a, a @ b, out), lanes=lanes)
+        assert_rounding(out, a.T, a @ b)
+    K = blas.SMALL_WORK["rows"]  # one row past the limit: BLAS
+    a, b = rng.standard_normal((1, K)).astype(dtype), rng.standard_normal((K, 2)).astype(dtype)
+    with pytest.raises(AssertionError, match="changed BLAS"):
+        blas.dot(a, b, lanes=lanes)
