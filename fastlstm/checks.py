@@ -10,16 +10,17 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def weights_dtype(**weights):
     """The one float dtype that all the named weight arrays (NumPy or device arrays) share."""
+    dtype = None
     for name, w in weights.items():
         if not (isinstance(w, np.ndarray) or is_device_array(w)):
             raise TypeError(f"{name} must be a NumPy array, got {type(w).__name__}")
         if w.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{name} must be float32 or float64, got {w.dtype}")
-    dtypes = {w.dtype for w in weights.values()}
-    if len(dtypes) > 1:
-        listed = ", ".join(f"{name} {w.dtype}" for name, w in weights.items())
-        raise TypeError(f"weights must share one dtype, got {listed}")
-    return dtypes.pop()
+        if dtype is not None and w.dtype != dtype:
+            listed = ", ".join(f"{name} {w.dtype}" for name, w in weights.items())
+            raise TypeError(f"weights must share one dtype, got {listed}")
+        dtype = w.dtype
+    return dtype
 
 
 def positive_int(value, name):

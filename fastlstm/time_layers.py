@@ -485,14 +485,15 @@ class GRU(_Step):
 def _check_weights(gates, Wx, Wh, b=None):
     """The weights' dtype, after checking that Wx (D, G), Wh (H, G) and, where given, b (G,)
     fit together, G = gates * H."""
-    named = dict(Wx=Wx, Wh=Wh) if b is None else dict(Wx=Wx, Wh=Wh, b=b)
-    dtype = weights_dtype(**named)
-    for name, w in named.items():
-        check_ndim(w, 1 if name == "b" else 2, name)
+    dtype = weights_dtype(Wx=Wx, Wh=Wh) if b is None else weights_dtype(Wx=Wx, Wh=Wh, b=b)
+    check_ndim(Wx, 2, "Wx")
+    check_ndim(Wh, 2, "Wh")
+    if b is not None:
+        check_ndim(b, 1, "b")
     H = Wh.shape[0]
     G = gates * H
-    blocks = f"{gates}H" if gates > 1 else "H"
     if Wh.shape != (H, G) or H == 0:
+        blocks = f"{gates}H" if gates > 1 else "H"
         raise ValueError(f"Wh must have shape (H, {blocks}) with H > 0, got {Wh.shape}")
     if Wx.shape[1] != G:
         raise ValueError(f"Wx must have shape (D, {G}) to match Wh {Wh.shape}, got {Wx.shape}")
