@@ -6,7 +6,9 @@ import os
 # its workers spin after each parallel kernel by default, and BLAS threads run between those
 # kernels on the same cores: spinning workers starve BLAS. Passive waiting hands the cores
 # over at once. It is read when OpenMP starts, so it is set before any kernel runs; a value
-# the user set wins.
+# the user set wins (_SETS_OMP_WAIT_POLICY: fastlstm chose it; the PyTorch peer of `fastlstm bench`
+# starts torch's own OpenMP without it, as a user of PyTorch runs it).
+_SETS_OMP_WAIT_POLICY = "OMP_WAIT_POLICY" not in os.environ
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from fastlstm.threads import apply_env as _apply_env, get_num_threads, set_num_threads  # noqa: E402

@@ -7,12 +7,14 @@ and 8 at their sizes (4, 7 and 8 run the book-style files of a checkout's tests/
 `python -m fastlstm.benchmark ppmi` the PPMI of chapter 2 against the book's loop;
 `python -m fastlstm.benchmark shapes` every compiled time layer over a grid of shapes (`--quick`, `--csv`);
 `fastlstm bench` (model_throughput) measures whole training and evaluation steps of both
-book models in tokens/s, against the machine's matrix-product peak measured in the same run.
+book models in tokens/s, against the machine's matrix-product peak measured in the same run,
+and, with `--peer torch`, against PyTorch's CPU LSTM (fastlstm.torch_peer, optional).
 """
 
 import argparse
 import csv
 import gc
+import importlib
 import itertools
 import json
 import os
@@ -29,6 +31,7 @@ import fastlstm.time_layers as fast
 from fastlstm import models, util
 from fastlstm import optimizer as optimizers
 from fastlstm.dataset import ptb, sequence
+from fastlstm.errors import UserError
 from fastlstm.kernels import packed_product
 from fastlstm.optimizer import SGD
 from fastlstm.reference import book_files, counting
@@ -374,6 +377,11 @@ MODELS = {
                "layers": 2, "eval_kwargs": {"train_flg": False}},
 }
 IMPLEMENTATIONS = ("fastlstm", "numpy")
+# Optional peers, each a module of fastlstm that needs a package fastlstm does not: its name, the
+# package, and how to install it. A peer starts from the weights fastlstm's model draws and is
+# timed as fastlstm is, its rounds interleaved with fastlstm's.
+PEERS = {"torch": ("fastlstm.torch_peer", "torch", "pip install torch")}
+LABELS = {"fastlstm": "fastlstm", "numpy": "NumPy", "torch": "PyTorch"}
 # (N, T) of a step: the book's training batch, and the batch of its eval_perplexity
 STEPS = {"train": (20, 35), "eval": (10, 35)}
 LR, MAX_GRAD = 20.0, 0.25  # SGD learning rate and gradient clipping of the book's recipes
@@ -429,13 +437,24 @@ def paired_rounds(fn, peak, repeat, min_time, settle=SETTLE, best_of=BEST_OF):
     `settle` seconds, then times `best_of` runs of fn, each of calls lasting at least
     `min_time` seconds (one call when 0): on a shared machine a slow moment then slows both
     sides of a round, and their ratio stays."""
-    fn()
-    rounds = []
-    for _ in range(repeat):
-        time.sleep(settle)
-        gflops = [peak() for _ in range(best_of)]
-        time.sleep(settle)
-        rounds.append(([timed_round(fn, min_time) for _ in range(best_of)], gflops))
+    return interleaved_rounds([fn], peak, repeat, min_time, settle, best_of)[0]
+
+
+def interleaved_rounds(fns, peak, repeat, min_time, settle=SETTLE, best_of=BEST_OF):
+    """paired_rounds of several fns at once, one list of rounds per fn: each fn called once
+    untimed, then in each of `repeat` rounds every fn gets its own peak and runs as in
+    paired_rounds, in order in even rounds and in reverse in odd ones, so that a slow moment of
+    the shared machine weighs on every fn alike."""
+    for fn in fns:
+        fn()
+    rounds = [[] for _ in fns]
+    for r in range(repeat):
+        order = range(len(fns)) if r % 2 == 0 else range(len(fns) - 1, -1, -1)
+        for i in order:
+            time.sleep(settle)
+            gflops = [peak() for _ in range(best_of)]
+            time.sleep(settle)
+            rounds[i].append(([timed_round(fns[i], min_time) for _ in range(best_of)], gflops))
     return rounds
 
 
@@ -460,20 +479,36 @@ def model_flop_per_token(model, step, sizes=None):
     return flop_per_token(step, s["vocab_size"], s["wordvec_size"], s["hidden_size"], spec["layers"])
 
 
+def load_peer(name):
+    """The module of peer `name` of PEERS; UserError with the install command where the package
+    it needs is missing."""
+    module, package, install = PEERS[name]
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != package:
+            raise
+        raise UserError(f"the {LABELS[name]} peer needs {package}, which is not installed: {install}") from None
+
+
 def make_step(model, implementation, step, sizes=None, seed=0):
     """(fn, tokens): one training or evaluation step of a freshly built float32 model, as a call.
 
-    Weights come from np.random.seed(seed) (the global generator, as in the book), the token
-    ids and targets from default_rng(seed); the model is stateful as built and never reset,
-    so repeated calls continue its state as truncated BPTT does. `sizes` overrides the
-    book's constructor sizes (tests use tiny ones).
+    `implementation` is one of IMPLEMENTATIONS or of PEERS (a peer's model gets the weights
+    of fastlstm's). Weights come from np.random.seed(seed) (the global generator, as in the
+    book), the token ids and targets from default_rng(seed); the model is stateful as built and
+    never reset, so repeated calls continue its state as truncated BPTT does. `sizes`
+    overrides the book's constructor sizes (tests use tiny ones).
     """
     spec = MODELS[model]
     kwargs = {**spec["sizes"], **(sizes or {})}
     np.random.seed(seed)
-    net = spec["classes"][implementation](**kwargs, dtype=np.float32)
+    net = spec["classes"]["fastlstm" if implementation in PEERS else implementation](**kwargs, dtype=np.float32)
     N, T = STEPS[step]
     xs, ts = np.random.default_rng(seed).integers(0, kwargs["vocab_size"], size=(2, N, T))
+    if implementation in PEERS:
+        peer = load_peer(implementation)
+        return peer.make_step(peer.from_book(net), step, xs, ts, LR, MAX_GRAD, seed), N * T
     if step == "eval":
         return (lambda: net.forward(xs, ts, **spec["eval_kwargs"])), N * T
     optimizer = SGD(LR)
@@ -545,6 +580,8 @@ def _measure_step_memory(cases, sizes):
     """In this process: {"model/implementation/step": {"step": MiB, "total": MiB}} of MEMORY_METHOD
     for each case; None for a case where the peak RSS cannot be reset. The untimed first call
     loads the kernels and touches what the model keeps from step to step."""
+    for implementation in dict.fromkeys(c[1] for c in cases if c[1] in PEERS):
+        load_peer(implementation)  # its library loaded before any model: its memory is no step's
     result = {}
     for model, implementation, step in cases:
         gc.collect()
@@ -583,7 +620,7 @@ def step_memory(cases, sizes=None):
 
 
 def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_size=PEAK_SIZE, memory=True, log=None,
-                     settle=SETTLE):
+                     settle=SETTLE, peers=()):
     """Rows (dicts), one per model and step ('train', 'eval'), measured by paired_rounds
     (float32, the thread setting in force, JIT compiled before any timing): tokens/s of
     fastlstm and of the NumPy reference, each the median over its rounds, and their ratio;
@@ -595,12 +632,20 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
     ('peak_gflops') and the limit in tokens/s it sets, peak / FLOP per token. With
     `memory`, MEMORY_METHOD's figures in MiB (None when not measured).
 
+    Each of `peers` (names of PEERS) gets the same figures under its name, timed as fastlstm
+    is, by interleaved_rounds with fastlstm's rounds (its memory too, but with --quick), and
+    'speedup_<peer>': the median over those paired rounds of fastlstm's tokens/s over the peer's.
+
     Timing as TIMING[quick] says, with `settle` seconds of rest around each peak.
     `sizes` overrides the models' sizes, `peak_size` the side of the np.dot; `log`, a
     print-like callable, receives progress.
     """
     log = log or (lambda *a: None)
     timing = TIMING[quick]
+    unknown = [p for p in peers if p not in PEERS]
+    if unknown:
+        raise ValueError(f"peers must be some of {', '.join(PEERS)}, got {', '.join(map(str, unknown))}")
+    groups = [("fastlstm", *peers), ("numpy",)]  # timed together; a group of several interleaves its rounds
     warm_up()
     peak = Peak(peak_size)
     state = np.random.get_state()
@@ -611,13 +656,20 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
                 flop = model_flop_per_token(model, step, sizes)
                 row = {"model": model, "step": step, "batch": N, "time": T, "dtype": "float32",
                        "threads": fastlstm.get_num_threads(), "flop_per_token": flop}
-                for impl in IMPLEMENTATIONS:
-                    log(f"{model} {step} {impl}, each round after a float32 {peak_size}^3 np.dot")
-                    fn, tokens = make_step(model, impl, step, sizes)
-                    rounds = paired_rounds(fn, peak, settle=settle, **timing[impl])
-                    del fn
-                    row.update(_round_figures(impl, rounds, tokens, flop))
+                for group in groups:
+                    log(f"{model} {step} {' and '.join(group)}, each round after a float32 {peak_size}^3 np.dot")
+                    steps = [make_step(model, impl, step, sizes) for impl in group]
+                    fns, tokens = [fn for fn, _ in steps], steps[0][1]
+                    kwargs = {"settle": settle, **timing[group[0]]}
+                    sides = [paired_rounds(fns[0], peak, **kwargs)] if len(fns) == 1 else \
+                        interleaved_rounds(fns, peak, **kwargs)
+                    del steps, fns
+                    for impl, rounds in zip(group, sides):
+                        row.update(_round_figures(impl, rounds, tokens, flop))
                 row["speedup"] = row["fastlstm_tokens_per_s"] / row["numpy_tokens_per_s"]
+                for peer in peers:
+                    row[f"speedup_{peer}"] = float(np.median(np.divide(row["fastlstm_round_tokens_per_s"],
+                                                                       row[f"{peer}_round_tokens_per_s"])))
                 row["peak_gflops"] = float(np.median(row["fastlstm_peaks_gflops"]))
                 row["limit_tokens_per_s"] = row["peak_gflops"] * 1e9 / flop
                 if step == "train":
@@ -627,9 +679,10 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
         np.random.set_state(state)
     if memory:
         log("memory, in a fresh subprocess")
-        mib = step_memory([(r["model"], impl, r["step"]) for r in rows for impl in timing["memory"]], sizes)
+        measured = (*timing["memory"], *(() if quick else peers))
+        mib = step_memory([(r["model"], impl, r["step"]) for r in rows for impl in measured], sizes)
         for r in rows:
-            for impl in IMPLEMENTATIONS:
+            for impl in (*IMPLEMENTATIONS, *peers):
                 figures = mib.get(f"{r['model']}/{impl}/{r['step']}") or {}
                 r[f"{impl}_step_mib"] = figures.get("step")
                 r[f"{impl}_total_mib"] = figures.get("total")
@@ -648,35 +701,53 @@ def _round_figures(impl, rounds, tokens, flop):
             f"{impl}_round_calls": [{"seconds": seconds, "gflops": gflops} for seconds, gflops in rounds]}
 
 
+def row_implementations(row):
+    """The implementations a row of model_throughput measured: IMPLEMENTATIONS, then its peers."""
+    return [*IMPLEMENTATIONS, *(p for p in PEERS if f"{p}_tokens_per_s" in row)]
+
+
 def row_peaks(*rows):
     """Every peak (GFLOP/s) measured for the rows of model_throughput, in order."""
-    return [gflops for row in rows for impl in IMPLEMENTATIONS for gflops in row[f"{impl}_peaks_gflops"]]
+    return [gflops for row in rows for impl in row_implementations(row) for gflops in row[f"{impl}_peaks_gflops"]]
 
 
 def format_throughput(rows):
-    """The rows of model_throughput as a fixed-width table (text)."""
+    """The rows of model_throughput as a fixed-width table (text): a block of columns per
+    implementation, then fastlstm's ratio to each of the others."""
     def mem(r, impl):
         step, total = r.get(f"{impl}_step_mib"), r.get(f"{impl}_total_mib")
         return "n/a" if step is None else f"{step:.0f}/{total:.0f}"
-    head = (f"{'model':7s}{'step':6s}{'N x T':>7s}{'MFLOP/tok':>10s}{'limit tok/s':>12s} |"
-            f"{'fastlstm tok/s':>15s}{'GFLOP/s':>8s}{'of lim':>7s}{'MiB':>9s} |"
-            f"{'NumPy tok/s':>12s}{'GFLOP/s':>8s}{'of lim':>7s}{'MiB':>9s} |{'ratio':>7s}")
+    impls = row_implementations(rows[0])
+    peers = impls[len(IMPLEMENTATIONS):]
+    ratios = [("speedup", "NumPy")] + [(f"speedup_{p}", LABELS[p]) for p in peers]
+    head = (f"{'model':7s}{'step':6s}{'N x T':>7s}{'MFLOP/tok':>10s}{'limit tok/s':>12s}"
+            + "".join(f" |{LABELS[i] + ' tok/s':>15s}{'GFLOP/s':>8s}{'of lim':>7s}{'MiB':>9s}" for i in impls)
+            + " |" + "".join(f"{'vs ' + label:>11s}" for _, label in ratios))
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
             f"{r['model']:7s}{r['step']:6s}{r['batch']:>3d} x{r['time']:>3d}{r['flop_per_token'] / 1e6:10.2f}"
-            f"{r['limit_tokens_per_s']:12.0f} |{r['fastlstm_tokens_per_s']:15.0f}{r['fastlstm_gflops']:8.1f}"
-            f"{r['fastlstm_fraction']:7.1%}{mem(r, 'fastlstm'):>9s} |{r['numpy_tokens_per_s']:12.0f}"
-            f"{r['numpy_gflops']:8.1f}{r['numpy_fraction']:7.1%}{mem(r, 'numpy'):>9s} |{r['speedup']:6.1f}x")
+            f"{r['limit_tokens_per_s']:12.0f}"
+            + "".join(f" |{r[f'{i}_tokens_per_s']:15.0f}{r[f'{i}_gflops']:8.1f}{r[f'{i}_fraction']:7.1%}"
+                      f"{mem(r, i):>9s}" for i in impls)
+            + " |" + "".join(f"{r[key]:10.2f}x" for key, _ in ratios))
     floors = [f"{r['model']} {r['floor_mib']:.0f}" for r in rows if "floor_mib" in r]
     lines.append("tok/s: median over rounds; limit: at the median peak of fastlstm's rounds; of lim: median over "
                  "rounds of the round's GFLOP/s over the peak measured just before it")
+    lines.append("vs NumPy: fastlstm's tok/s over NumPy's" + "".join(
+        f"; vs {LABELS[p]}: median over rounds of fastlstm's tok/s over {LABELS[p]}'s, their rounds interleaved"
+        for p in peers))
     lines.append("MiB: step/total; the floor of a training step (params + grads + activations backward needs, "
                  f"training_memory_floor): {', '.join(floors)}")
     lines.append("of lim round by round (fastlstm, each round against its own peak, lowest first):")
     for r in rows:
         fractions = sorted(r["fastlstm_round_fractions"])
         lines.append(f"  {r['model']:7s}{r['step']:6s}" + " ".join(f"{f:.1%}" for f in fractions))
+    for peer in peers:
+        lines.append(f"fastlstm's tok/s over {LABELS[peer]}'s round by round, in the rounds' order:")
+        for r in rows:
+            ratios = np.divide(r["fastlstm_round_tokens_per_s"], r[f"{peer}_round_tokens_per_s"])
+            lines.append(f"  {r['model']:7s}{r['step']:6s}" + " ".join(f"{x:.2f}x" for x in ratios))
     return "\n".join(lines)
 
 

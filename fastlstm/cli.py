@@ -253,7 +253,7 @@ def _run_generate(args):
 # ---------------------------------------------------------------------------- bench
 
 def add_bench(subparsers, common):
-    from fastlstm.benchmark import MODELS, describe_timing  # imported here: only `fastlstm bench` needs it
+    from fastlstm.benchmark import MODELS, PEERS, describe_timing  # imported here: only `fastlstm bench` needs it
 
     def model_list(text):
         names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
@@ -273,7 +273,8 @@ def add_bench(subparsers, common):
                     "round counts against the peak of its moment (each side of a round the best of two\n"
                     "measurements; tokens/s and the fraction are medians over the rounds); memory in MiB,\n"
                     "from RSS in a fresh subprocess: step = high-water growth over one step, total = with\n"
-                    "the model. --data is unused.",
+                    "the model. With --peer torch, PyTorch's CPU LSTM too (nn.LSTM, the same models, weights,\n"
+                    "steps and threads), timed as fastlstm is, their rounds interleaved. --data is unused.",
         epilog="Run it as\n"
                "  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE fastlstm bench\n"
                "where those variables are set: they slow a current OpenBLAS on the development machine.")
@@ -282,6 +283,9 @@ def add_bench(subparsers, common):
                         f"{describe_timing(False)})")
     p.add_argument("--models", type=model_list, default=list(MODELS), metavar="LIST",
                    help=f"comma-separated models to measure (default: {','.join(MODELS)})")
+    p.add_argument("--peer", choices=list(PEERS),
+                   help="also time this peer's implementation of the same steps (torch: PyTorch's CPU LSTM, "
+                        "which needs `pip install torch`)")
     p.add_argument("--json", metavar="FILE", help="also write the command line and the rows as JSON to FILE")
     p.add_argument("--profile", action="store_true",
                    help="then show where the time of each model's training step goes: every product, "
@@ -300,9 +304,11 @@ def _run_bench(args):
 
     if args.json and not os.access(os.path.dirname(os.path.abspath(args.json)), os.W_OK):
         raise UserError(f"--json {args.json}: its folder does not exist or cannot be written")
+    peer = benchmark.load_peer(args.peer) if args.peer else None
+    peers = (args.peer,) if args.peer else ()
     command = (f"fastlstm bench{' --quick' if args.quick else ''} --threads {get_num_threads()} "
-               f"--models {','.join(args.models)}" + (f" --json {args.json}" if args.json else "")
-               + (" --profile" if args.profile else ""))
+               f"--models {','.join(args.models)}" + (f" --peer {args.peer}" if peer else "")
+               + (f" --json {args.json}" if args.json else "") + (" --profile" if args.profile else ""))
     blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i.get('architecture')})"
                      for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas")
     print(f"command: {command}")
@@ -312,13 +318,15 @@ def _run_bench(args):
     if slowing:
         print(f"note: {' and '.join(slowing)} set; they may slow OpenBLAS (see fastlstm bench --help)")
     print(f"timing (float32): {benchmark.describe_timing(args.quick)}; {benchmark.PAIRING}", flush=True)
-    rows = benchmark.model_throughput(args.models, quick=args.quick,
+    rows = benchmark.model_throughput(args.models, quick=args.quick, peers=peers,
                                       log=lambda msg: print(f"  measuring {msg}", file=sys.stderr, flush=True))
     peaks = benchmark.row_peaks(*rows)
     peak = float(np.median(peaks))
     print(f"peak: median {peak:.1f} GFLOP/s of {len(peaks)} measurements ({min(peaks):.1f} to {max(peaks):.1f}), "
           f"float32 {benchmark.PEAK_SIZE}^3 np.dot, the best of {benchmark.BEST_OF} calls before each timed round")
     print(f"memory: {benchmark.MEMORY_METHOD}")
+    if peer:
+        print(f"peer: {peer.describe()}")
     print(benchmark.format_throughput(rows))
     if args.profile:
         from fastlstm import profiling
@@ -328,7 +336,7 @@ def _run_bench(args):
                                            peak=peak))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"command": command, "rows": rows}, f, indent=1)
+            json.dump({"command": command, **({"peer": peer.describe()} if peer else {}), "rows": rows}, f, indent=1)
     return 0
 
 

@@ -52,6 +52,11 @@ def test_model_throughput_on_tiny_models():
     assert "better" in benchmark.format_throughput(rows)
 
 
+def test_model_throughput_refuses_unknown_peers():
+    with pytest.raises(ValueError, match="peers must be some of torch, got tf"):
+        benchmark.model_throughput(["rnnlm"], peers=("tf",))
+
+
 def test_each_round_counts_against_the_peak_measured_just_before_it(monkeypatch):
     """Rounds of 2 and 4 s against peaks of 100 and 50 GFLOP/s (a slow moment slows both), each
     side of a round the best of its measurements: tokens/s and the fraction are medians over
@@ -107,6 +112,29 @@ def test_paired_rounds_measure_the_peak_before_each_round(monkeypatch):
     assert events == ["step"] + ["peak", "peak", "step", "step"] * 2  # an untimed call first
     assert [gflops for _, gflops in rounds] == [[10.0, 20.0], [30.0, 40.0]]
     assert [seconds for seconds, _ in rounds] == [[0.5, 0.25], [0.75, 0.125]]  # each run its own call
+
+
+def test_interleaved_rounds_give_each_side_its_own_peak_in_turns(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(benchmark, "time", clock)
+    events = []
+
+    def side(name):
+        def fn():
+            events.append(name)
+            clock.now += 0.5
+        return fn
+
+    def peak():
+        events.append("peak")
+        return 10.0 * events.count("peak")
+
+    a, b = benchmark.interleaved_rounds([side("a"), side("b")], peak, repeat=3, min_time=0, settle=0, best_of=2)
+    assert events == ["a", "b"] + ["peak", "peak", "a", "a", "peak", "peak", "b", "b"] \
+        + ["peak", "peak", "b", "b", "peak", "peak", "a", "a"] + ["peak", "peak", "a", "a", "peak", "peak", "b", "b"]
+    assert [gflops for _, gflops in a] == [[10.0, 20.0], [70.0, 80.0], [90.0, 100.0]]  # each its own peak
+    assert [gflops for _, gflops in b] == [[30.0, 40.0], [50.0, 60.0], [110.0, 120.0]]
+    assert all(seconds == [0.5, 0.5] for seconds, _ in a + b)
 
 
 def test_timed_round_averages_the_calls_of_at_least_min_time(monkeypatch):
