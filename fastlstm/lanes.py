@@ -51,9 +51,12 @@ class Lanes:
     spins: int = 1 << 15
     # Seconds a rest asks to sleep.
     rest_seconds: float = 2e-5
-    # Rounds of the short spins: the caller's wait for the workers' blocks of a product, and a recurrence's
-    # lanes while another process holds a core, where a spinning thread takes time from the one it waits for.
+    # Rounds of the short spins: a recurrence's lanes while another process holds a core, where a spinning
+    # thread takes time from the one it waits for.
     min_spins: int = 1 << 9
+    # Rounds the caller spins for the workers' blocks of a product before each rest: about as long as
+    # blocks cut alike end apart, since a rest asks for far less than the sleep the OS grants.
+    product_spins: int = 1 << 12
     # A recurrence's wait that runs out of `spins` twice (another process runs where the lane it waits for
     # should) makes the lanes' next `cheap_rests` rests come after `min_spins` rounds.
     cheap_rests: int = 256
@@ -167,7 +170,7 @@ class Lanes:
         spinning briefly and resting in turn, or its abort slot is set. The callers are at the
         end of a product, whose blocks can end milliseconds apart when one core is slower at
         the moment: a rest costs them nothing there."""
-        while wait_all(progress, steps, self.min_spins) == 0:
+        while wait_all(progress, steps, self.product_spins) == 0:
             self.rest()
 
     def recurrence_spins(self):
