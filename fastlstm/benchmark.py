@@ -366,15 +366,15 @@ def write_shapes_csv(rows, file):
 
 # ---------------------------------------------------------------------------- whole models
 
-# The book's two configurations: model classes (fastlstm, NumPy reference), constructor sizes,
-# LSTM layers, and the keyword arguments of the forward of its eval_perplexity.
+# The book's two configurations: model classes (fastlstm, NumPy reference), constructor sizes and
+# LSTM layers. An evaluation step is the forward that eval_perplexity calls (util.evaluation_forward).
 MODELS = {
     "rnnlm": {"classes": {"fastlstm": models.Rnnlm, "numpy": ref_models.Rnnlm},
               "sizes": {"vocab_size": 10000, "wordvec_size": 100, "hidden_size": 100},
-              "layers": 1, "eval_kwargs": {}},
+              "layers": 1},
     "better": {"classes": {"fastlstm": models.BetterRnnlm, "numpy": ref_models.BetterRnnlm},
                "sizes": {"vocab_size": 10000, "wordvec_size": 650, "hidden_size": 650, "dropout_ratio": 0.5},
-               "layers": 2, "eval_kwargs": {"train_flg": False}},
+               "layers": 2},
 }
 IMPLEMENTATIONS = ("fastlstm", "numpy")
 # Optional peers, each a module of fastlstm that needs a package fastlstm does not: its name, the
@@ -510,7 +510,8 @@ def make_step(model, implementation, step, sizes=None, seed=0):
         peer = load_peer(implementation)
         return peer.make_step(peer.from_book(net), step, xs, ts, LR, MAX_GRAD, seed), N * T
     if step == "eval":
-        return (lambda: net.forward(xs, ts, **spec["eval_kwargs"])), N * T
+        forward = util.evaluation_forward(net)
+        return (lambda: forward(xs, ts)), N * T
     optimizer = SGD(LR)
     return (lambda: train_step(net, optimizer, xs, ts, MAX_GRAD)), N * T
 

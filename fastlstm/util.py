@@ -158,13 +158,16 @@ def clip_grads(grads, max_norm):
     return total_norm
 
 
-def _accepts_train_flg(function):
-    """Whether `function` takes a train_flg keyword."""
+def evaluation_forward(model):
+    """model.forward(xs, ts) as eval_perplexity calls it: with train_flg=False where forward
+    takes that keyword (fastlstm's models then take their evaluation path), as it is where not
+    (the book's Rnnlm)."""
     try:
-        parameters = inspect.signature(function).parameters.values()
+        parameters = inspect.signature(model.forward).parameters.values()
+        takes = any(p.name == "train_flg" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
     except (TypeError, ValueError):  # no signature to read: pass it, as the book's first try does
-        return True
-    return any(p.name == "train_flg" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+        takes = True
+    return functools.partial(model.forward, train_flg=False) if takes else model.forward
 
 
 def eval_perplexity(model, corpus, batch_size=10, time_size=35):
@@ -199,9 +202,7 @@ def eval_loss(model, corpus, batch_size=10, time_size=35, rows=slice(None)):
                          f"it needs at least {batch_size * time_size + 1} tokens")
     jump = (corpus_size - 1) // batch_size
 
-    forward = model.forward
-    if _accepts_train_flg(forward):
-        forward = functools.partial(forward, train_flg=False)
+    forward = evaluation_forward(model)
     print('evaluating perplexity ...')
     # position of xs[i, t] in the first batch; later batches shift it by time_size each
     base = (np.arange(batch_size)[:, None] * jump + np.arange(time_size)[None, :])[rows]
