@@ -194,12 +194,19 @@ CHAPTER_CASES = {
 TRAINING_CASES = ("ch04", "ch05", "ch07", "ch07-peeky", "ch08")
 
 
-def alternating_rounds(sides, rounds, min_time):
+# Seconds of rest before each side's round where sides run on several threads: after a
+# multi-threaded call OpenBLAS's workers spin on for about a tenth of a second (2^28 cycles),
+# holding the core that the next side's lanes need (docs/performance.md, "Every shape").
+SIDE_REST = 0.12
+
+
+def alternating_rounds(sides, rounds, min_time, rest=0.0):
     """{key: seconds per call in each round (array)} of sides (key, threads, fn): every fn is
     called once untimed (compiled, a first NumPy call's fresh memory paid for), then each of
-    `rounds` rounds times every side by timed_round on its thread count, in order in even
-    rounds and in reverse in odd ones, so that a moment when the shared machine is slower
-    weighs on both sides alike; a key of several sides counts its best in each round."""
+    `rounds` rounds times every side by timed_round on its thread count, after `rest` seconds
+    of sleep, in order in even rounds and in reverse in odd ones, so that a moment when the
+    shared machine is slower weighs on both sides alike; a key of several sides counts its
+    best in each round."""
     def use(threads):
         if threads != fastlstm.get_num_threads():
             fastlstm.set_num_threads(threads)
@@ -211,6 +218,7 @@ def alternating_rounds(sides, rounds, min_time):
         best = {}
         for key, threads, fn in (sides if r % 2 == 0 else sides[::-1]):
             use(threads)
+            time.sleep(rest)
             seconds = timed_round(fn, min_time)
             best[key] = min(seconds, best.get(key, seconds))
         for key, seconds in best.items():
@@ -220,11 +228,11 @@ def alternating_rounds(sides, rounds, min_time):
 
 def chapter_speedups(names=TRAINING_CASES, rounds=9, min_time=0.2, data_dir=None):
     """[(case, NumPy seconds, fastlstm seconds, ratio)] of each named chapter case, float32,
-    warm, timed by alternating_rounds: the NumPy side at the better of fastlstm's thread
-    count and one thread (on a busy machine, multi-threaded BLAS at these sizes can run
-    many times slower). The seconds are medians over the rounds, the ratio (NumPy / fastlstm)
-    the median of the rounds' ratios, so that a moment when the shared machine is slower
-    weighs on both sides alike."""
+    warm, timed by alternating_rounds (each round after SIDE_REST on several threads): the
+    NumPy side at the better of fastlstm's thread count and one thread (on a busy machine,
+    multi-threaded BLAS at these sizes can run many times slower). The seconds are medians
+    over the rounds, the ratio (NumPy / fastlstm) the median of the rounds' ratios, so that a
+    moment when the shared machine is slower weighs on both sides alike."""
     threads = fastlstm.get_num_threads()
     rows = []
     try:
@@ -234,7 +242,7 @@ def chapter_speedups(names=TRAINING_CASES, rounds=9, min_time=0.2, data_dir=None
             sides = [(ref_models, threads, steps[ref_models]), (models, threads, steps[models])]
             if threads > 1:
                 sides.append((ref_models, 1, steps[ref_models]))
-            times = alternating_rounds(sides, rounds, min_time)
+            times = alternating_rounds(sides, rounds, min_time, SIDE_REST if threads > 1 else 0.0)
             t_ref, t_fast = times[ref_models], times[models]
             rows.append((label, float(np.median(t_ref)), float(np.median(t_fast)), float(np.median(t_ref / t_fast))))
     finally:
@@ -293,12 +301,13 @@ def shape_step(kit, layer, mode, arguments):
 
 def shape_cell(layer, mode, N, T, width, rounds, min_time):
     """One cell of the sweep as a dict of SHAPE_COLUMNS: both sides built from the same weights
-    and inputs (default_rng(0)), timed by alternating_rounds on the current threads; seconds
+    and inputs (default_rng(0)), timed by alternating_rounds on the current threads (each
+    round after SIDE_REST on several); seconds
     per call are medians over the rounds, the ratio (NumPy / fastlstm) the rounds' median."""
     arguments = shape_arguments(layer, np.random.default_rng(0), N, T, width)
     threads = fastlstm.get_num_threads()
     times = alternating_rounds([(kit, threads, shape_step(kit, layer, mode, arguments)) for kit in (ref, fast)],
-                               rounds, min_time)
+                               rounds, min_time, SIDE_REST if threads > 1 else 0.0)
     return {"layer": layer, "mode": mode, "N": N, "T": T, "width": width,
             "numpy_s": float(np.median(times[ref])), "fastlstm_s": float(np.median(times[fast])),
             "ratio": float(np.median(times[ref] / times[fast]))}
@@ -773,7 +782,8 @@ def _shapes_command(parser, args):
     rounds, min_time = SHAPE_TIMING[args.quick]
     rounds = args.repeat or rounds
     print(f"float32, {fastlstm.get_num_threads()} threads, {len(cells)} cells; each the median of {rounds} "
-          f"paired rounds (each side >= {min_time * 1e3:g} ms of calls, which one first alternating)", flush=True)
+          f"paired rounds (each side >= {min_time * 1e3:g} ms of calls, which one first alternating"
+          f"{f', after {SIDE_REST:g} s of rest' if fastlstm.get_num_threads() > 1 else ''})", flush=True)
     start = time.perf_counter()
     rows = shape_sweep(cells, args.quick, rounds, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(format_shapes(rows))

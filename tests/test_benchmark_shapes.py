@@ -65,7 +65,7 @@ def test_a_cells_ratio_is_the_median_of_its_rounds(monkeypatch):
     ratio the median of the rounds' 2, 9 and 2, not 6 / 2."""
     seconds = {"ref": iter([4.0, 9.0, 6.0]), "fast": iter([2.0, 1.0, 3.0])}
     monkeypatch.setattr(benchmark, "shape_step", lambda kit, *args: "ref" if kit is benchmark.ref else "fast")
-    monkeypatch.setattr(benchmark, "alternating_rounds", lambda sides, rounds, min_time: {
+    monkeypatch.setattr(benchmark, "alternating_rounds", lambda sides, rounds, min_time, rest: {
         kit: np.array([next(seconds[fn]) for _ in range(rounds)]) for kit, _, fn in sides})
     row = benchmark.shape_cell("Affine", "eval", 1, 1, 4, rounds=3, min_time=0)
     assert (row["numpy_s"], row["fastlstm_s"], row["ratio"]) == (6.0, 2.0, 2.0)
@@ -100,3 +100,21 @@ def test_shapes_command_refuses_a_bad_grid(capsys, argv, message):
     with pytest.raises(SystemExit):
         benchmark.main(["shapes", *argv])
     assert message in capsys.readouterr().err
+
+
+def test_each_sides_round_follows_its_rest(monkeypatch):
+    """With a rest, every timed round of every side comes right after a sleep of that length
+    (another side's BLAS workers spin on after its calls); on one thread the cells ask none."""
+    events = []
+    monkeypatch.setattr(benchmark.time, "sleep", lambda s: events.append(("rest", s)))
+    monkeypatch.setattr(benchmark, "timed_round", lambda fn, min_time: events.append(("time", fn())) or 1.0)
+    sides = [("a", 1, lambda: "a"), ("b", 1, lambda: "b")]
+    benchmark.alternating_rounds(sides, rounds=2, min_time=0, rest=0.25)
+    timed = [i for i, event in enumerate(events) if event[0] == "time"]
+    assert [events[i][1] for i in timed] == ["a", "b", "b", "a"]
+    assert all(events[i - 1] == ("rest", 0.25) for i in timed)
+    rests = []
+    monkeypatch.setattr(benchmark, "alternating_rounds", lambda sides, rounds, min_time, rest: rests.append(rest) or {
+        kit: np.ones(rounds) for kit, _, _ in sides})
+    benchmark.shape_cell("Affine", "eval", 1, 1, 4, rounds=1, min_time=0)  # one thread (the module's fixture)
+    assert rests == [0.0]
