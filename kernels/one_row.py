@@ -25,13 +25,16 @@ COLUMN_BLOCK = 2048
 def row_times_rows(x, W, b, j0, out):
     """out[j] = sum over k of x[k] * W[k, j0 + j], a multiply-add at a time in order of k
     from 0 (packed_product's order), then + b[j0 + j] where b is not None: columns
-    j0 .. j0 + m of x @ W (+ b), m = out.shape[0]. Four rows of W per pass over a block of
-    columns.
+    j0 .. j0 + m of x @ W (+ b), m = out.shape[0]. Eight rows of W per pass over a block of
+    columns (then four, then one): each pass loads and stores the block's sums once, so more
+    rows a pass leave more of the memory traffic to the weight itself; the order of k, and
+    so the bits, are the same.
 
     x (K,), W (K, n), out (m,), C-contiguous; b (n,) of any strides, or None.
     """
     K = x.shape[0]
     K4 = K - K % 4
+    K8 = K - K % 8
     m = out.shape[0]
     for c0 in range(0, m, COLUMN_BLOCK):
         c1 = min(c0 + COLUMN_BLOCK, m)
@@ -40,7 +43,15 @@ def row_times_rows(x, W, b, j0, out):
         w1 = j0 + c1
         for j in range(c1 - c0):
             acc[j] = 0
-        for k in range(0, K4, 4):
+        for k in range(0, K8, 8):
+            r0, r1, r2, r3 = W[k, w0:w1], W[k + 1, w0:w1], W[k + 2, w0:w1], W[k + 3, w0:w1]
+            r4, r5, r6, r7 = W[k + 4, w0:w1], W[k + 5, w0:w1], W[k + 6, w0:w1], W[k + 7, w0:w1]
+            x0, x1, x2, x3 = x[k], x[k + 1], x[k + 2], x[k + 3]
+            x4, x5, x6, x7 = x[k + 4], x[k + 5], x[k + 6], x[k + 7]
+            for j in range(c1 - c0):
+                a = fma(x3, r3[j], fma(x2, r2[j], fma(x1, r1[j], fma(x0, r0[j], acc[j]))))
+                acc[j] = fma(x7, r7[j], fma(x6, r6[j], fma(x5, r5[j], fma(x4, r4[j], a))))
+        for k in range(K8, K4, 4):
             r0, r1, r2, r3 = W[k, w0:w1], W[k + 1, w0:w1], W[k + 2, w0:w1], W[k + 3, w0:w1]
             x0, x1, x2, x3 = x[k], x[k + 1], x[k + 2], x[k + 3]
             for j in range(c1 - c0):
