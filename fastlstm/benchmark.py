@@ -302,8 +302,8 @@ def shape_step(kit, layer, mode, arguments):
 def shape_cell(layer, mode, N, T, width, rounds, min_time):
     """One cell of the sweep as a dict of SHAPE_COLUMNS: both sides built from the same weights
     and inputs (default_rng(0)), timed by alternating_rounds on the current threads (each
-    round after SIDE_REST on several); seconds
-    per call are medians over the rounds, the ratio (NumPy / fastlstm) the rounds' median."""
+    round after SIDE_REST on several); seconds per call are medians over the rounds, the ratio
+    (NumPy / fastlstm) the rounds' median."""
     arguments = shape_arguments(layer, np.random.default_rng(0), N, T, width)
     threads = fastlstm.get_num_threads()
     times = alternating_rounds([(kit, threads, shape_step(kit, layer, mode, arguments)) for kit in (ref, fast)],
@@ -402,7 +402,7 @@ SETTLE = 0.2
 # step's timed runs alike, so that a disturbed call on either side is dropped the same way.
 # The best peak against the step's one run would count only the step's disturbances.
 BEST_OF = 2
-# The full and the --quick (True) measurement: paired_rounds' arguments per implementation
+# The full and the --quick (True) measurement: interleaved_rounds' arguments per implementation
 # (both warm up with an untimed call: a first NumPy call pays for fresh memory), implementations whose memory is measured (--quick skips NumPy's: its
 # BetterRnnlm step takes seconds). --quick takes one round of each, well under a minute.
 TIMING = {False: {"fastlstm": {"repeat": 5, "min_time": 0.2},
@@ -440,20 +440,13 @@ PAIRING = (f"each timed round just after its own peak measurement (float32 {PEAK
            "round's fraction against its own peak")
 
 
-def paired_rounds(fn, peak, repeat, min_time, settle=SETTLE, best_of=BEST_OF):
-    """[(seconds per call of fn in each run, GFLOP/s of each peak() call)] for `repeat` rounds,
-    after one untimed call of fn. Each round calls peak() `best_of` times between two rests of
-    `settle` seconds, then times `best_of` runs of fn, each of calls lasting at least
-    `min_time` seconds (one call when 0): on a shared machine a slow moment then slows both
-    sides of a round, and their ratio stays."""
-    return interleaved_rounds([fn], peak, repeat, min_time, settle, best_of)[0]
-
-
 def interleaved_rounds(fns, peak, repeat, min_time, settle=SETTLE, best_of=BEST_OF):
-    """paired_rounds of several fns at once, one list of rounds per fn: each fn called once
-    untimed, then in each of `repeat` rounds every fn gets its own peak and runs as in
-    paired_rounds, in order in even rounds and in reverse in odd ones, so that a slow moment of
-    the shared machine weighs on every fn alike."""
+    """[[(seconds per call of fn in each run, GFLOP/s of each peak() call)] for `repeat`
+    rounds] per fn of `fns`, after one untimed call of each. In each round every fn gets its
+    own peak: peak() `best_of` times between two rests of `settle` seconds, then `best_of`
+    runs of fn, each of calls lasting at least `min_time` seconds (one call when 0), so that a
+    slow moment of the shared machine slows a fn and its peak alike and their ratio stays; the
+    fns take their turns in order in even rounds and in reverse in odd ones."""
     for fn in fns:
         fn()
     rounds = [[] for _ in fns]
@@ -631,7 +624,7 @@ def step_memory(cases, sizes=None):
 
 def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_size=PEAK_SIZE, memory=True, log=None,
                      settle=SETTLE, peers=()):
-    """Rows (dicts), one per model and step ('train', 'eval'), measured by paired_rounds
+    """Rows (dicts), one per model and step ('train', 'eval'), measured by interleaved_rounds
     (float32, the thread setting in force, JIT compiled before any timing): tokens/s of
     fastlstm and of the NumPy reference, each the median over its rounds, and their ratio;
     FLOPs per token; achieved GFLOP/s; each implementation's fraction of the limit, the
@@ -644,7 +637,8 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
 
     Each of `peers` (names of PEERS) gets the same figures under its name, timed as fastlstm
     is, by interleaved_rounds with fastlstm's rounds (its memory too, but with --quick), and
-    'speedup_<peer>': the median over those paired rounds of fastlstm's tokens/s over the peer's.
+    'speedup_<peer>_rounds': fastlstm's tokens/s over the peer's in each of those paired rounds,
+    and 'speedup_<peer>' their median.
 
     Timing as TIMING[quick] says, with `settle` seconds of rest around each peak.
     `sizes` overrides the models' sizes, `peak_size` the side of the np.dot; `log`, a
@@ -670,16 +664,15 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
                     log(f"{model} {step} {' and '.join(group)}, each round after a float32 {peak_size}^3 np.dot")
                     steps = [make_step(model, impl, step, sizes) for impl in group]
                     fns, tokens = [fn for fn, _ in steps], steps[0][1]
-                    kwargs = {"settle": settle, **timing[group[0]]}
-                    sides = [paired_rounds(fns[0], peak, **kwargs)] if len(fns) == 1 else \
-                        interleaved_rounds(fns, peak, **kwargs)
+                    sides = interleaved_rounds(fns, peak, settle=settle, **timing[group[0]])
                     del steps, fns
                     for impl, rounds in zip(group, sides):
                         row.update(_round_figures(impl, rounds, tokens, flop))
                 row["speedup"] = row["fastlstm_tokens_per_s"] / row["numpy_tokens_per_s"]
                 for peer in peers:
-                    row[f"speedup_{peer}"] = float(np.median(np.divide(row["fastlstm_round_tokens_per_s"],
-                                                                       row[f"{peer}_round_tokens_per_s"])))
+                    row[f"speedup_{peer}_rounds"] = np.divide(row["fastlstm_round_tokens_per_s"],
+                                                               row[f"{peer}_round_tokens_per_s"]).tolist()
+                    row[f"speedup_{peer}"] = float(np.median(row[f"speedup_{peer}_rounds"]))
                 row["peak_gflops"] = float(np.median(row["fastlstm_peaks_gflops"]))
                 row["limit_tokens_per_s"] = row["peak_gflops"] * 1e9 / flop
                 if step == "train":
@@ -700,7 +693,7 @@ def model_throughput(model_names=tuple(MODELS), quick=False, sizes=None, peak_si
 
 
 def _round_figures(impl, rounds, tokens, flop):
-    """The figures of one implementation's paired_rounds, keyed as model_throughput's rows have them."""
+    """The figures of one implementation's rounds (interleaved_rounds), keyed as model_throughput's rows have them."""
     rates = [tokens / min(seconds) for seconds, _ in rounds]
     peaks = [max(gflops) for _, gflops in rounds]
     rate = float(np.median(rates))
@@ -756,8 +749,7 @@ def format_throughput(rows):
     for peer in peers:
         lines.append(f"fastlstm's tok/s over {LABELS[peer]}'s round by round, in the rounds' order:")
         for r in rows:
-            ratios = np.divide(r["fastlstm_round_tokens_per_s"], r[f"{peer}_round_tokens_per_s"])
-            lines.append(f"  {r['model']:7s}{r['step']:6s}" + " ".join(f"{x:.2f}x" for x in ratios))
+            lines.append(f"  {r['model']:7s}{r['step']:6s}" + " ".join(f"{x:.2f}x" for x in r[f"speedup_{peer}_rounds"]))
     return "\n".join(lines)
 
 

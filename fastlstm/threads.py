@@ -37,9 +37,10 @@ def get_num_threads():
 @functools.lru_cache(maxsize=None)
 def _blas_switches():
     """(get, set) of the thread count of each loaded BLAS library: OpenBLAS's own two C
-    functions where it runs its own threads (single_threaded_blas switches twice around a
-    product as small as a microsecond, and threadpoolctl's wrappers around the same calls take
-    several times longer), threadpoolctl's methods for any other library or threading layer."""
+    functions where it runs its own threads (single_threaded_blas switches twice around each
+    layer call that reaches BLAS, some of them tens of microseconds long, and threadpoolctl's
+    wrappers around the same calls take several times longer), threadpoolctl's methods for
+    any other library or threading layer."""
     return tuple(_openblas_switch(c) or (c.get_num_threads, c.set_num_threads)
                  for c in threadpoolctl.ThreadpoolController().lib_controllers if c.user_api == "blas")
 

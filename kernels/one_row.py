@@ -30,7 +30,8 @@ def row_times_rows(x, W, b, j0, out):
     rows a pass leave more of the memory traffic to the weight itself; the order of k, and
     so the bits, are the same.
 
-    x (K,), W (K, n), out (m,), C-contiguous; b (n,) of any strides, or None.
+    x (K,) of any strides (a row of a transposed operand); W (K, n), out (m,), C-contiguous;
+    b (n,) of any strides, or None.
     """
     K = x.shape[0]
     K4 = K - K % 4
@@ -67,7 +68,6 @@ def row_times_rows(x, W, b, j0, out):
                 acc[j] = acc[j] + bias[j]
 
 
-
 @njit(cache=True, nogil=True, **STEP_OPTIONS)
 def rows_times_rows(a, W, b, out):
     """out = a @ W (+ b where not None), row by row through row_times_rows: a product too
@@ -89,6 +89,7 @@ def rows_times_columns(a, E, b, out, partials):
     """
     for i in range(a.shape[0]):
         row_times_columns(a[i], E, b, 0, out[i], partials)
+
 
 # Partial sums per dot product of the transposed product: interleaved, so that they run as
 # SIMD vectors without 'reassoc', several vectors' worth so that their chains overlap.

@@ -16,7 +16,10 @@ import numpy as np
 
 import fastlstm
 from fastlstm import blas
+from fastlstm.benchmark import timed_round
 from fastlstm.lanes import Lanes
+
+BATCH_SECONDS = 0.03
 
 SHAPES = [(64, 256, 256), (128, 256, 256), (256, 256, 256), (512, 256, 256), (1024, 256, 256), (2048, 256, 256),
           (128, 650, 650), (256, 650, 650), (700, 100, 1000), (350, 100, 10000), (700, 100, 10000)]
@@ -24,16 +27,10 @@ SHAPES = [(64, 256, 256), (128, 256, 256), (256, 256, 256), (512, 256, 256), (10
 
 def median_ms(fn, rest, batches=5):
     fn()
-    start = time.perf_counter()
-    fn()
-    calls = max(5, int(0.03 / (time.perf_counter() - start)))
     times = []
     for _ in range(batches):
         time.sleep(rest)
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        times.append((time.perf_counter() - start) / calls * 1e3)
+        times.append(timed_round(fn, BATCH_SECONDS) * 1e3)
     return statistics.median(times)
 
 

@@ -63,7 +63,7 @@ def test_each_round_counts_against_the_peak_measured_just_before_it(monkeypatch)
     rounds, the fraction of each round against its own peak."""
     rounds = itertools.cycle([[([2.5, 2.0], [90.0, 100.0]), ([4.0, 4.4], [50.0, 45.0])],
                               [([1.0, 1.5], [100.0, 80.0])]])  # fastlstm's, then NumPy's
-    monkeypatch.setattr(benchmark, "paired_rounds", lambda *args, **kwargs: next(rounds))
+    monkeypatch.setattr(benchmark, "interleaved_rounds", lambda fns, *args, **kwargs: [next(rounds) for _ in fns])
     monkeypatch.setattr(benchmark, "make_step", lambda model, impl, step, sizes: (None, 700))
     row = benchmark.model_throughput(["rnnlm"], quick=True, memory=False, settle=0)[0]
     flop = row["flop_per_token"]
@@ -94,7 +94,7 @@ class FakeClock:
         self.now += seconds
 
 
-def test_paired_rounds_measure_the_peak_before_each_round(monkeypatch):
+def test_rounds_of_one_side_measure_the_peak_before_each_round(monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(benchmark, "time", clock)
     events = []
@@ -108,7 +108,7 @@ def test_paired_rounds_measure_the_peak_before_each_round(monkeypatch):
         events.append("peak")
         return 10.0 * events.count("peak")
 
-    rounds = benchmark.paired_rounds(fn, peak, repeat=2, min_time=0, settle=0, best_of=2)
+    rounds, = benchmark.interleaved_rounds([fn], peak, repeat=2, min_time=0, settle=0, best_of=2)
     assert events == ["step"] + ["peak", "peak", "step", "step"] * 2  # an untimed call first
     assert [gflops for _, gflops in rounds] == [[10.0, 20.0], [30.0, 40.0]]
     assert [seconds for seconds, _ in rounds] == [[0.5, 0.25], [0.75, 0.125]]  # each run its own call
