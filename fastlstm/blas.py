@@ -1,14 +1,16 @@
 """Matrix products through NumPy's BLAS, their rows split over lanes (fastlstm/lanes.py)."""
 
+import ctypes
 import functools
 
 import numpy as np
 
 from fastlstm import lanes as _lanes
 from fastlstm.checks import c_order_view
+from fastlstm.kernels import blas_calls
 from fastlstm.kernels.linalg import add_to_rows
 from fastlstm.kernels.one_row import PARTIALS, rows_times_columns, rows_times_rows
-from fastlstm.threads import single_threaded_blas
+from fastlstm.threads import numpy_openblas, openblas_symbol, single_threaded_blas
 
 # Row counts tried, smallest first, as the quantum of a product's cuts (row_quantum).
 QUANTA = (8, 12, 16, 24, 32, 48, 64, 96)
@@ -91,7 +93,50 @@ def _split_over_lanes(products, lanes):
             _product(a[j0:j1], b, out[j0:j1], bias)
 
     follow = all(work // n >= 4 * FOLLOW_WORK for work in works)
-    lanes.run(lane, lead, n, quantum=quantum, follow=follow, learn=True)
+    fields = _compiled(products)
+    if fields is None:
+        lanes.run(lane, lead, n, quantum=quantum, follow=follow, learn=True)
+        return
+    spans = lanes.blocks(lead, n, quantum, follow)
+    blocks = np.zeros((n, len(products), blas_calls.BLOCK_FIELDS), dtype=np.int64)
+    blocks[:, :, :blas_calls.FIELDS] = fields
+    for k, (i0, i1) in enumerate(spans):
+        for p, M in enumerate(rows):
+            blocks[k, p, blas_calls.J0], blocks[k, p, blas_calls.J1] = cut(i0, M), cut(i1, M)
+    lanes.run_products(blocks, len(products), spans)
+
+
+def _compiled(products):
+    """The products' fields for compiled lanes (kernels/blas_calls.describe), one row each,
+    or None where some product is not one they take, or there is no gemm to call."""
+    gemms = _gemms()
+    if gemms is None or len(products) > blas_calls.MAX_PRODUCTS:
+        return None
+    fields = np.empty((len(products), blas_calls.FIELDS), dtype=np.int64)
+    for row, (a, b, out, bias) in zip(fields, products):
+        gemm = gemms.get(out.dtype)
+        if gemm is None or a.dtype != out.dtype or b.dtype != out.dtype or (bias is not None and bias.dtype != out.dtype):
+            return None
+        if not blas_calls.describe(row, a, b, out, bias, gemm):
+            return None
+    return fields
+
+
+@functools.lru_cache(maxsize=None)
+def _gemms():
+    """{dtype: address} of sgemm and dgemm in NumPy's own OpenBLAS (a 64-bit-integer build,
+    as NumPy's wheels carry), or None where there is no such library, or no clock for the
+    lanes to time their blocks by: then the lanes run products in Python."""
+    lib = numpy_openblas()
+    if lib is None or _lanes.clock_address() is None:
+        return None
+    gemms = {}
+    for dtype, name in ((np.dtype(np.float32), "cblas_sgemm"), (np.dtype(np.float64), "cblas_dgemm")):
+        found = openblas_symbol(lib, name)
+        if found is None or not found[1]:
+            return None
+        gemms[dtype] = ctypes.cast(found[0], ctypes.c_void_p).value
+    return gemms
 
 
 def _small_product(a, b, out, bias, work):

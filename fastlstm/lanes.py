@@ -9,9 +9,10 @@ recurrence's lanes meet once per step inside theirs: fastlstm/recurrence.py).
 
 A `Lanes` object holds all that steers the split and its timing:
 - the worker threads, kept from call to call (a thread started per call costs more than
-  a small product's block); a worker waits for its next block by spinning briefly
-  (kernels/spin.py), then sleeps on an event; the caller waits for the workers by
-  spinning briefly, then resting;
+  a small product's block); a worker waits for its next block by spinning briefly in
+  compiled code (kernels/blas_calls.serve), runs a product's block there and any other
+  block in Python, then sleeps on an event; a woken worker is kept off its caller's CPU;
+  the caller waits for the workers by spinning briefly, then resting;
 - the lanes' speeds: one core of a shared machine runs slower at times, for hundreds of
   milliseconds, and lanes that split evenly then wait for the slow one; so work whose
   results do not depend on where it is cut (at multiples of a quantum) is split by the
@@ -23,6 +24,8 @@ The layers run on `default()`, the process's lanes, unless given others; tests m
 their own.
 """
 
+import ctypes
+import functools
 import os
 import threading
 import time
@@ -32,7 +35,10 @@ from itertools import accumulate
 
 import numpy as np
 
-from fastlstm.kernels.spin import publish, wait_all
+import numba
+
+from fastlstm.kernels import blas_calls
+from fastlstm.kernels.spin import publish, wait_all, wait_first
 from fastlstm.threads import get_num_threads, single_threaded_blas
 
 
@@ -161,6 +167,23 @@ class Lanes:
             else:
                 _run_threads(lane, spans)
 
+    def run_products(self, blocks, count, spans):
+        """Each lane k runs the first `count` product blocks of blocks[k] (kernels/blas_calls.py)
+        in compiled code, the first lane on this thread, with single-threaded BLAS; their times
+        update the lanes' speeds, the lane k having taken range(*spans[k]) of the lead's
+        items. Where another thread is using the pool, or the pool has no slots for so many
+        lanes, this thread runs them all."""
+        clock = clock_address()
+        with single_threaded_blas():
+            if len(blocks) > len(self._pool.seconds) or not self._pool.lock.acquire(blocking=False):
+                for k in range(len(blocks)):
+                    blas_calls.run_blocks(blocks[k], count, clock)
+                return
+            try:
+                self._learn(spans, self._run_compiled(blocks, count, clock))
+            finally:
+                self._pool.lock.release()
+
     def rest(self):
         """Sleep for a moment between rounds of spinning."""
         time.sleep(self.rest_seconds)
@@ -200,6 +223,20 @@ class Lanes:
         for k, speed in enumerate(self._speeds(len(spans))[1:], start=1):
             self.speeds[k] = min(high, max(low, speed ** (1 - self.learning) * (rates[k] / rates[0]) ** self.learning))
 
+    def _run_compiled(self, blocks, count, clock):
+        """run_products on the pool's workers; returns each lane's seconds."""
+        pool, n = self._pool, len(blocks)
+        workers = pool.workers(n - 1, self)
+        pool.seq += 1
+        for k, worker in enumerate(workers, start=1):
+            blas_calls.post(worker.board, blocks[k], count, pool.seq, clock)
+            worker.wake()
+        pool.seconds[0] = blas_calls.run_blocks(blocks[0], count, clock)
+        publish(pool.progress, 0, pool.seq)
+        while wait_first(pool.progress, n, pool.seq, self.product_spins) == 0:
+            self.rest()
+        return pool.seconds[:n].copy()
+
     def _run_on_workers(self, lane, spans, workers):
         """Returns each lane's seconds."""
         progress = np.zeros(len(spans) + 1, dtype=np.int64)
@@ -217,51 +254,106 @@ class Lanes:
 
 class _Worker(threading.Thread):
     """A lane's thread that runs the blocks posted to it in turn, spinning its lanes'
-    `idle_spins` rounds for the next before it sleeps; each block's `progress` slot is set
-    once the block is done."""
+    `idle_spins` rounds for the next before it sleeps: compiled product blocks without
+    leaving compiled code (kernels/blas_calls.serve, which sets the pool's progress slot),
+    Python blocks in Python, each setting its own call's `progress` slot once done."""
 
-    def __init__(self, k, lanes):
+    def __init__(self, k, lanes, pool):
         super().__init__(name=f"fastlstm-lane{k}", daemon=True)
-        self._lanes = lanes
-        self._posted = np.zeros(2, dtype=np.int64)  # blocks posted, and an abort slot never set
+        self._k, self._lanes, self._pool = k, lanes, pool
+        self.board = np.zeros(blas_calls.BOARD_SIZE, dtype=np.int64)
         self._tasks = deque()
         self._wake = threading.Event()
+        self._allowed = _allowed_cpus()  # a new thread's are its creator's
+        self._barred_cpu = -1
         self.start()
 
     def post(self, task):
-        """task = (lane, k, i0, i1, progress, seconds, errors)."""
+        """A Python block: task = (lane, k, i0, i1, progress, seconds, errors)."""
         self._tasks.append(task)
-        publish(self._posted, 0, self._posted[0] + 1)
+        self.board[blas_calls.KIND] = blas_calls.PYTHON_TASK
+        publish(self.board, blas_calls.POSTED, self.board[blas_calls.POSTED] + 1)
+        self.wake()
+
+    def wake(self):
+        """Wake the thread if it sleeps (a block was posted), keeping it off the caller's CPU.
+
+        Linux may put a woken thread on its waker's CPU (on a virtual machine an idle CPU
+        looks preempted, so the waker's looks the better place), and a caller and a worker
+        both running keep each other there: the lanes then take turns on one core while
+        another idles, until the scheduler balances its load, milliseconds later. So the
+        worker may run anywhere its thread may but on the CPU its caller was last seen on;
+        its CPU set changes only when the caller's CPU does."""
+        cpu = _current_cpu()
+        if cpu != self._barred_cpu and self._allowed is not None and len(self._allowed - {cpu}) > 0:
+            try:
+                os.sched_setaffinity(self.native_id, self._allowed - {cpu})
+                self._barred_cpu = cpu
+            except OSError:  # the CPU set changed since the thread started: the lanes work without this
+                self._allowed = None
         self._wake.set()
 
     def run(self):
-        taken = 0
+        pool = self._pool
         while True:
-            if wait_all(self._posted, taken + 1, self._lanes.idle_spins) != 1:
+            if blas_calls.serve(self.board, pool.progress, pool.seconds, self._k, self._lanes.idle_spins) == blas_calls.IDLE:
                 self._wake.wait()
                 self._wake.clear()
                 continue
-            taken += 1
             lane, k, i0, i1, progress, seconds, errors = self._tasks.popleft()
             seconds[k] = _attempt(lane, k, i0, i1, errors)
             publish(progress, k, 1)
 
 
+# Lanes for which a pool has slots, at least as many as Numba may run threads (a Lanes object may
+# ask for more lanes than that).
+MAX_COMPILED_LANES = max(64, numba.config.NUMBA_NUM_THREADS)
+
+
 class _Pool:
-    """The workers, made as they are first needed, anew in a process forked from this one."""
+    """The workers, made as they are first needed, anew in a process forked from this one;
+    and the slots where they publish the end of compiled blocks (a slot per lane, then an
+    abort slot never set: compiled blocks raise nothing) and their seconds."""
 
     def __init__(self):
         self._pid = None
         self._workers = []
         self.lock = threading.Lock()
+        self.progress = np.zeros(MAX_COMPILED_LANES + 1, dtype=np.int64)
+        self.seconds = np.zeros(MAX_COMPILED_LANES)
+        self.seq = 0  # compiled tasks posted
 
     def workers(self, n, lanes):
         """The first n workers of `lanes`' pool."""
         if self._pid != os.getpid():  # a fork copies no threads
             self._pid, self._workers = os.getpid(), []
         while len(self._workers) < n:
-            self._workers.append(_Worker(len(self._workers) + 1, lanes))
+            self._workers.append(_Worker(len(self._workers) + 1, lanes, self))
         return self._workers[:n]
+
+
+_SCHED_GETCPU = getattr(ctypes.CDLL(None), "sched_getcpu", None)
+
+
+def _current_cpu():
+    """The CPU this thread runs on, or -1 where the C library cannot tell."""
+    return -1 if _SCHED_GETCPU is None else _SCHED_GETCPU()
+
+
+def _allowed_cpus():
+    """The set of CPUs this thread may run on, or None where the OS cannot tell."""
+    try:
+        return os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def clock_address():
+    """The address of the C library's clock_gettime, through which compiled lanes time their
+    blocks (on time.perf_counter's clock), or None where there is none."""
+    function = getattr(ctypes.CDLL(None), "clock_gettime", None)
+    return None if function is None else ctypes.cast(function, ctypes.c_void_p).value
 
 
 def _attempt(lane, k, i0, i1, errors):

@@ -48,16 +48,35 @@ def _blas_switches():
 def _openblas_switch(controller):
     """(get, set) of OpenBLAS's thread count as its C functions, or None where `controller`
     is not an OpenBLAS on its own threads (an OpenMP build takes OpenMP's per-thread limit,
-    which threadpoolctl sets) or its symbols are not found under any of the names that
-    builds give them (a prefix and a suffix for the 64-bit-integer builds)."""
+    which threadpoolctl sets) or its symbols are not found."""
     if controller.internal_api != "openblas" or controller.threading_layer != "pthreads":
         return None
     lib = ctypes.CDLL(controller.filepath)
+    get, put = openblas_symbol(lib, "openblas_get_num_threads"), openblas_symbol(lib, "openblas_set_num_threads")
+    if get is None or put is None:
+        return None
+    return get[0], put[0]
+
+
+def openblas_symbol(lib, name):
+    """(function, ilp64) of OpenBLAS's `name` in `lib` (a ctypes.CDLL) under any of the
+    names that builds give it (a prefix, and a suffix for the 64-bit-integer builds), or
+    None."""
     for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
-        get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
-        put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
-        if get is not None and put is not None:
-            return get, put
+        function = getattr(lib, f"{prefix}{name}{suffix}", None)
+        if function is not None:
+            return function, suffix != ""
+    return None
+
+
+def numpy_openblas():
+    """ctypes.CDLL of the OpenBLAS that NumPy's own wheel carries (in its `numpy.libs`
+    folder), once NumPy has loaded it, or None (another BLAS, or one outside NumPy)."""
+    import numpy
+    libs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(numpy.__file__))), "numpy.libs")
+    for c in threadpoolctl.ThreadpoolController().lib_controllers:
+        if c.user_api == "blas" and c.internal_api == "openblas" and os.path.dirname(c.filepath) == libs:
+            return ctypes.CDLL(c.filepath)
     return None
 
 

@@ -79,9 +79,16 @@ def publish(progress, lane, steps):
 def wait_all(progress, steps, spins):
     """1 once every lane has published `steps`; 0 after `spins` rounds without; -1 when a lane
     failed (progress[ABORT] set)."""
-    lanes = progress.shape[0] - 1
+    return wait_first(progress, progress.shape[0] - 1, steps, spins)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def wait_first(progress, lanes, steps, spins):
+    """wait_all for the first `lanes` slots of `progress` (a pool's, with a slot for each
+    lane it may have)."""
+    last = progress.shape[0] - 1
     for _ in range(spins):
-        if _load_acquire(progress, lanes) != 0:
+        if _load_acquire(progress, last) != 0:
             return -1
         done = True
         for k in range(lanes):

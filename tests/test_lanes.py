@@ -134,14 +134,16 @@ def test_only_large_products_follow_the_lanes_speeds(monkeypatch):
     product, so the split stays even (at multiples of the quantum)."""
     lanes = Lanes(threads=2)
     calls = []
-    monkeypatch.setattr(lanes, "run", lambda lane, items, n, **kwargs: calls.append(kwargs))
+    blocks = lanes.blocks
+    monkeypatch.setattr(lanes, "blocks", lambda items, n, quantum, follow: calls.append((quantum, follow))
+                        or blocks(items, n, quantum, follow))
     rng = np.random.default_rng(7)
     small = rng.standard_normal((300, 100)).astype(np.float32)  # 9 million multiply-adds in all
     large = rng.standard_normal((700, 650)).astype(np.float32)
     blas.dot(small, small.T, lanes=lanes)
     blas.dot(large, large.T, lanes=lanes)
     quantum = blas.row_quantum(np.dtype(np.float32))
-    assert calls == [{"quantum": quantum, "follow": False, "learn": True}, {"quantum": quantum, "follow": True, "learn": True}]
+    assert calls == [(quantum, False), (quantum, True)]
 
 
 @pytest.mark.parametrize("M,K,P", [(1, 5, 7), (3, 1, 1), (17, 13, 29), (100, 33, 3)])
@@ -449,15 +451,15 @@ def test_an_lstm_layer_runs_on_the_lanes_it_holds(monkeypatch):
     assert layer.lanes is lanes.default()
     layer.lanes, calls = Lanes(threads=2, min_units=1, min_step_work=0, min_rows=1, min_work=1), []
 
-    def recording(runtime, name):
+    def recording(real, name):
         def run(*args, **kwargs):
             calls.append(name)
             real(*args, **kwargs)
-        real = runtime.run
         return run
 
     for runtime, name in [(layer.lanes, "own"), (lanes.default(), "default")]:
-        monkeypatch.setattr(runtime, "run", recording(runtime, name))
+        for method in ("run", "run_products"):  # Python blocks, compiled product blocks
+            monkeypatch.setattr(runtime, method, recording(getattr(runtime, method), name))
     layer.backward(layer.forward(rng.standard_normal((3, 4, 5))))
     assert calls == ["own"] * 4  # x @ Wx, forward steps, backward steps, the gradients' products
 
