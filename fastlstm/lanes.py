@@ -80,8 +80,8 @@ class Lanes:
     # Fewest hidden units per recurrence lane, and fewest multiply-adds of a lane's share of a step's product
     # (N x H x gates x its units): below either, a barrier per step costs more than the lane saves
     # (scripts/recurrence_lanes.py measures where a second lane starts to pay).
-    min_units: int = 128
-    min_step_work: int = 1 << 21
+    min_units: int = 64
+    min_step_work: int = 1 << 20
     # A lane's share of a product: at least this many rows and multiply-adds, below which handing it to a
     # worker costs more than the lane saves.
     min_rows: int = 16
