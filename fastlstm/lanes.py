@@ -332,7 +332,15 @@ class _Pool:
         return self._workers[:n]
 
 
-_SCHED_GETCPU = getattr(ctypes.CDLL(None), "sched_getcpu", None)
+def _c_function(name):
+    """The C library's function `name` (ctypes), or None where there is none."""
+    try:
+        return getattr(ctypes.CDLL(None), name, None)
+    except (OSError, TypeError):  # no C library to open by that route (Windows)
+        return None
+
+
+_SCHED_GETCPU = _c_function("sched_getcpu")
 
 
 def _current_cpu():
@@ -352,7 +360,7 @@ def _allowed_cpus():
 def clock_address():
     """The address of the C library's clock_gettime, through which compiled lanes time their
     blocks (on time.perf_counter's clock), or None where there is none."""
-    function = getattr(ctypes.CDLL(None), "clock_gettime", None)
+    function = _c_function("clock_gettime")
     return None if function is None else ctypes.cast(function, ctypes.c_void_p).value
 
 

@@ -120,9 +120,10 @@ def _overlap(x, y):
 @njit(cache=True, nogil=True)
 def describe(fields, a, b, out, bias, gemm):
     """Fill `fields` (FIELDS int64) with out = a @ b (+ bias) for the gemm at address `gemm`,
-    a (M, K), b (K, N), out (M, N) and bias (N,) or None of its float dtype; False, with nothing to run, where BLAS cannot take them as they lie: a shape
-    that does not fit, an empty or one-column product, an operand BLAS cannot read
-    without a copy, memory not aligned to the item, or an output that overlaps an operand."""
+    a (M, K), b (K, N), out (M, N) and bias (N,) or None of its float dtype. False, with
+    nothing to run, where BLAS cannot take them as they lie: a shape that does not fit, an
+    empty, one-column or inner-width-one product, an operand BLAS cannot read without a
+    copy, memory not aligned to the item, or an output that overlaps an operand."""
     M, Ka = a.shape
     Kb, Nb = b.shape
     size = out.itemsize

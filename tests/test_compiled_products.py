@@ -2,7 +2,8 @@
 the same bits as the lanes' blocks in Python and as the whole product on one lane, in
 float32 and float64, plain or transposed, with a bias, beside another product; operands
 BLAS cannot read as they lie go to the Python lanes, still right; a busy pool, a lane
-count beyond the pool's slots and Python blocks between compiled ones change nothing."""
+count beyond the pool's slots and Python blocks between compiled ones change nothing; a
+woken worker may run anywhere but on its caller's CPU."""
 
 import os
 import threading
