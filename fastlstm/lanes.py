@@ -33,9 +33,8 @@ from collections import deque
 from dataclasses import dataclass, field, fields
 from itertools import accumulate
 
-import numpy as np
-
 import numba
+import numpy as np
 
 from fastlstm.kernels import blas_calls
 from fastlstm.kernels.spin import publish, wait_all, wait_first

@@ -10,6 +10,7 @@ import threading
 import warnings
 
 import numba
+import numpy
 import threadpoolctl
 
 _ENV = "FASTLSTM_NUM_THREADS"
@@ -72,10 +73,9 @@ def openblas_symbol(lib, name):
 def numpy_openblas():
     """ctypes.CDLL of the OpenBLAS that NumPy's own wheel carries (in its `numpy.libs`
     folder), once NumPy has loaded it, or None (another BLAS, or one outside NumPy)."""
-    import numpy
-    libs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(numpy.__file__))), "numpy.libs")
+    libs = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(numpy.__file__))), "numpy.libs")
     for c in threadpoolctl.ThreadpoolController().lib_controllers:
-        if c.user_api == "blas" and c.internal_api == "openblas" and os.path.dirname(c.filepath) == libs:
+        if c.user_api == "blas" and c.internal_api == "openblas" and os.path.dirname(os.path.realpath(c.filepath)) == libs:
             return ctypes.CDLL(c.filepath)
     return None
 
