@@ -87,23 +87,24 @@ def _split_over_lanes(products, lanes):
         q = quantum if quantum and M >= n * quantum else 1
         return min(M, round(i * M / lead / q) * q)
 
+    follow = all(work // n >= 4 * FOLLOW_WORK for work in works)
+    fields = _compiled(products)
+    if fields is not None:
+        spans = lanes.blocks(lead, n, quantum, follow)
+        blocks = np.zeros((n, len(products), blas_calls.BLOCK_FIELDS), dtype=np.int64)
+        blocks[:, :, :blas_calls.FIELDS] = fields
+        for k, (i0, i1) in enumerate(spans):
+            for p, M in enumerate(rows):
+                blocks[k, p, blas_calls.J0], blocks[k, p, blas_calls.J1] = cut(i0, M), cut(i1, M)
+        lanes.run_products(blocks, len(products), spans)
+        return
+
     def lane(k, i0, i1):
         for (a, b, out, bias), M in zip(products, rows):
             j0, j1 = cut(i0, M), cut(i1, M)
             _product(a[j0:j1], b, out[j0:j1], bias)
 
-    follow = all(work // n >= 4 * FOLLOW_WORK for work in works)
-    fields = _compiled(products)
-    if fields is None:
-        lanes.run(lane, lead, n, quantum=quantum, follow=follow, learn=True)
-        return
-    spans = lanes.blocks(lead, n, quantum, follow)
-    blocks = np.zeros((n, len(products), blas_calls.BLOCK_FIELDS), dtype=np.int64)
-    blocks[:, :, :blas_calls.FIELDS] = fields
-    for k, (i0, i1) in enumerate(spans):
-        for p, M in enumerate(rows):
-            blocks[k, p, blas_calls.J0], blocks[k, p, blas_calls.J1] = cut(i0, M), cut(i1, M)
-    lanes.run_products(blocks, len(products), spans)
+    lanes.run(lane, lead, n, quantum=quantum, follow=follow, learn=True)
 
 
 def _compiled(products):

@@ -257,9 +257,9 @@ class _Worker(threading.Thread):
     leaving compiled code (kernels/blas_calls.serve, which sets the pool's progress slot),
     Python blocks in Python, each setting its own call's `progress` slot once done."""
 
-    def __init__(self, k, lanes, pool):
+    def __init__(self, k, lanes):
         super().__init__(name=f"fastlstm-lane{k}", daemon=True)
-        self._k, self._lanes, self._pool = k, lanes, pool
+        self._k, self._lanes = k, lanes
         self.board = np.zeros(blas_calls.BOARD_SIZE, dtype=np.int64)
         self._tasks = deque()
         self._wake = threading.Event()
@@ -284,16 +284,16 @@ class _Worker(threading.Thread):
         worker may run anywhere its thread may but on the CPU its caller was last seen on;
         its CPU set changes only when the caller's CPU does."""
         cpu = _current_cpu()
-        if cpu != self._barred_cpu and self._allowed is not None and len(self._allowed - {cpu}) > 0:
+        if cpu != self._barred_cpu and self._allowed is not None and (others := self._allowed - {cpu}):
             try:
-                os.sched_setaffinity(self.native_id, self._allowed - {cpu})
+                os.sched_setaffinity(self.native_id, others)
                 self._barred_cpu = cpu
             except OSError:  # the CPU set changed since the thread started: the lanes work without this
                 self._allowed = None
         self._wake.set()
 
     def run(self):
-        pool = self._pool
+        pool = self._lanes._pool
         while True:
             if blas_calls.serve(self.board, pool.progress, pool.seconds, self._k, self._lanes.idle_spins) == blas_calls.IDLE:
                 self._wake.wait()
@@ -327,7 +327,7 @@ class _Pool:
         if self._pid != os.getpid():  # a fork copies no threads
             self._pid, self._workers = os.getpid(), []
         while len(self._workers) < n:
-            self._workers.append(_Worker(len(self._workers) + 1, lanes, self))
+            self._workers.append(_Worker(len(self._workers) + 1, lanes))
         return self._workers[:n]
 
 

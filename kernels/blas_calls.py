@@ -93,17 +93,18 @@ def _now(typingctx, address):
 
 @njit(cache=True, nogil=True)
 def _unit_rows(x):
-    """(flag, leading dimension) of a 2-D x for a row-major gemm, or (0, 0) where BLAS
-    cannot read it as it lies: rows contiguous (NO_TRANS), or columns contiguous (TRANS),
-    in that order of preference, as np.matmul tries them; strides whole multiples of the
-    item, each line at least as long as the other side."""
+    """(flag, leading dimension) of a 2-D x of two columns or more for a row-major gemm, or
+    (0, 0) where BLAS cannot read it as it lies: rows contiguous (NO_TRANS), or columns
+    contiguous (TRANS), in that order of preference, as np.matmul tries them; strides whole
+    multiples of the item, each line at least as long as the other side (a single row's
+    stride is never read)."""
     rows, columns = x.shape
     row_stride, column_stride = x.strides
     size = x.itemsize
     if column_stride == size and row_stride % size == 0 and (row_stride >= columns * size or rows == 1):
-        return NO_TRANS, max(row_stride // size, columns, 1) if rows == 1 else row_stride // size
-    if row_stride == size and column_stride % size == 0 and (column_stride >= rows * size or columns == 1):
-        return TRANS, max(column_stride // size, rows, 1) if columns == 1 else column_stride // size
+        return NO_TRANS, max(row_stride // size, columns)
+    if row_stride == size and column_stride % size == 0 and column_stride >= rows * size:
+        return TRANS, column_stride // size
     return 0, 0
 
 
