@@ -9,7 +9,7 @@ from fastlstm import lanes as _lanes
 from fastlstm.checks import c_order_view
 from fastlstm.kernels import blas_calls
 from fastlstm.kernels.linalg import add_to_rows
-from fastlstm.kernels.one_row import PARTIALS, rows_times_columns, rows_times_rows
+from fastlstm.kernels.one_row import rows_times_rows
 from fastlstm.threads import numpy_openblas, openblas_symbol, single_threaded_blas
 
 # Row counts tried, smallest first, as the quantum of a product's cuts (row_quantum).
@@ -25,11 +25,17 @@ PROBES = ((512, 2048), (513, 300), (700, 300))
 # products are split evenly, still at multiples of the quantum. row_quantum checks its
 # quanta on blocks of this size.
 FOLLOW_WORK = 1 << 23
-# Multiply-adds up to which a product on one lane runs in compiled code (kernels/one_row.py)
-# instead of a BLAS call, whose dispatch and thread setting cost more there: by the rows of
-# a right operand whose rows lie contiguous, by dot products (slower a multiply-add) where
-# its columns do. scripts/small_products.py measures where BLAS starts to pay.
-SMALL_WORK = {"rows": 1 << 15, "columns": 1 << 12}
+# A product on one lane runs in the compiled row loops of kernels/one_row.py, with no BLAS
+# call, up to these multiply-adds where the right operand's rows lie contiguous: one row
+# (text generation) up to ONE_ROW_WORK, up to SMALL_ROWS rows up to SMALL_WORK. The loops
+# read the right operand once for every row, so that more rows run faster in BLAS.
+# scripts/small_products.py measures where BLAS starts to pay.
+ONE_ROW_WORK, SMALL_ROWS, SMALL_WORK = 1 << 16, 8, 1 << 14
+# OpenBLAS runs a product (gemm) of at most 65536 x GEMM_MULTITHREAD_THRESHOLD multiply-adds
+# (4 unless built otherwise: its interface/gemm.c) on the calling thread whatever its thread
+# count, so that on NumPy's own OpenBLAS a one-lane product up to this size needs no switch
+# of BLAS's threads, which costs as much as such a product.
+ONE_THREAD_WORK = 1 << 18
 
 
 def dot(a, b, out=None, bias=None, lanes=None):
@@ -69,7 +75,7 @@ def _split_over_lanes(products, lanes):
     if n > 1:  # the thread count's look-up takes a lock: only where there is work to share
         n = min(n, *(lanes.count(M, lanes.min_rows) for M in rows))
     if n == 1:  # on this thread, as the one lane would
-        large = [product for product, work in zip(products, works) if not _small_product(*product, work)]
+        large = [product for product, work in zip(products, works) if not _without_switch(*product, work)]
         if large:
             with single_threaded_blas():
                 for product in large:
@@ -140,17 +146,27 @@ def _gemms():
     return gemms
 
 
-def _small_product(a, b, out, bias, work):
-    """Whether out = a @ b (+ bias) was small enough for compiled code (SMALL_WORK), and so
-    computed there: no BLAS call, no change of BLAS's threads."""
-    if b.flags.c_contiguous and work <= SMALL_WORK["rows"]:
+def _without_switch(a, b, out, bias, work):
+    """Whether out = a @ b (+ bias) was small enough to need no switch of BLAS's threads, and
+    so computed: in compiled row loops (SMALL_WORK, ONE_ROW_WORK), or by a BLAS call that
+    NumPy's OpenBLAS keeps on this thread (ONE_THREAD_WORK; at least two rows and columns,
+    which np.matmul hands to gemm, and never an operand times its own transpose, which it
+    hands to syrk: the layers have none)."""
+    M, N = out.shape
+    if b.flags.c_contiguous and work <= (ONE_ROW_WORK if M == 1 else SMALL_WORK if M <= SMALL_ROWS else 0):
         rows_times_rows(a, b, bias, out)
-    elif b.T.flags.c_contiguous and work <= SMALL_WORK["columns"]:
-        bias = np.zeros(b.shape[1], b.dtype) if bias is None else bias
-        rows_times_columns(a, b.T, bias, out, np.empty(PARTIALS, b.dtype))
+    elif work <= ONE_THREAD_WORK and M > 1 and N > 1 and _gemm_on_caller():
+        _product(a, b, out, bias)
     else:
         return False
     return True
+
+
+@functools.lru_cache(maxsize=None)
+def _gemm_on_caller():
+    """Whether NumPy's BLAS is its own OpenBLAS, which runs a product of at most
+    ONE_THREAD_WORK multiply-adds on the calling thread."""
+    return numpy_openblas() is not None
 
 
 def _product(a, b, out, bias):

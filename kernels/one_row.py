@@ -79,18 +79,6 @@ def rows_times_rows(a, W, b, out):
         row_times_rows(a[i], W, b, 0, out[i])
 
 
-@njit(cache=True, nogil=True, **STEP_OPTIONS)
-def rows_times_columns(a, E, b, out, partials):
-    """out = a @ E.T + b, row by row through row_times_columns: rows_times_rows for a
-    right operand whose columns lie contiguous (the transposed view of a C-contiguous E).
-
-    a (M, K), any strides; E (n, K) C-contiguous; b (n,) any strides; out (M, n), rows
-    contiguous; partials as row_times_columns takes it.
-    """
-    for i in range(a.shape[0]):
-        row_times_columns(a[i], E, b, 0, out[i], partials)
-
-
 # Partial sums per dot product of the transposed product: interleaved, so that they run as
 # SIMD vectors without 'reassoc', several vectors' worth so that their chains overlap.
 PARTIALS = 32

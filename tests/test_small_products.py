@@ -1,13 +1,14 @@
-"""Products too small for a BLAS call to pay (fastlstm.blas.SMALL_WORK) run in compiled code
-on the caller's thread (kernels/one_row.py): the same values as np.matmul within float
-rounding, rows independent of how many others share the call, and no change of BLAS's
-threads for them."""
+"""Products too small for a BLAS call to pay (fastlstm.blas.SMALL_WORK, ONE_ROW_WORK) run in
+compiled code on the caller's thread (kernels/one_row.py): the same values as np.matmul
+within float rounding, rows independent of how many others share the call. Neither they nor
+the products that NumPy's OpenBLAS keeps on the calling thread (blas.ONE_THREAD_WORK) change
+BLAS's threads."""
 
 import numpy as np
 import pytest
 
 from fastlstm import blas
-from fastlstm.kernels.one_row import PARTIALS, rows_times_columns, rows_times_rows
+from fastlstm.kernels.one_row import PARTIALS, row_times_columns, rows_times_rows
 from fastlstm.lanes import Lanes
 
 DTYPES = [np.float32, np.float64]
@@ -38,21 +39,18 @@ def test_compiled_products_are_matmul_within_rounding(dtype, M, K, n, transposed
     rows_times_rows(a, W, None, out)
     assert_rounding(out, a, W)
     E = np.ascontiguousarray(W.T)
-    rows_times_columns(a, E, b, out, np.empty(PARTIALS, dtype))
+    for i in range(M):
+        row_times_columns(a[i], E, b, 0, out[i], np.empty(PARTIALS, dtype))
     assert_rounding(out, a, E.T, b)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_a_rows_bits_do_not_depend_on_the_other_rows(dtype):
     rng = np.random.default_rng(1)
-    a, W, E = (rng.standard_normal(s).astype(dtype) for s in ((9, 37), (37, 21), (21, 37)))
+    a, W = (rng.standard_normal(s).astype(dtype) for s in ((9, 37), (37, 21)))
     whole, part = np.empty((9, 21), dtype), np.empty((4, 21), dtype)
     rows_times_rows(a, W, None, whole)
     rows_times_rows(a[3:7], W, None, part)
-    np.testing.assert_array_equal(part, whole[3:7])
-    bias = np.zeros(21, dtype)
-    rows_times_columns(a, E, bias, whole, np.empty(PARTIALS, dtype))
-    rows_times_columns(a[3:7], E, bias, part, np.empty(PARTIALS, dtype))
     np.testing.assert_array_equal(part, whole[3:7])
 
 
@@ -64,21 +62,37 @@ class _NoBlas:
         return False
 
 
+def _product_calls(monkeypatch):
+    """The list that every product of BLAS called through blas._product is appended to."""
+    calls, product = [], blas._product
+    monkeypatch.setattr(blas, "_product", lambda a, b, out, bias: calls.append(a.shape) or product(a, b, out, bias))
+    return calls
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_small_products_leave_blas_alone_and_large_ones_use_it(monkeypatch, dtype):
     rng = np.random.default_rng(2)
     lanes = Lanes(threads=1)
-    small_rows = rng.standard_normal((2, 8)).astype(dtype), rng.standard_normal((8, 16)).astype(dtype)
-    small_columns = rng.standard_normal((2, 8)).astype(dtype), rng.standard_normal((16, 8)).astype(dtype).T
+    calls = _product_calls(monkeypatch)
     monkeypatch.setattr(blas, "single_threaded_blas", _NoBlas)
-    for a, b in (small_rows, small_columns):
-        assert a.shape[0] * a.shape[1] * b.shape[1] <= min(blas.SMALL_WORK.values())
-        bias = rng.standard_normal(b.shape[1]).astype(dtype)
+    compiled = [(1, blas.ONE_ROW_WORK // 2, 2), (blas.SMALL_ROWS, 8, blas.SMALL_WORK // 64)]
+    for M, K, n in compiled:
+        a, b = rng.standard_normal((M, K)).astype(dtype), rng.standard_normal((K, n)).astype(dtype)
+        bias = rng.standard_normal(n).astype(dtype)
         assert_rounding(blas.dot(a, b, bias=bias, lanes=lanes), a, b, bias)
+    assert calls == []  # all in the row loops
+    a = rng.standard_normal((blas.SMALL_ROWS + 1, 16)).astype(dtype)  # one row more: BLAS
+    b = rng.standard_normal((8, 16)).astype(dtype).T  # a transposed right operand: BLAS
+    if blas._gemm_on_caller():  # without a switch of its threads
+        assert_rounding(blas.dot(a, b, lanes=lanes), a, b)
         out = np.empty((a.shape[1], b.shape[1]), dtype)
         blas.dots(blas.tn_product(a, a @ b, out), lanes=lanes)
         assert_rounding(out, a.T, a @ b)
-    K = blas.SMALL_WORK["rows"]  # one row past the limit: BLAS
-    a, b = rng.standard_normal((1, K)).astype(dtype), rng.standard_normal((K, 2)).astype(dtype)
+        assert len(calls) == 2
+    K = blas.ONE_THREAD_WORK // 4 + 1  # past the bound on a thread of its own: BLAS on one thread
+    a, b = rng.standard_normal((2, K)).astype(dtype), rng.standard_normal((K, 2)).astype(dtype)
     with pytest.raises(AssertionError, match="changed BLAS"):
+        blas.dot(a, b, lanes=lanes)
+    a, b = rng.standard_normal((1, blas.ONE_ROW_WORK)).astype(dtype), rng.standard_normal((blas.ONE_ROW_WORK, 2)).astype(dtype)
+    with pytest.raises(AssertionError, match="changed BLAS"):  # one row (a gemv for OpenBLAS): BLAS on one thread
         blas.dot(a, b, lanes=lanes)
