@@ -77,10 +77,13 @@ class Lanes:
     # Lanes that took less than this tell little about their speeds.
     min_learn_seconds: float = 1e-3
     # Fewest hidden units per recurrence lane, and fewest multiply-adds of a lane's share of a step's product
-    # (N x H x gates x its units): below either, a barrier per step costs more than the lane saves
-    # (scripts/recurrence_lanes.py measures where a second lane starts to pay).
+    # (N x H x gates x its units): below either, a barrier per step costs more than the lane saves; and a
+    # share of a call of T steps at least min_call_steps x min_step_work, since a call's hand-off to the
+    # workers costs as much as several steps' barriers (scripts/recurrence_lanes.py measures where a second
+    # lane starts to pay).
     min_units: int = 64
     min_step_work: int = 1 << 20
+    min_call_steps: int = 8
     # A lane's share of a product: at least this many rows and multiply-adds, below which handing it to a
     # worker costs more than the lane saves.
     min_rows: int = 16
@@ -113,10 +116,12 @@ class Lanes:
         threads = get_num_threads() if self.threads is None else self.threads
         return max(1, min(threads, items // min_items))
 
-    def recurrence_count(self, units, unit_work):
-        """Lanes for a recurrence of `units` hidden units, each taking `unit_work` multiply-adds
-        a step: each lane at least min_units units and min_step_work multiply-adds a step."""
-        return self.count(units, max(self.min_units, -(-self.min_step_work // max(1, unit_work))))
+    def recurrence_count(self, units, unit_work, steps):
+        """Lanes for a recurrence of `steps` steps over `units` hidden units, each taking
+        `unit_work` multiply-adds a step: each lane at least min_units units, min_step_work
+        multiply-adds a step and min_call_steps x min_step_work over the steps."""
+        work = max(self.min_step_work, -(-self.min_call_steps * self.min_step_work // max(1, steps)))
+        return self.count(units, max(self.min_units, -(-work // max(1, unit_work))))
 
     def loop(self, kernel, items):
         """`kernel` (kernels/parallel.py) for a call on `items` items: its parallel loops where they

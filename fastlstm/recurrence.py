@@ -129,7 +129,7 @@ def forward(cell, operands, state, Wh, lanes, empty, masks=None):
         args = (T, tuple(operands), state, tuple(packed), tuple(products), edge, j0)
         return cell.forward_lane, args, T * len(cell.phases)
 
-    _run_lanes(lane, H, N * H * sum(cell.phases), lanes)
+    _run_lanes(lane, H, N * H * sum(cell.phases), T, lanes)
 
 
 def backward(cell, operands, state, Wh, dh, lanes, masks=None):
@@ -159,7 +159,7 @@ def backward(cell, operands, state, Wh, dh, lanes, masks=None):
         return cell.backward_lane, args, 2 * T * len(cell.phases)
 
     dh_lanes = {}
-    _run_lanes(lane, H, N * H * sum(cell.phases), lanes)
+    _run_lanes(lane, H, N * H * sum(cell.phases), T, lanes)
     for (j0, j1), dh_k in dh_lanes.items():
         dh[:, j0:j1] = dh_k
     if h_mask is not None and h_mask.shape[0] != 0:
@@ -173,11 +173,11 @@ def _check_rows(operands):
             raise ValueError(f"a recurrence operand's rows must be contiguous, got strides {operand.strides}")
 
 
-def _run_lanes(prepare, H, unit_work, lanes):
+def _run_lanes(prepare, H, unit_work, steps, lanes):
     """Run each lane's compiled loop, prepare(k, j0, j1) -> (kernel, args, done), over its
-    block of the H units, each taking `unit_work` multiply-adds a step, resuming it after
-    each rest until it reaches `done`."""
-    n_lanes = lanes.recurrence_count(H, unit_work)
+    block of the H units, each taking `unit_work` multiply-adds a step over `steps` steps,
+    resuming it after each rest until it reaches `done`."""
+    n_lanes = lanes.recurrence_count(H, unit_work, steps)
     progress = np.zeros(n_lanes + 1, dtype=np.int64)
 
     def lane(k, j0, j1):

@@ -481,9 +481,13 @@ def test_a_copied_layer_shares_its_lanes_and_a_pickled_one_keeps_their_settings(
 
 
 def test_a_recurrence_takes_a_lane_per_share_of_enough_units_and_work():
-    lanes = Lanes(threads=4, min_units=128, min_step_work=1 << 21)
-    assert lanes.recurrence_count(650, 20 * 650 * 4) == 4  # BetterRnnlm's training: 162 units, 2.1M a step each
-    assert lanes.recurrence_count(650, 1 * 650 * 4) == 1  # one sequence: a lane's step too small to share
-    assert lanes.recurrence_count(100, 20 * 100 * 4) == 1  # Rnnlm: too few units
-    assert lanes.recurrence_count(256, 10 * 256 * 4) == 1  # 256 units x 10 rows: 2.6M a step in all
-    assert lanes.recurrence_count(256, 64 * 256 * 4) == 2
+    lanes = Lanes(threads=4, min_units=128, min_step_work=1 << 21, min_call_steps=8)
+    assert lanes.recurrence_count(650, 20 * 650 * 4, 35) == 4  # BetterRnnlm's training: 162 units, 2.1M a step each
+    assert lanes.recurrence_count(650, 1 * 650 * 4, 35) == 1  # one sequence: a lane's step too small to share
+    assert lanes.recurrence_count(100, 20 * 100 * 4, 35) == 1  # Rnnlm: too few units
+    assert lanes.recurrence_count(256, 10 * 256 * 4, 35) == 1  # 256 units x 10 rows: 2.6M a step in all
+    assert lanes.recurrence_count(256, 64 * 256 * 4, 35) == 2
+    assert lanes.recurrence_count(256, 16 * 256 * 4, 35) == 2  # 2.1M a step each
+    assert lanes.recurrence_count(256, 16 * 256 * 4, 4) == 1  # the same over 4 steps: half a call's 16.8M
+    assert lanes.recurrence_count(650, 20 * 650 * 4, 1) == 2  # one step: 16.9M for each of two lanes, not four
+    assert lanes.recurrence_count(650, 80 * 650 * 4, 1) == 4
