@@ -41,9 +41,10 @@ def _products_flops(*products, lanes=None):
     return sum(_product_flops(a, b) for a, b, _ in products)
 
 
-def _steps_flops(gates, *rest):
+def _steps_flops(gates, *rest, zero_start=False):
+    """FLOPs of the steps' products: from a zero initial state the first step has none."""
     T, N, G = gates.shape
-    return 2 * T * N * (G // 4) * G
+    return 2 * (T - zero_start) * N * (G // 4) * G
 
 
 def _dot_in_blas(a, b, out=None, bias=None, lanes=None):
@@ -55,8 +56,8 @@ def _products_in_blas(*products, lanes=None):
     return [(1, np.dot, (a, b), {"out": out}) for a, b, out in products]
 
 
-def _forward_steps_in_blas(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, *rest):
-    return [(gates.shape[0], np.dot, (hs[0], Wh), {})]
+def _forward_steps_in_blas(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, *rest, zero_start=False):
+    return [(gates.shape[0] - zero_start, np.dot, (hs[0], Wh), {})]
 
 
 def _backward_steps_in_blas(gates, cs, tanh_cs, dhs, Wh, dA, *rest):
@@ -69,7 +70,7 @@ _PARTS = [
     ((cpu,), "dot", lambda a, b, *r, **kwargs: f"product {a.shape[0]}x{a.shape[1]} @ {b.shape[0]}x{b.shape[1]}",
      _product_flops, _dot_in_blas),
     ((cpu,), "dots", _products_label, _products_flops, _products_in_blas),
-    ((cpu,), "forward_steps", lambda g, *r: f"LSTM recurrence forward, {g.shape[0]} steps of "
+    ((cpu,), "forward_steps", lambda g, *r, **kwargs: f"LSTM recurrence forward, {g.shape[0]} steps of "
      f"{g.shape[1]}x{g.shape[2] // 4} @ {g.shape[2] // 4}x{g.shape[2]}", _steps_flops, _forward_steps_in_blas),
     ((cpu,), "backward_steps", lambda g, *r: f"LSTM recurrence backward, {g.shape[0]} steps of "
      f"{g.shape[1]}x{g.shape[2]} @ {g.shape[2]}x{g.shape[2] // 4}", _steps_flops, _backward_steps_in_blas),

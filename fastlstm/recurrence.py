@@ -80,7 +80,7 @@ class RecurrentMasks:
 _NO_ROWS = {np.dtype(t): np.zeros((0, 0), dtype=t) for t in (np.float32, np.float64)}
 
 
-def forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, lanes, empty, masks=None):
+def forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, lanes, empty, masks=None, zero_start=False):
     """Run the LSTM's T steps forward on `lanes` (a fastlstm.lanes.Lanes): gates (T, N, 4H)
     holds x_t @ Wx on entry and the activated gates on return; hs[0], cs[0] (N, H) the
     initial state, hs[t + 1], cs[t + 1] filled with the state after step t, tanh_cs[t]
@@ -89,10 +89,10 @@ def forward_steps(gates, hs, cs, tanh_cs, out, hs_inputs, Wh, b, lanes, empty, m
     beside x_t for the weight gradients' one product (each lane copies its units' h as it
     makes them). `empty(name, shape, dtype)` gives the lanes' scratch arrays (a
     workspace's: nothing of them outlives the call). `masks` (RecurrentMasks; none by
-    default): recurrent dropout and weight drop."""
+    default): recurrent dropout and weight drop. `zero_start`: hs[0] is zeros (forward)."""
     masks = masks or RecurrentMasks.none(hs)
     state = (gates, hs, cs, tanh_cs, out, hs_inputs, b, masks.hm, masks.h)
-    forward(LSTM, (masks.hm,), state, Wh, lanes, empty, masks)
+    forward(LSTM, (masks.hm,), state, Wh, lanes, empty, masks, zero_start)
 
 
 def backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, db, lanes, masks=None):
@@ -106,13 +106,15 @@ def backward_steps(gates, cs, tanh_cs, dhs, Wh, dA, dh, db, lanes, masks=None):
     backward(LSTM, (dA,), (gates, cs, tanh_cs, dhs, dA, db, dc, h_mask), Wh, dh, lanes, masks)
 
 
-def forward(cell, operands, state, Wh, lanes, empty, masks=None):
+def forward(cell, operands, state, Wh, lanes, empty, masks=None, zero_start=False):
     """Run `cell` forward over T steps on `lanes`: operands[p][t] (N, H) is the left operand
     of step t's phase p, operands[0] (T + 1, N, H) the h of every step (masks.hm: the
     initial h given, the others written by the step kernels), `state` the step kernels'
     arrays. With `masks` (RecurrentMasks), the products take Wh * masks.weight where it
     is given, packed so. `empty(name, shape, dtype)` gives the lanes' scratch arrays;
-    phase 0's are named as a one-phase cell's."""
+    phase 0's are named as a one-phase cell's. `zero_start`: the initial h is zeros, so
+    that the first step's products are zeros (every cell's operands at step 0 are h_0 times
+    something), made without multiply-adds, and one step needs no packed Wh."""
     _check_rows(operands)
     weight_mask = None if masks is None else masks.weight
     T, N, H = len(operands[0]) - 1, operands[0].shape[1], Wh.shape[0]
@@ -123,10 +125,11 @@ def forward(cell, operands, state, Wh, lanes, empty, masks=None):
         for p, (first, last) in enumerate(cell.blocks()):
             suffix = f"{k}" if p == 0 else f"{k}.{p}"
             packed.append(empty(f"Wh_packed{suffix}", packed_shape(H, (last - first) * K, Wh.dtype), Wh.dtype))
-            pack(Wh, packed[-1], starts=[g * H + j0 for g in range(first, last)], width=K, mask=weight_mask)
+            if T > zero_start:
+                pack(Wh, packed[-1], starts=[g * H + j0 for g in range(first, last)], width=K, mask=weight_mask)
             products.append(empty(f"hA_lane{suffix}", (N, (last - first) * K), Wh.dtype))
         edge = empty(f"edge_lane{k}", (TILE_ROWS, panel_width(Wh.dtype)), Wh.dtype)
-        args = (T, tuple(operands), state, tuple(packed), tuple(products), edge, j0)
+        args = (T, int(zero_start), tuple(operands), state, tuple(packed), tuple(products), edge, j0)
         return cell.forward_lane, args, T * len(cell.phases)
 
     _run_lanes(lane, H, N * H * sum(cell.phases), T, lanes)

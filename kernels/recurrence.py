@@ -60,14 +60,16 @@ from fastlstm.kernels.packed_product import packed_product
 from fastlstm.kernels.spin import publish, wait_all
 
 
-def _forward_lane(steps, operands, state, packed, products, edge, j0, progress, lane, position, spins):
+def _forward_lane(steps, first, operands, state, packed, products, edge, j0, progress, lane, position, spins):
     """Phases position .. steps * P - 1 forward for the lane's units, P = len(operands);
     position t * P + p is step t's phase p; done = steps * P.
 
     operands: P arrays of one type, operands[p][t] (N, H) the left operand of step t's
     phase p, all C-contiguous; packed[p]: the lane's columns of the phase's blocks of Wh,
     side by side, packed; products[p] (N, K * blocks of phase p) receives the product;
-    state: the cell's arrays; edge scratch; progress (lanes + 1,) int64.
+    state: the cell's arrays; edge scratch; progress (lanes + 1,) int64. The steps before
+    `first` (1 from a zero initial state, else 0) have operands of zeros: their products
+    are zeros, with no multiply-adds (a product of zeros sums to +0 as the kernel adds it).
     """
     P = len(operands)
     for p in range(position, steps * P):
@@ -75,7 +77,10 @@ def _forward_lane(steps, operands, state, packed, products, edge, j0, progress, 
         waited = wait_all(progress, p, spins)  # every lane's part of operands[phase][t] is written
         if waited != 1:
             return p if waited == 0 else -1
-        packed_product(operands[phase][t], packed[phase], products[phase], edge)
+        if t < first:
+            products[phase][:, :] = 0
+        else:
+            packed_product(operands[phase][t], packed[phase], products[phase], edge)
         step_forward(phase, t, state, products, j0)  # noqa: F821 (bound by lane_loops)
         publish(progress, lane, p + 1)
     return steps * P

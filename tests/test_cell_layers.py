@@ -265,3 +265,28 @@ def test_bad_inputs_of_the_single_steps(cell):
     with pytest.raises(ValueError, match=r"dh_next must have shape \(1, 2\), got \(1, 3\)"):
         f.backward(np.zeros((1, 3)), *douts[1:])
     assert all(d.dtype == np.float32 for d in f.backward(*douts))
+
+
+@pytest.mark.parametrize("cell", ["RNN", "GRU", "LSTM"])
+@pytest.mark.parametrize("T", [1, 3])
+@pytest.mark.parametrize("n_lanes", [1, 3])
+def test_a_zero_initial_state_gives_the_bits_of_one_set_to_zeros(cell, T, n_lanes):
+    """A call from no state skips its first step's products with Wh (zeros); one from a state
+    set to zeros computes them: the same bits, forward and backward, evaluation too."""
+    rng = np.random.default_rng(9)
+    N, D, H = 3, 5, 19
+    w = cell_weights(rng, np.float32, cell, D, H)
+    xs, dhs = weights(rng, np.float32, (N, T, D), (N, T, H), scale=1.0)
+    runs = []
+    for start in (None, 0.0):
+        layer = getattr(fast, "Time" + cell)(*w, stateful=start is not None)
+        layer.lanes = Lanes(threads=n_lanes, min_units=1, min_step_work=0, speeds=[1.0, 0.5, 2.0][:n_lanes])
+        if start is not None:
+            layer.set_state(*(np.full((N, H), start, np.float32) for _ in layer._states))
+        states = [getattr(layer, name) for name in layer._states]
+        evaluated = layer.infer(xs).copy()
+        if start is not None:  # infer carried the state on: start from the zeros again
+            layer.set_state(*states)
+        runs.append([evaluated, layer.forward(xs), layer.backward(dhs), layer.dh] + [g.copy() for g in layer.grads])
+    for k, (zero_start, zeros) in enumerate(zip(*runs)):
+        np.testing.assert_array_equal(zero_start, zeros, err_msg=f"result {k}")

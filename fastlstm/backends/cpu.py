@@ -241,7 +241,8 @@ def lstm_forward(xs, params, state, empty, workspace, lanes, masks=None):
     cs = empty("cs", (T + 1, N, H), Wh.dtype)
     cs[0] = 0 if c0 is None else c0
     tanh_cs = empty("tanh_cs", (T, N, H), Wh.dtype)
-    forward_steps(gates, hs, cs, tanh_cs, out, inputs[:, :, xs.shape[2]:], Wh, b, lanes, workspace.empty, masks)
+    forward_steps(gates, hs, cs, tanh_cs, out, inputs[:, :, xs.shape[2]:], Wh, b, lanes, workspace.empty, masks,
+                  zero_start=h0 is None)
     return out, (hs[T], cs[T]), (inputs, cs, tanh_cs, gates, masks)
 
 
@@ -284,7 +285,7 @@ def rnn_forward(xs, params, state, empty, workspace, lanes, masks=None):
     Wx, Wh, b = params
     hs, inputs, pre, out, masks = _sequence(xs, Wx, Wh, state[0], masks, empty, lanes)
     step_state = (pre, hs, out, inputs[:, :, xs.shape[2]:], b, masks.hm, masks.h)
-    forward(RNN, (masks.hm,), step_state, Wh, lanes, workspace.empty, masks)
+    forward(RNN, (masks.hm,), step_state, Wh, lanes, workspace.empty, masks, zero_start=state[0] is None)
     return out, (hs[len(pre)],), (inputs, hs, masks)
 
 
@@ -305,7 +306,7 @@ def gru_forward(xs, params, state, empty, workspace, lanes, masks=None):
     hs, inputs, gates, out, masks = _sequence(xs, Wx, Wh, state[0], masks, empty, lanes)
     rhs = empty("rhs", hs[1:].shape, Wh.dtype)  # r * h_t, the operand of each step's second product
     step_state = (gates, hs, rhs, out, inputs[:, :, xs.shape[2]:], masks.hm, masks.h)
-    forward(GRU, (masks.hm, rhs), step_state, Wh, lanes, workspace.empty, masks)
+    forward(GRU, (masks.hm, rhs), step_state, Wh, lanes, workspace.empty, masks, zero_start=state[0] is None)
     return out, (hs[len(gates)],), (inputs, hs, rhs, gates, masks)
 
 
