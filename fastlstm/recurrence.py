@@ -197,4 +197,7 @@ def _run_lanes(prepare, H, unit_work, steps, lanes):
             progress[ABORT] = 1
             raise
 
-    lanes.run(lane, H, n_lanes, quantum=1, follow=True)  # any cut gives the same bits
+    if n_lanes == 1:  # on this thread: the loops call no BLAS, whose threads need no switch
+        lane(0, 0, H)
+    else:
+        lanes.run(lane, H, n_lanes, quantum=1, follow=True)  # any cut gives the same bits
