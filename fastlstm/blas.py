@@ -149,24 +149,17 @@ def _gemms():
 def _without_switch(a, b, out, bias, work):
     """Whether out = a @ b (+ bias) was small enough to need no switch of BLAS's threads, and
     so computed: in compiled row loops (SMALL_WORK, ONE_ROW_WORK), or by a BLAS call that
-    NumPy's OpenBLAS keeps on this thread (ONE_THREAD_WORK; at least two rows and columns,
+    NumPy's own OpenBLAS keeps on this thread (ONE_THREAD_WORK; at least two rows and columns,
     which np.matmul hands to gemm, and never an operand times its own transpose, which it
     hands to syrk: the layers have none)."""
     M, N = out.shape
     if b.flags.c_contiguous and work <= (ONE_ROW_WORK if M == 1 else SMALL_WORK if M <= SMALL_ROWS else 0):
         rows_times_rows(a, b, bias, out)
-    elif work <= ONE_THREAD_WORK and M > 1 and N > 1 and _gemm_on_caller():
+    elif work <= ONE_THREAD_WORK and M > 1 and N > 1 and numpy_openblas() is not None:
         _product(a, b, out, bias)
     else:
         return False
     return True
-
-
-@functools.lru_cache(maxsize=None)
-def _gemm_on_caller():
-    """Whether NumPy's BLAS is its own OpenBLAS, which runs a product of at most
-    ONE_THREAD_WORK multiply-adds on the calling thread."""
-    return numpy_openblas() is not None
 
 
 def _product(a, b, out, bias):

@@ -70,9 +70,11 @@ def openblas_symbol(lib, name):
     return None
 
 
+@functools.lru_cache(maxsize=None)
 def numpy_openblas():
     """ctypes.CDLL of the OpenBLAS that NumPy's own wheel carries (in its `numpy.libs`
-    folder), once NumPy has loaded it, or None (another BLAS, or one outside NumPy)."""
+    folder, loaded with NumPy), or None (another BLAS, or one outside NumPy); looked up
+    once, since threadpoolctl's scan of the loaded libraries takes milliseconds."""
     libs = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(numpy.__file__))), "numpy.libs")
     for c in threadpoolctl.ThreadpoolController().lib_controllers:
         if c.user_api == "blas" and c.internal_api == "openblas" and os.path.dirname(os.path.realpath(c.filepath)) == libs:
