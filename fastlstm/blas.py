@@ -50,7 +50,12 @@ def dot(a, b, out=None, bias=None, lanes=None):
         out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
     if bias is not None and bias.shape != (out.shape[1],):  # the kernel reads bias[:columns] unchecked
         raise ValueError(f"bias must have shape ({out.shape[1]},), got {bias.shape}")
-    _split_over_lanes([(a, b, out, bias)], _lanes.default() if lanes is None else lanes)
+    lanes = _lanes.default() if lanes is None else lanes
+    work = a.shape[0] * a.shape[1] * b.shape[1]
+    # A small product straight on this thread, with none of the split's bookkeeping, which
+    # would cost as much as the product.
+    if work >= 2 * lanes.min_work or not _without_switch(a, b, out, bias, work):
+        _split_over_lanes([(a, b, out, bias)], lanes)
     return out
 
 
@@ -69,18 +74,18 @@ def _split_over_lanes(products, lanes):
     multiples of row_quantum, by their speeds where every product's blocks are large
     enough), and each other product's rows are cut at the nearest multiple of the quantum
     to the same fractions."""
-    rows = [a.shape[0] for a, _, _, _ in products]
     works = [a.shape[0] * a.shape[1] * b.shape[1] for a, b, _, _ in products]
-    n = max(1, sum(works) // lanes.min_work)
+    n = sum(works) // lanes.min_work
     if n > 1:  # the thread count's look-up takes a lock: only where there is work to share
-        n = min(n, *(lanes.count(M, lanes.min_rows) for M in rows))
-    if n == 1:  # on this thread, as the one lane would
+        n = min(n, *(lanes.count(a.shape[0], lanes.min_rows) for a, _, _, _ in products))
+    if n <= 1:  # on this thread, as the one lane would
         large = [product for product, work in zip(products, works) if not _without_switch(*product, work)]
         if large:
             with single_threaded_blas():
                 for product in large:
                     _product(*product)
         return
+    rows = [a.shape[0] for a, _, _, _ in products]
     quantum = row_quantum(products[0][2].dtype)
     lead = max(rows)
 
