@@ -17,6 +17,15 @@ QUANTA = (8, 12, 16, 24, 32, 48, 64, 96)
 # Right operands (K x N) on which row_quantum tries them: a wide one, whose blocks of 8 rows
 # take FOLLOW_WORK, and narrow ones, which BLAS blocks otherwise.
 PROBES = ((512, 2048), (513, 300), (700, 300))
+# Column counts tried as the quantum of a short product's cuts by columns (column_quantum),
+# the left operands (M x K) it tries them with, and the fewest multiply-adds of a band of
+# columns: smaller products may take BLAS's paths for small ones, whose bits differ.
+COLUMN_QUANTA = (16, 32, 64)
+COLUMN_PROBES = ((32, 700), (8, 2600), (128, 300))
+COLUMN_WORK = 1 << 21
+# Products of fewer rows than this a lane are cut by their columns where they are wider
+# than long (_bands).
+COLUMN_ROWS = 64
 # A product's lanes follow their speeds only when an even share of it is at least
 # 4 x FOLLOW_WORK multiply-adds, so that every block, however the lanes' speed bounds let
 # the speeds cut it, keeps FOLLOW_WORK or more: BLAS may compute smaller products another
@@ -62,22 +71,25 @@ def dot(a, b, out=None, bias=None, lanes=None):
 def dots(*products, lanes=None):
     """out = a @ b for each (a, b, out) of `products`, independent products run as one split
     over `lanes` (fastlstm.lanes.default() when None): each lane takes the same share of
-    every product's rows. A backward's weight and input gradients go together, so that
+    every product (of its rows or of its columns: _bands). A backward's weight and input gradients go together, so that
     where one core is slower for the moment the lanes wait for it once for the pair
     instead of once per product."""
     _split_over_lanes([(a, b, out, None) for a, b, out in products], _lanes.default() if lanes is None else lanes)
 
 
 def _split_over_lanes(products, lanes):
-    """Run [(a, b, out, bias or None), ...] (as `dot` takes them) on the lanes, the rows of
-    every product cut at the same shares: the lanes split the longest product's rows (at
-    multiples of row_quantum, by their speeds where every product's blocks are large
-    enough), and each other product's rows are cut at the nearest multiple of the quantum
-    to the same fractions."""
+    """Run [(a, b, out, bias or None), ...] (as `dot` takes them) on the lanes, every product
+    cut into bands at the same shares: the lanes split the longest band's extent (at
+    multiples of its quantum, by their speeds where every product's blocks are large
+    enough), and each other product's is cut at the nearest multiple of its quantum to the
+    same fractions (`_bands` picks each product's rows or columns)."""
     works = [a.shape[0] * a.shape[1] * b.shape[1] for a, b, _, _ in products]
     n = sum(works) // lanes.min_work
     if n > 1:  # the thread count's look-up takes a lock: only where there is work to share
-        n = min(n, *(lanes.count(a.shape[0], lanes.min_rows) for a, _, _, _ in products))
+        n = lanes.count(n, 1)  # no more than the threads
+        fields = _compiled(products)
+        bands = _bands(products, works, n, fields)
+        n = min(n, *(lanes.count(extent, lanes.min_rows) for extent, _, _ in bands))
     if n <= 1:  # on this thread, as the one lane would
         large = [product for product, work in zip(products, works) if not _without_switch(*product, work)]
         if large:
@@ -85,37 +97,54 @@ def _split_over_lanes(products, lanes):
                 for product in large:
                     _product(*product)
         return
-    rows = [a.shape[0] for a, _, _, _ in products]
-    quantum = row_quantum(products[0][2].dtype)
-    lead = max(rows)
+    lead, quantum, _ = max(bands, key=lambda band: band[0])
 
-    def cut(i, M):
-        """The row of a product of M rows at the lead's row i."""
-        if i == 0 or M == lead:
+    def cut(i, extent, q):
+        """The row or column of a band of `extent` at the lead's i."""
+        if i in (0, lead):
+            return 0 if i == 0 else extent
+        if extent == lead and q == quantum:
             return i
-        if i == lead:
-            return M
-        q = quantum if quantum and M >= n * quantum else 1
-        return min(M, round(i * M / lead / q) * q)
+        q = q if q and extent >= n * q else 1
+        return min(extent, round(i * extent / lead / q) * q)
 
-    follow = all(work // n >= 4 * FOLLOW_WORK for work in works)
-    fields = _compiled(products)
+    # cuts at multiples of a quantum alone may follow the speeds (without one, results would depend on timing)
+    follow = all(work // n >= 4 * FOLLOW_WORK for work in works) and all(q for _, q, _ in bands)
     if fields is not None:
         spans = lanes.blocks(lead, n, quantum, follow)
         blocks = np.zeros((n, len(products), blas_calls.BLOCK_FIELDS), dtype=np.int64)
         blocks[:, :, :blas_calls.FIELDS] = fields
-        for k, (i0, i1) in enumerate(spans):
-            for p, M in enumerate(rows):
-                blocks[k, p, blas_calls.J0], blocks[k, p, blas_calls.J1] = cut(i0, M), cut(i1, M)
+        for p, ((extent, q, first), (_, _, out, _)) in enumerate(zip(bands, products)):
+            blocks[:, p, blas_calls.J1], blocks[:, p, blas_calls.L1] = out.shape
+            for k, (i0, i1) in enumerate(spans):
+                blocks[k, p, first], blocks[k, p, first + 1] = cut(i0, extent, q), cut(i1, extent, q)
         lanes.run_products(blocks, len(products), spans)
         return
 
-    def lane(k, i0, i1):
-        for (a, b, out, bias), M in zip(products, rows):
-            j0, j1 = cut(i0, M), cut(i1, M)
+    def lane(k, i0, i1):  # bands of rows alone: a Python lane's product is a row block's np.matmul
+        for (a, b, out, bias), (M, q, _) in zip(products, bands):
+            j0, j1 = cut(i0, M, q), cut(i1, M, q)
             _product(a[j0:j1], b, out[j0:j1], bias)
 
     lanes.run(lane, lead, n, quantum=quantum, follow=follow, learn=True)
+
+
+def _bands(products, works, lanes, fields):
+    """(extent, quantum, first field) of each product's bands, cut into at most `lanes`:
+    of its output's columns (L0, column_quantum) where the lanes run compiled blocks
+    (`fields`, or None), each band is COLUMN_WORK or more, and the output has fewer rows
+    than columns and either fewer than COLUMN_ROWS a lane or a transposed right operand;
+    else of its rows (J0, row_quantum). Each lane then packs a band of the right operand
+    instead of all of it, which pays most where it is transposed, and no lane of a short
+    product waits for a row quantum's uneven cut (scripts/split_axis.py measures both)."""
+    bands = []
+    for p, ((a, b, out, _), work) in enumerate(zip(products, works)):
+        M, N = out.shape
+        wide = fields is not None and M < N and work // lanes >= COLUMN_WORK and \
+            (M < COLUMN_ROWS * lanes or fields[p, blas_calls.TRANS_B] == blas_calls.TRANS)
+        q = column_quantum(out.dtype) if wide else None
+        bands.append((N, q, blas_calls.L0) if q else (M, row_quantum(out.dtype), blas_calls.J0))
+    return bands
 
 
 def _compiled(products):
@@ -196,6 +225,36 @@ def row_quantum(dtype):
             if all(_cuts_keep_bits(rng, dtype, q, K, N) for K, N in PROBES):
                 return q
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def column_quantum(dtype):
+    """The fewest columns q (of COLUMN_QUANTA) such that single-threaded BLAS gives every
+    column of a product the same bits whether the product is cut at multiples of q or not,
+    where every block takes COLUMN_WORK multiply-adds or more; or None (no product is cut
+    by its columns). Tried as row_quantum tries rows, on short products of a plain and of
+    a transposed right operand (COLUMN_PROBES)."""
+    rng = np.random.default_rng(0)
+    with single_threaded_blas():
+        for q in COLUMN_QUANTA:
+            if all(_column_cuts_keep_bits(rng, dtype, q, M, K) for M, K in COLUMN_PROBES):
+                return q
+    return None
+
+
+def _column_cuts_keep_bits(rng, dtype, q, M, K):
+    """Whether a product of M x K on the left, cut at the multiples of q columns that leave
+    COLUMN_WORK or more on either side, gives the whole product's bits."""
+    least = -(-COLUMN_WORK // (M * K))
+    N = 2 * least + 3 * q + 1
+    a = rng.standard_normal((M, K)).astype(dtype)
+    for b in (rng.standard_normal((K, N)).astype(dtype), rng.standard_normal((N, K)).astype(dtype).T):
+        whole = np.matmul(a, b)
+        for cut in range(-(-least // q) * q, N - least + 1, q):
+            if not (np.array_equal(np.matmul(a, b[:, :cut]), whole[:, :cut])
+                    and np.array_equal(np.matmul(a, b[:, cut:]), whole[:, cut:])):
+                return False
+    return True
 
 
 def _cuts_keep_bits(rng, dtype, q, K, N):

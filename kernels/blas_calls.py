@@ -7,7 +7,7 @@ A product is described once as a row of int64 fields (`describe`): gemm's addres
 NumPy's own BLAS, the operands' addresses, leading dimensions and transposition flags
 (the flags and dimensions that np.matmul passes the same library, so a block's bits are
 np.matmul's), and where a bias row is to be added. A block of it adds its first and last
-rows. A worker's `board` holds the blocks posted to it; `serve` waits for them, runs them
+rows and columns: a lane takes a band of the output's rows, or of its columns. A worker's `board` holds the blocks posted to it; `serve` waits for them, runs them
 and publishes their end in the lanes' `progress` (kernels/spin.py), with the seconds they
 took, as the workers of fastlstm/lanes.py do for blocks in Python.
 """
@@ -20,10 +20,10 @@ from numba.extending import intrinsic
 from fastlstm.kernels.linalg import add_to_rows
 from fastlstm.kernels.spin import _load_acquire, _pause, _store_release
 
-# A product's fields, then a block's.
-GEMM, DOUBLE, TRANS_A, TRANS_B, N, K, LDA, LDB, LDC, A, B, C, BIAS, A_ROW, C_ROW, J0, J1 = range(17)
+# A product's fields, then a block's: rows J0 to J1, columns L0 to L1.
+GEMM, DOUBLE, TRANS_A, TRANS_B, N, K, LDA, LDB, LDC, A, B, C, BIAS, A_ROW, C_ROW, B_COLUMN, J0, J1, L0, L1 = range(20)
 FIELDS = J0  # the fields `describe` fills
-BLOCK_FIELDS = J1 + 1
+BLOCK_FIELDS = L1 + 1
 # CBLAS's constants
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 # A worker's board: blocks posted so far, blocks taken, what the last post holds (a
@@ -147,14 +147,15 @@ def describe(fields, a, b, out, bias, gemm):
         if bias.shape[0] != Nb or bias.strides[0] != size or bias.ctypes.data % size != 0:
             return False
         fields[BIAS] = bias.ctypes.data
-    fields[A_ROW], fields[C_ROW] = a.strides[0], out.strides[0]
+    fields[A_ROW], fields[C_ROW], fields[B_COLUMN] = a.strides[0], out.strides[0], b.strides[1]
     return True
 
 
 @njit(cache=True, nogil=True)
 def _run_block(f):
-    """Rows f[J0] to f[J1] of the product that `f` (BLOCK_FIELDS) describes."""
-    if f[J1] > f[J0]:
+    """Rows f[J0] to f[J1], columns f[L0] to f[L1], of the product that `f` (BLOCK_FIELDS)
+    describes."""
+    if f[J1] > f[J0] and f[L1] > f[L0]:
         if f[DOUBLE]:
             _gemm_rows(f, 1.0, 0.0)
         else:
@@ -165,11 +166,12 @@ def _run_block(f):
 def _gemm_rows(f, one, zero):
     """_run_block at the float type of `one` and `zero`: the scalars' type picks gemm's
     signature, so each type has its own call."""
-    m = f[J1] - f[J0]
-    a, c = f[A] + f[J0] * f[A_ROW], f[C] + f[J0] * f[C_ROW]
-    _gemm(f[GEMM], ROW_MAJOR, f[TRANS_A], f[TRANS_B], m, f[N], f[K], one, a, f[LDA], f[B], f[LDB], zero, c, f[LDC])
+    m, n, size = f[J1] - f[J0], f[L1] - f[L0], 8 if f[DOUBLE] else 4
+    a, b = f[A] + f[J0] * f[A_ROW], f[B] + f[L0] * f[B_COLUMN]
+    c = f[C] + f[J0] * f[C_ROW] + f[L0] * size
+    _gemm(f[GEMM], ROW_MAJOR, f[TRANS_A], f[TRANS_B], m, n, f[K], one, a, f[LDA], b, f[LDB], zero, c, f[LDC])
     if f[BIAS]:
-        add_to_rows(carray(_pointer(c, zero), (m, f[LDC]))[:, :f[N]], carray(_pointer(f[BIAS], zero), (f[N],)))
+        add_to_rows(carray(_pointer(c, zero), (m, f[LDC]))[:, :n], carray(_pointer(f[BIAS] + f[L0] * size, zero), (n,)))
 
 
 @njit(cache=True, nogil=True)

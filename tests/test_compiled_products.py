@@ -1,6 +1,7 @@
 """Products whose lanes run in compiled code (kernels/blas_calls.py, Lanes.run_products):
 the same bits as the lanes' blocks in Python and as the whole product on one lane, in
-float32 and float64, plain or transposed, with a bias, beside another product; operands
+float32 and float64, plain or transposed, with a bias, beside another product, cut by
+rows or (short products) by columns; operands
 BLAS cannot read as they lie go to the Python lanes, still right; a busy pool, a lane
 count beyond the pool's slots and Python blocks between compiled ones change nothing; a
 woken worker may run anywhere but on its caller's CPU."""
@@ -68,6 +69,28 @@ def test_two_products_split_together_give_their_bits(monkeypatch, dtype):
     _in_python(monkeypatch)
     for got, want in zip(new, gradients()):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("b_order", ["C", "F"])
+@pytest.mark.parametrize("M,K,N", [(1, 1000, 4099), (8, 650, 2600), (33, 700, 650), (32, 1300, 2600)])
+def test_short_products_cut_by_columns_give_the_whole_products_bits(b_order, M, K, N):
+    """A short product's lanes take bands of its columns (with the bias's), at even shares
+    and following uneven speeds (the largest), and give the one-lane product's bits; a
+    backward's pair mixes a band of rows with one of columns."""
+    if blas.column_quantum(np.dtype(np.float32)) is None:
+        pytest.skip("this BLAS gives other bits where a product is cut by its columns")
+    a, b, bias = _operands(np.random.default_rng(M), np.float32, M, K, N, "C", b_order)
+    one = blas.dot(a, b, bias=bias, lanes=Lanes(threads=1))
+    for lanes in (Lanes(threads=2, learning=0.0, speeds=[1.0, 0.6]), Lanes(threads=3, learning=0.0, speeds=[1.0, 1.7, 0.5])):
+        n = min(lanes.threads, M * K * N // lanes.min_work)
+        bands = blas._bands([(a, b, one, bias)], [M * K * N], n, blas._compiled([(a, b, one, bias)]))
+        assert bands[0][2] == blas_calls.L0
+        np.testing.assert_array_equal(blas.dot(a, b, bias=bias, lanes=lanes), one)
+    x = np.random.default_rng(1).standard_normal((M, 300)).astype(np.float32)
+    pair = [(x.T, a, np.empty((300, K), np.float32)), (x, np.ones((300, 3000), np.float32), np.empty((M, 3000), np.float32))]
+    blas.dots(*pair, lanes=Lanes(threads=2, learning=0.0, speeds=[1.0, 0.6]))
+    for left, right, out in pair:
+        np.testing.assert_array_equal(out, blas.dot(left, right, lanes=Lanes(threads=1)))
 
 
 @pytest.mark.parametrize("case", ["strided columns", "reversed rows", "one column", "inner width one",
