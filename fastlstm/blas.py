@@ -18,10 +18,10 @@ QUANTA = (8, 12, 16, 24, 32, 48, 64, 96)
 # take FOLLOW_WORK, and narrow ones, which BLAS blocks otherwise.
 PROBES = ((512, 2048), (513, 300), (700, 300))
 # Column counts tried as the quantum of a short product's cuts by columns (column_quantum),
-# the left operands (M x K) it tries them with, and the fewest multiply-adds of a band of
-# columns: smaller products may take BLAS's paths for small ones, whose bits differ.
+# the products it tries them on, and the fewest multiply-adds of a band of columns: smaller
+# products may take BLAS's paths for small ones, whose bits differ.
 COLUMN_QUANTA = (16, 32, 64)
-COLUMN_PROBES = ((32, 700), (8, 2600), (128, 300))
+COLUMN_PROBES = 16
 COLUMN_WORK = 1 << 21
 # Products of fewer rows than this a lane are cut by their columns where they are wider
 # than long (_bands).
@@ -132,15 +132,16 @@ def _split_over_lanes(products, lanes):
 def _bands(products, works, lanes, fields):
     """(extent, quantum, first field) of each product's bands, cut into at most `lanes`:
     of its output's columns (L0, column_quantum) where the lanes run compiled blocks
-    (`fields`, or None), each band is COLUMN_WORK or more, and the output has fewer rows
-    than columns and either fewer than COLUMN_ROWS a lane or a transposed right operand;
+    (`fields`, or None), each band is COLUMN_WORK or more, and the output has two rows or
+    more (BLAS may take one row as a gemv), fewer rows than columns, and either fewer
+    than COLUMN_ROWS a lane or a transposed right operand;
     else of its rows (J0, row_quantum). Each lane then packs a band of the right operand
     instead of all of it, which pays most where it is transposed, and no lane of a short
     product waits for a row quantum's uneven cut (scripts/split_axis.py measures both)."""
     bands = []
     for p, ((a, b, out, _), work) in enumerate(zip(products, works)):
         M, N = out.shape
-        wide = fields is not None and M < N and work // lanes >= COLUMN_WORK and \
+        wide = fields is not None and 1 < M < N and work // lanes >= COLUMN_WORK and \
             (M < COLUMN_ROWS * lanes or fields[p, blas_calls.TRANS_B] == blas_calls.TRANS)
         q = column_quantum(out.dtype) if wide else None
         bands.append((N, q, blas_calls.L0) if q else (M, row_quantum(out.dtype), blas_calls.J0))
@@ -230,25 +231,30 @@ def row_quantum(dtype):
 @functools.lru_cache(maxsize=None)
 def column_quantum(dtype):
     """The fewest columns q (of COLUMN_QUANTA) such that single-threaded BLAS gives every
-    column of a product the same bits whether the product is cut at multiples of q or not,
-    where every block takes COLUMN_WORK multiply-adds or more; or None (no product is cut
-    by its columns). Tried as row_quantum tries rows, on short products of a plain and of
-    a transposed right operand (COLUMN_PROBES)."""
-    rng = np.random.default_rng(0)
+    column of a product of two rows or more the same bits whether the product is cut at
+    multiples of q or not, where every block takes about COLUMN_WORK multiply-adds or
+    more; or None (no product is cut by its columns). Tried as row_quantum tries rows, on
+    COLUMN_PROBES short products of plain and transposed right operands, of shapes drawn
+    at random (with a fixed seed): where a BLAS rounds a band of columns otherwise, it
+    does so at some shapes and not others (OpenBLAS's float64 gemm here: a third of them)."""
     with single_threaded_blas():
         for q in COLUMN_QUANTA:
-            if all(_column_cuts_keep_bits(rng, dtype, q, M, K) for M, K in COLUMN_PROBES):
+            rng = np.random.default_rng(0)
+            if all(_column_cuts_keep_bits(rng, dtype, q) for _ in range(COLUMN_PROBES)):
                 return q
     return None
 
 
-def _column_cuts_keep_bits(rng, dtype, q, M, K):
-    """Whether a product of M x K on the left, cut at the multiples of q columns that leave
-    COLUMN_WORK or more on either side, gives the whole product's bits."""
-    least = -(-COLUMN_WORK // (M * K))
-    N = 2 * least + 3 * q + 1
+def _column_cuts_keep_bits(rng, dtype, q):
+    """Whether a product of a random shape (M, K, N from `rng`), cut at each multiple of q
+    columns that leaves half of COLUMN_WORK or more on either side (a band cut at the
+    quantum may fall short of COLUMN_WORK), gives the whole product's bits."""
+    M, K = int(rng.integers(2, 128)), int(rng.integers(16, 2048))
+    least = -(-COLUMN_WORK // 2 // (M * K))
+    N = 2 * least + int(rng.integers(1, 8 * q))
     a = rng.standard_normal((M, K)).astype(dtype)
-    for b in (rng.standard_normal((K, N)).astype(dtype), rng.standard_normal((N, K)).astype(dtype).T):
+    right = rng.standard_normal((K, N)).astype(dtype)
+    for b in (right, np.ascontiguousarray(right.T).T):
         whole = np.matmul(a, b)
         for cut in range(-(-least // q) * q, N - least + 1, q):
             if not (np.array_equal(np.matmul(a, b[:, :cut]), whole[:, :cut])
