@@ -71,9 +71,9 @@ def dot(a, b, out=None, bias=None, lanes=None):
 def dots(*products, lanes=None):
     """out = a @ b for each (a, b, out) of `products`, independent products run as one split
     over `lanes` (fastlstm.lanes.default() when None): each lane takes the same share of
-    every product (of its rows or of its columns: _bands). A backward's weight and input gradients go together, so that
-    where one core is slower for the moment the lanes wait for it once for the pair
-    instead of once per product."""
+    every product (of its rows or of its columns: _bands). A backward's weight and input
+    gradients go together, so that where one core is slower for the moment the lanes wait
+    for it once for the pair instead of once per product."""
     _split_over_lanes([(a, b, out, None) for a, b, out in products], _lanes.default() if lanes is None else lanes)
 
 
@@ -133,11 +133,11 @@ def _bands(products, works, lanes, fields):
     """(extent, quantum, first field) of each product's bands, cut into at most `lanes`:
     of its output's columns (L0, column_quantum) where the lanes run compiled blocks
     (`fields`, or None), each band is COLUMN_WORK or more, and the output has two rows or
-    more (BLAS may take one row as a gemv), fewer rows than columns, and either fewer
-    than COLUMN_ROWS a lane or a transposed right operand;
-    else of its rows (J0, row_quantum). Each lane then packs a band of the right operand
-    instead of all of it, which pays most where it is transposed, and no lane of a short
-    product waits for a row quantum's uneven cut (scripts/split_axis.py measures both)."""
+    more (BLAS may take one row as a gemv), fewer rows than columns, and either fewer than
+    COLUMN_ROWS a lane or a transposed right operand; else of its rows (J0, row_quantum).
+    Each lane then packs a band of the right operand instead of all of it, which pays most
+    where it is transposed, and no lane of a short product waits for a row quantum's
+    uneven cut (scripts/split_axis.py measures both)."""
     bands = []
     for p, ((a, b, out, _), work) in enumerate(zip(products, works)):
         M, N = out.shape

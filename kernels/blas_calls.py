@@ -7,9 +7,10 @@ A product is described once as a row of int64 fields (`describe`): gemm's addres
 NumPy's own BLAS, the operands' addresses, leading dimensions and transposition flags
 (the flags and dimensions that np.matmul passes the same library, so a block's bits are
 np.matmul's), and where a bias row is to be added. A block of it adds its first and last
-rows and columns: a lane takes a band of the output's rows, or of its columns. A worker's `board` holds the blocks posted to it; `serve` waits for them, runs them
-and publishes their end in the lanes' `progress` (kernels/spin.py), with the seconds they
-took, as the workers of fastlstm/lanes.py do for blocks in Python.
+rows and columns: a lane takes a band of the output's rows, or of its columns. A worker's
+`board` holds the blocks posted to it; `serve` waits for them, runs them and publishes
+their end in the lanes' `progress` (kernels/spin.py), with the seconds they took, as the
+workers of fastlstm/lanes.py do for blocks in Python.
 """
 
 from llvmlite import ir
@@ -157,13 +158,13 @@ def _run_block(f):
     describes."""
     if f[J1] > f[J0] and f[L1] > f[L0]:
         if f[DOUBLE]:
-            _gemm_rows(f, 1.0, 0.0)
+            _gemm_block(f, 1.0, 0.0)
         else:
-            _gemm_rows(f, types.float32(1.0), types.float32(0.0))
+            _gemm_block(f, types.float32(1.0), types.float32(0.0))
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _gemm_rows(f, one, zero):
+def _gemm_block(f, one, zero):
     """_run_block at the float type of `one` and `zero`: the scalars' type picks gemm's
     signature, so each type has its own call."""
     m, n, size = f[J1] - f[J0], f[L1] - f[L0], 8 if f[DOUBLE] else 4

@@ -81,14 +81,16 @@ def test_short_products_cut_by_columns_give_the_whole_products_bits(b_order, M, 
         pytest.skip("this BLAS gives other bits where a product is cut by its columns")
     a, b, bias = _operands(np.random.default_rng(M), np.float32, M, K, N, "C", b_order)
     one = blas.dot(a, b, bias=bias, lanes=Lanes(threads=1))
-    for lanes in (Lanes(threads=2, learning=0.0, speeds=[1.0, 0.6]), Lanes(threads=3, learning=0.0, speeds=[1.0, 1.7, 0.5])):
+    uneven = (Lanes(threads=2, learning=0.0, speeds=[1.0, 0.6]), Lanes(threads=3, learning=0.0, speeds=[1.0, 1.7, 0.5]))
+    for lanes in uneven:
         n = min(lanes.threads, M * K * N // lanes.min_work)
         bands = blas._bands([(a, b, one, bias)], [M * K * N], n, blas._compiled([(a, b, one, bias)]))
         assert bands[0][2] == blas_calls.L0
         np.testing.assert_array_equal(blas.dot(a, b, bias=bias, lanes=lanes), one)
     x = np.random.default_rng(1).standard_normal((M, 300)).astype(np.float32)
-    pair = [(x.T, a, np.empty((300, K), np.float32)), (x, np.ones((300, 3000), np.float32), np.empty((M, 3000), np.float32))]
-    blas.dots(*pair, lanes=Lanes(threads=2, learning=0.0, speeds=[1.0, 0.6]))
+    wide = np.ones((300, 3000), np.float32)
+    pair = [(x.T, a, np.empty((300, K), np.float32)), (x, wide, np.empty((M, 3000), np.float32))]
+    blas.dots(*pair, lanes=uneven[0])
     for left, right, out in pair:
         np.testing.assert_array_equal(out, blas.dot(left, right, lanes=Lanes(threads=1)))
 
