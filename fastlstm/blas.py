@@ -1,4 +1,4 @@
-"""Matrix products through NumPy's BLAS, their rows split over lanes (fastlstm/lanes.py)."""
+"""Matrix products through NumPy's BLAS, their rows or columns split over lanes (fastlstm/lanes.py)."""
 
 import ctypes
 import functools
