@@ -63,7 +63,7 @@ def dot(a, b, out=None, bias=None, lanes=None):
     work = a.shape[0] * a.shape[1] * b.shape[1]
     # A small product straight on this thread, with none of the split's bookkeeping, which
     # would cost as much as the product.
-    if work >= 2 * lanes.min_work or not _without_switch(a, b, out, bias, work):
+    if _work_lanes(work, lanes) > 1 or not _without_switch(a, b, out, bias, work):
         _split_over_lanes([(a, b, out, bias)], lanes)
     return out
 
@@ -84,7 +84,7 @@ def _split_over_lanes(products, lanes):
     enough), and each other product's is cut at the nearest multiple of its quantum to the
     same fractions (`_bands` picks each product's rows or columns)."""
     works = [a.shape[0] * a.shape[1] * b.shape[1] for a, b, _, _ in products]
-    n = sum(works) // lanes.min_work
+    n = _work_lanes(sum(works), lanes)
     if n > 1:  # the thread count's look-up takes a lock: only where there is work to share
         n = lanes.count(n, 1)  # no more than the threads
         fields = _compiled(products)
@@ -101,8 +101,10 @@ def _split_over_lanes(products, lanes):
 
     def cut(i, extent, q):
         """The row or column of a band of `extent` at the lead's i."""
-        if i in (0, lead):
-            return 0 if i == 0 else extent
+        if i == 0:
+            return 0
+        if i == lead:
+            return extent
         if extent == lead and q == quantum:
             return i
         q = q if q and extent >= n * q else 1
@@ -127,6 +129,12 @@ def _split_over_lanes(products, lanes):
             _product(a[j0:j1], b, out[j0:j1], bias)
 
     lanes.run(lane, lead, n, quantum=quantum, follow=follow, learn=True)
+
+
+def _work_lanes(work, lanes):
+    """Lanes that `work` multiply-adds would fill at `lanes.min_work` each, before the
+    thread count and the rows limit them: below 2, a product stays on the caller's thread."""
+    return work // lanes.min_work
 
 
 def _bands(products, works, lanes, fields):
