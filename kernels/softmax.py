@@ -8,7 +8,7 @@ from numba import njit, prange
 
 from fastlstm.kernels.parallel import ARITHMETIC, parallel_kernel
 
-from fastlstm.kernels.vecmath import KERNEL_OPTIONS, LANES, exp, interleaved_sum
+from fastlstm.kernels.vecmath import KERNEL_OPTIONS, LANES, exp, interleaved_sum, lane_maxima
 
 
 @njit(cache=True, **KERNEL_OPTIONS)
@@ -19,11 +19,7 @@ def _row_max(row, lanes):
     body = V - V % LANES
     mx = row[0]
     if body > 0:
-        for j in range(LANES):
-            lanes[j] = row[j]
-        for v in range(LANES, body, LANES):
-            for j in range(LANES):
-                lanes[j] = row[v + j] if row[v + j] > lanes[j] else lanes[j]
+        lane_maxima(row, body // LANES, lanes)
         for j in range(LANES):
             if lanes[j] > mx:
                 mx = lanes[j]

@@ -10,6 +10,7 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 # Fast-math flags for kernels that call these: no 'nnan'/'ninf', so NaN and inf still propagate;
@@ -35,18 +36,12 @@ LANES = 16  # partial sums of interleaved_sum, a SIMD vector's worth or two
 
 @njit(cache=True, **KERNEL_OPTIONS)
 def interleaved_sum(a, lanes, square):
-    """The sum of a's elements (of their squares when `square`) in float64, in an order that
-    a's length alone fixes: LANES interleaved partial sums (in `lanes`, a float64 scratch of
-    LANES), added pairwise, then the tail. The partial sums run as SIMD vectors without
-    'reassoc', since each lane is a sum of its own."""
-    for j in range(LANES):
-        lanes[j] = 0.0
+    """The sum of a's elements (of their squares when `square`, each fused into its sum) in
+    float64, in an order that a's length alone fixes: LANES interleaved partial sums (in
+    `lanes`, a float64 scratch of LANES, C-contiguous like a), added pairwise, then the tail."""
     n = a.size
     body = n - n % LANES
-    for v in range(0, body, LANES):
-        for j in range(LANES):
-            t = np.float64(a[v + j])
-            lanes[j] += t * t if square else t
+    _lane_sums(a, body // LANES, lanes, square)
     width = LANES // 2
     while width >= 1:
         for j in range(width):
@@ -55,8 +50,85 @@ def interleaved_sum(a, lanes, square):
     total = lanes[0]
     for v in range(body, n):
         t = np.float64(a[v])
-        total += t * t if square else t
+        total = fma(t, t, total) if square else total + t
     return total
+
+
+class _LaneOperands:
+    """The LLVM values of a lane intrinsic's array a, its block count and its scratch lanes:
+    loads and stores of LANES elements at a time, each as aligned as one element."""
+
+    def __init__(self, context, builder, signature, args):
+        self.builder, self.blocks = builder, args[1]
+        (a_ty, _, lanes_ty), (a, _, lanes) = signature.args[:3], args[:3]
+        self.a, self.lanes = (context.make_array(t)(context, builder, x) for t, x in ((a_ty, a), (lanes_ty, lanes)))
+        self.a_vector, self.lanes_vector = (ir.VectorType(context.get_value_type(t.dtype), LANES) for t in (a_ty, lanes_ty))
+        self.a_align, self.lanes_align = a_ty.dtype.bitwidth // 8, lanes_ty.dtype.bitwidth // 8
+
+    def index(self, value):
+        return ir.Constant(self.blocks.type, value)
+
+    def load_block(self, block):
+        """a[block * LANES:(block + 1) * LANES] as a vector."""
+        start = self.builder.gep(self.a.data, [self.builder.mul(block, self.index(LANES))])
+        return self.builder.load(self.builder.bitcast(start, self.a_vector.as_pointer()), align=self.a_align)
+
+    def store_lanes(self, vector):
+        self.builder.store(vector, self.builder.bitcast(self.lanes.data, self.lanes_vector.as_pointer()),
+                           align=self.lanes_align)
+
+
+def _lane_arrays(a, lanes):
+    """Whether a (of floats) and lanes are C-contiguous 1-D arrays, as the lane intrinsics take them."""
+    return all(isinstance(x, types.Array) and x.ndim == 1 and x.layout == "C" for x in (a, lanes)) and \
+        isinstance(a.dtype, types.Float)
+
+
+@intrinsic
+def _lane_sums(typingctx, a, blocks, lanes, square):
+    """lanes[j] = sum over b < blocks of a[b * LANES + j] (of its square, fused, when
+    `square`), in float64 from 0, b in order: LANES sums of their own, run as one vector.
+    Numba runs no SLP vectoriser, and a loop over a scratch's LANES elements runs scalar."""
+    if not _lane_arrays(a, lanes) or lanes.dtype != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        ops = _LaneOperands(context, builder, signature, args)
+        wide = ops.lanes_vector
+        fused = cgutils.get_or_insert_function(builder.module, ir.FunctionType(wide, [wide] * 3), f"llvm.fma.v{LANES}f64")
+        total = cgutils.alloca_once_value(builder, ir.Constant(wide, [0.0] * LANES))
+        square = context.cast(builder, args[3], signature.args[3], types.boolean)
+        with builder.if_else(square) as branches:
+            for squares, branch in zip((True, False), branches):
+                with branch, cgutils.for_range(builder, ops.blocks) as loop:
+                    v = ops.load_block(loop.index)
+                    v = builder.fpext(v, wide) if ops.a_vector != wide else v
+                    acc = builder.load(total)
+                    builder.store(builder.call(fused, [v, v, acc]) if squares else builder.fadd(acc, v), total)
+        ops.store_lanes(builder.load(total))
+        return context.get_dummy_value()
+
+    return types.void(a, blocks, lanes, square), codegen
+
+
+@intrinsic
+def lane_maxima(typingctx, a, blocks, lanes):
+    """lanes[j] = the max over b < blocks of a[b * LANES + j] (blocks >= 1), b in order, as
+    `x if x > m else m` takes it (a NaN after the first block is passed over): LANES maxima
+    run as one vector (see _lane_sums)."""
+    if not _lane_arrays(a, lanes) or lanes.dtype != a.dtype:
+        return None
+
+    def codegen(context, builder, signature, args):
+        ops = _LaneOperands(context, builder, signature, args)
+        best = cgutils.alloca_once_value(builder, ops.load_block(ops.index(0)))
+        with cgutils.for_range(builder, builder.sub(ops.blocks, ops.index(1))) as loop:
+            v, m = ops.load_block(builder.add(loop.index, ops.index(1))), builder.load(best)
+            builder.store(builder.select(builder.fcmp_ordered(">", v, m), v, m), best)
+        ops.store_lanes(builder.load(best))
+        return context.get_dummy_value()
+
+    return types.void(a, blocks, lanes), codegen
 
 
 @intrinsic

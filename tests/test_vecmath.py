@@ -1,9 +1,12 @@
-"""The float32 exp, sigmoid and tanh the kernels inline, against float64 NumPy."""
+"""The float32 exp, sigmoid and tanh the kernels inline, against float64 NumPy; the lanes'
+sums and maxima, against scalar loops in the same order."""
 
 import numpy as np
+import pytest
 from numba import njit
 
-from fastlstm.kernels.vecmath import KERNEL_OPTIONS, exp, sigmoid, tanh
+from fastlstm.kernels.softmax import _row_max
+from fastlstm.kernels.vecmath import KERNEL_OPTIONS, LANES, exp, fma, interleaved_sum, sigmoid, tanh
 
 EPS32 = float(np.finfo(np.float32).eps)
 
@@ -38,3 +41,37 @@ def test_float32_exp_clamps_its_argument_and_keeps_nan():
     np.testing.assert_allclose(s[:4], [0, 0, 1, 1], rtol=0, atol=EPS32)
     np.testing.assert_allclose(t[:4], [-1, -1, 1, 1], rtol=0, atol=EPS32)
     assert np.isnan(s[4]) and np.isnan(t[4])
+
+
+@njit(**KERNEL_OPTIONS)  # not cached, as _apply
+def _scalar_interleaved_sum(a, square):
+    """interleaved_sum's order, one element at a time."""
+    lanes = np.zeros(LANES)
+    body = a.size - a.size % LANES
+    for v in range(body):
+        t = np.float64(a[v])
+        lanes[v % LANES] = fma(t, t, lanes[v % LANES]) if square else lanes[v % LANES] + t
+    width = LANES // 2
+    while width >= 1:
+        for j in range(width):
+            lanes[j] += lanes[j + width]
+        width //= 2
+    total = lanes[0]
+    for v in range(body, a.size):
+        t = np.float64(a[v])
+        total = fma(t, t, total) if square else total + t
+    return total
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 17, 33, 160, 10007])
+def test_lane_sums_and_maxima_are_the_scalar_loops_to_the_bit(dtype, n):
+    """The lanes run as SIMD vectors (kernels/vecmath.py's intrinsics); each lane sums and
+    compares in the order the scalar loop does, so the bits are the same."""
+    a = (np.random.default_rng(n).standard_normal(n) * 1e3).astype(dtype)
+    for square in (False, True):
+        assert interleaved_sum(a, np.empty(LANES), square) == _scalar_interleaved_sum(a, square)
+    if n > 1:
+        assert _row_max(a, np.empty(LANES, dtype)) == a.max()
+        a[n // 2] = np.nan  # after the first element: passed over, as `>` passes it
+        assert _row_max(a, np.empty(LANES, dtype)) == np.nanmax(a)
