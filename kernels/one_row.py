@@ -1,6 +1,7 @@
 """Work on one row (N * T = 1: text generation, one token at a time): a row vector times a
-weight matrix read where it lies, and one LSTM step of one row, for a block of the output
-columns (hidden units), so that lanes can split a product by the weight's columns.
+weight matrix read where it lies, for a block of the output columns, so that lanes can
+split a product by the weight's columns; one LSTM step of one row, its products by such
+blocks, then its elementwise pass.
 
 At one row a product is bound by reading the weight once, and at small sizes a BLAS
 call's dispatch costs as much as its multiply-adds. Every output element sums its
@@ -125,29 +126,34 @@ def _total(s, x, e, KP):
 
 
 @njit(cache=True, nogil=True)
-def lstm_row_forward(xs, Wx, Wh, b, hs, cs, inputs, gates, tanh_cs, j0, j1):
-    """One LSTM step of one row at the hidden units j0 .. j1 - 1 (K = j1 - j0), in the
-    arrays of the sequence path (fastlstm/backends/cpu.py's lstm_forward) at T = N = 1:
-    the f, g, i, o columns of x @ Wx into gates, of h_0 @ Wh into scratch, then the
-    step's elementwise pass (kernels/lstm.py's lstm_step_forward, as that path runs it).
-    The first block (j0 = 0) also keeps x and h_0 side by side in inputs, for backward.
+def lstm_row_products(xs, hs, Wx, Wh, gates, hA, c0, c1):
+    """Columns c0 .. c1 - 1 of one LSTM step's products of one row (N = T = 1): of x @ Wx
+    into gates, of h_0 @ Wh into hA. A band of the gates' columns, rather than a block of
+    hidden units (four runs of each weight row, one per gate), reads each weight row's part
+    in one run. Any cut of the columns gives the same bits; lstm_row_step follows once every
+    column is made.
 
-    xs (1, 1, D); Wx (D, 4H), Wh (H, 4H); b (4H,); hs, cs (2, 1, H): h_0 and c_0 given,
-    the new h and c written; inputs (1, 1, D + H); gates (1, 1, 4H): the activated gates
-    on return; tanh_cs (1, 1, H). All C-contiguous.
+    xs (1, 1, D); hs (2, 1, H), h_0 given; Wx (D, 4H), Wh (H, 4H); gates (1, 1, 4H), hA
+    (1, 4H). All C-contiguous.
     """
-    H = Wh.shape[0]
-    D = Wx.shape[0]
-    K = j1 - j0
-    x, h_prev = xs[0, 0], hs[0, 0]
-    hA = np.empty((1, 4 * K), dtype=Wh.dtype)
-    for g in range(4):
-        row_times_rows(x, Wx, None, g * H + j0, gates[0, 0, g * H + j0:g * H + j1])
-        row_times_rows(h_prev, Wh, None, g * H + j0, hA[0, g * K:(g + 1) * K])
-    lstm_step_forward(gates[0], hA, b, cs[0], cs[1], tanh_cs[0], hs[1], j0)
-    if j0 == 0:
-        keep = inputs[0, 0]
-        for d in range(D):
-            keep[d] = x[d]
-        for j in range(H):
-            keep[D + j] = h_prev[j]
+    row_times_rows(xs[0, 0], Wx, None, c0, gates[0, 0, c0:c1])
+    row_times_rows(hs[0, 0], Wh, None, c0, hA[0, c0:c1])
+
+
+@njit(cache=True, nogil=True)
+def lstm_row_step(xs, b, hs, cs, inputs, gates, hA, tanh_cs):
+    """The step's elementwise pass after lstm_row_products (kernels/lstm.py's
+    lstm_step_forward, as the sequence path runs it, at T = N = 1), into the arrays of the
+    sequence path (fastlstm/backends/cpu.py's lstm_forward), so that backward is the same;
+    keeps x and h_0 side by side in inputs for backward.
+
+    b (4H,); cs (2, 1, H), c_0 given; the new h and c written into hs[1] and cs[1]; inputs
+    (1, 1, D + H); gates: the activated gates on return; tanh_cs (1, 1, H).
+    """
+    lstm_step_forward(gates[0], hA, b, cs[0], cs[1], tanh_cs[0], hs[1], 0)
+    keep = inputs[0, 0]
+    D = xs.shape[2]
+    for d in range(D):
+        keep[d] = xs[0, 0, d]
+    for j in range(hs.shape[2]):
+        keep[D + j] = hs[0, 0, j]

@@ -16,7 +16,7 @@ from fastlstm.kernels import regularisers
 from fastlstm.kernels.dropout import dropout_backward, dropout_forward, dropout_mask, locked_apply, multiply_into
 from fastlstm.kernels.embedding import embedding_backward, embedding_forward, embedding_forward_scaled, scale_rows
 from fastlstm.kernels.linalg import column_sums
-from fastlstm.kernels.one_row import PARTIALS, lstm_row_forward, row_times_columns, row_times_rows
+from fastlstm.kernels.one_row import PARTIALS, lstm_row_products, lstm_row_step, row_times_columns, row_times_rows
 from fastlstm.kernels.optim import sum_squares
 from fastlstm.kernels.softmax import softmax_cross_entropy_forward, softmax_cross_entropy_forward_backward
 from fastlstm.lanes import default as default_lanes, loop
@@ -247,9 +247,9 @@ def lstm_forward(xs, params, state, empty, workspace, lanes, masks=None):
 
 
 def _lstm_one_row(xs, params, state, empty, lanes):
-    """lstm_forward of one row, one step (generation): the same arrays, each lane computing
-    its hidden units' products and step (kernels/one_row.py) with no BLAS call; any cut of
-    the units gives the same bits."""
+    """lstm_forward of one row, one step (generation): the same arrays, the lanes
+    computing bands of the gates' columns (kernels/one_row.py) with no BLAS call, then
+    the step's elementwise pass on this thread; any cut of the columns gives the same bits."""
     Wx, Wh, b = params
     h0, c0 = state
     D, (H, G) = Wx.shape[0], Wh.shape
@@ -258,12 +258,13 @@ def _lstm_one_row(xs, params, state, empty, lanes):
     hs[0] = 0 if h0 is None else h0
     cs[0] = 0 if c0 is None else c0
     inputs, gates = empty("inputs", (1, 1, D + H), dtype), empty("gates", (1, 1, G), dtype)
-    tanh_cs = empty("tanh_cs", (1, 1, H), dtype)
+    hA, tanh_cs = empty("hA", (1, G), dtype), empty("tanh_cs", (1, 1, H), dtype)
 
-    def lane(k, j0, j1):
-        lstm_row_forward(xs, Wx, Wh, b, hs, cs, inputs, gates, tanh_cs, j0, j1)
+    def lane(k, c0, c1):
+        lstm_row_products(xs, hs, Wx, Wh, gates, hA, c0, c1)
 
-    _run_row(lane, H, (D + H) * G, lanes)
+    _run_row(lane, G, (D + H) * G, lanes)
+    lstm_row_step(xs, b, hs, cs, inputs, gates, hA, tanh_cs)
     return hs[1:], (hs[1], cs[1]), (inputs, cs, tanh_cs, gates, RecurrentMasks.none(hs))
 
 
