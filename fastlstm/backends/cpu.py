@@ -260,8 +260,8 @@ def _lstm_one_row(xs, params, state, empty, lanes):
     inputs, gates = empty("inputs", (1, 1, D + H), dtype), empty("gates", (1, 1, G), dtype)
     hA, tanh_cs = empty("hA", (1, G), dtype), empty("tanh_cs", (1, 1, H), dtype)
 
-    def lane(k, c0, c1):
-        lstm_row_products(xs, hs, Wx, Wh, gates, hA, c0, c1)
+    def lane(k, g0, g1):  # gate columns g0 .. g1 - 1
+        lstm_row_products(xs, hs, Wx, Wh, gates, hA, g0, g1)
 
     _run_row(lane, G, (D + H) * G, lanes)
     lstm_row_step(xs, b, hs, cs, inputs, gates, hA, tanh_cs)
